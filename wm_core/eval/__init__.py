@@ -1,0 +1,1 @@
+"""Episode runner, policy registry, baseline policies and reports."""

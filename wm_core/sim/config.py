@@ -1,0 +1,117 @@
+"""Configuration of the table-clearing world."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wm_core.config import ConfigError, check_range
+
+Box3 = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+MIN_OBJECTS, MAX_OBJECTS = 1, 6
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Everything that defines one family of table-clearing episodes.
+
+    All randomisation is drawn from the episode seed passed to ``reset``.
+    """
+
+    n_objects: int = 3
+    """Objects on the table per episode, 1-6."""
+    object_half_size: tuple[float, float] = (0.02, 0.032)
+    """Range (m) of object half-extents (box half-sides, cylinder radius/half-height)."""
+    light_jitter: float = 0.0
+    """Fractional jitter of light intensity, and of light position in units of 0.5 m, 0-1."""
+    camera_jitter_deg: float = 0.0
+    """Scene camera orientation jitter: rotation about a random axis by up to this many deg."""
+    image_size: int = 128
+    """Side (px) of the square RGB observation."""
+    render_images: bool = True
+    """Render camera images into observations. Off for the oracle and scoring (faster)."""
+    wrist_camera: bool = False
+    """Also render a wrist camera image (``obs['wrist_image']``)."""
+    physics_dt: float = 0.002
+    """Physics time step (s); at most 0.002 (>= 500 Hz)."""
+    control_hz: float = 10.0
+    """Agent (action) rate in Hz; the physics steps per action are 1/(control_hz*physics_dt)."""
+    max_episode_s: float = 90.0
+    """Episode time limit in simulated seconds."""
+    max_tool_step: float = 0.018
+    """Tool displacement (m) commanded by a unit action per agent step (0.18 m/s at 10 Hz)."""
+    tool_speed_limit: float = 0.25
+    """Tool speed (m/s) above which a safety event is counted (ISO 10218-1 reduced speed)."""
+    keepout_boxes: tuple[Box3, ...] = (((0.85, -0.7, 0.0), (1.4, 0.7, 2.0)),)
+    """Axis-aligned keep-out boxes ((xmin, ymin, zmin), (xmax, ymax, zmax)) in the world frame,
+    e.g. where a person may stand. Default: the far side of the table."""
+    suction_gain: float = 40.0
+    """Adhesion force (N) of the suction cup when on."""
+
+    def __post_init__(self) -> None:
+        check_range("n_objects", self.n_objects, MIN_OBJECTS, MAX_OBJECTS, integer=True)
+        lo, hi = _pair("object_half_size", self.object_half_size)
+        check_range("object_half_size[0]", lo, 0.01, 0.045)
+        check_range("object_half_size[1]", hi, lo, 0.045)
+        check_range("light_jitter", self.light_jitter, 0.0, 1.0)
+        check_range("camera_jitter_deg", self.camera_jitter_deg, 0.0, 15.0)
+        check_range("image_size", self.image_size, 16, 1024, integer=True)
+        check_range("physics_dt", self.physics_dt, 1e-4, 0.002)
+        check_range("control_hz", self.control_hz, 1.0, 100.0)
+        if 1.0 / (self.control_hz * self.physics_dt) < 1:
+            raise ConfigError(f"{self.control_hz=} is faster than the physics ({self.physics_dt=})")
+        check_range("max_episode_s", self.max_episode_s, 1.0, 3600.0)
+        check_range("max_tool_step", self.max_tool_step, 0.001, 0.05)
+        check_range("tool_speed_limit", self.tool_speed_limit, 0.01, 5.0)
+        check_range("suction_gain", self.suction_gain, 0.0, 500.0)
+        for i, box in enumerate(self.keepout_boxes):
+            try:
+                (x0, y0, z0), (x1, y1, z1) = box
+                ok = x0 < x1 and y0 < y1 and z0 < z1
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(
+                    f"keepout_boxes[{i}]={box!r} must be ((xmin, ymin, zmin), (xmax, ymax, zmax))"
+                    " with min < max"
+                )
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per agent step."""
+        return round(1.0 / (self.control_hz * self.physics_dt))
+
+    @property
+    def max_steps(self) -> int:
+        return round(self.max_episode_s * self.control_hz)
+
+
+def _pair(name: str, value: object) -> tuple[float, float]:
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise ConfigError(f"{name}={value!r} must be a pair (low, high)")
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Fixed geometry of the world (not user-configurable)."""
+
+    table_x: tuple[float, float] = (-0.35, 0.85)
+    table_y: tuple[float, float] = (-0.6, 0.7)
+    table_height: float = 0.04  # thickness of the table slab below z = 0
+    object_x: tuple[float, float] = (0.32, 0.62)
+    object_y: tuple[float, float] = (-0.3, 0.22)
+    bin_center: tuple[float, float] = (0.2, 0.48)
+    bin_inner_half: float = 0.12
+    bin_wall_height: float = 0.08
+    bin_wall_thickness: float = 0.01
+    home_q: tuple[float, ...] = (3.141593, -1.9, 1.9, -1.570796, -1.570796, 0.0)
+    workspace_lo: tuple[float, float, float] = (-0.1, -0.45, 0.004)
+    workspace_hi: tuple[float, float, float] = (0.8, 0.62, 0.55)
+    camera_pos: tuple[float, float, float] = (1.25, -0.05, 0.95)
+    camera_target: tuple[float, float, float] = (0.38, 0.12, 0.0)
+    camera_fovy_deg: float = 50.0
+    extra: dict = field(default_factory=dict)
+
+
+LAYOUT = _Layout()

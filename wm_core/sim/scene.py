@@ -1,0 +1,158 @@
+"""Build the MuJoCo table-clearing scene (MJCF text) for one seeded episode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from transforms3d.quaternions import mat2quat
+
+from wm_core.robot import load_arm
+from wm_core.robot.mjcf import arm_actuators_xml, arm_body_xml
+from wm_core.sim.config import LAYOUT, SceneConfig
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    name: str
+    shape: str  # "box" or "cylinder"
+    half_size: tuple[float, float, float]  # box: half-extents; cylinder: (r, r, half_height)
+    rgba: tuple[float, float, float, float]
+    pos: tuple[float, float, float]
+    yaw: float
+
+    @property
+    def half_height(self) -> float:
+        return self.half_size[2]
+
+
+def look_at_quat(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """MuJoCo camera quaternion (w, x, y, z): camera looks along its -z, y up."""
+    z = pos - target
+    z = z / np.linalg.norm(z)
+    x = np.cross([0.0, 0.0, 1.0], z)
+    x = x / np.linalg.norm(x)
+    y = np.cross(z, x)
+    return mat2quat(np.stack([x, y, z], axis=1))
+
+
+def sample_objects(cfg: SceneConfig, rng: np.random.Generator) -> list[ObjectSpec]:
+    """K objects with random shape, size, colour and non-overlapping pose on the table."""
+    lo, hi = cfg.object_half_size
+    objs: list[ObjectSpec] = []
+    placed: list[tuple[float, float, float]] = []  # (x, y, radius)
+    for i in range(cfg.n_objects):
+        shape = "box" if rng.random() < 0.5 else "cylinder"
+        if shape == "box":
+            hs = tuple(float(v) for v in rng.uniform(lo, hi, size=3))
+        else:
+            r = float(rng.uniform(lo, hi))
+            hs = (r, r, float(rng.uniform(lo, hi)))
+        rgba = (*(float(c) for c in rng.uniform(0.1, 0.95, size=3)), 1.0)
+        radius = float(np.hypot(hs[0], hs[1]))
+        for _ in range(1000):
+            x = float(rng.uniform(*LAYOUT.object_x))
+            y = float(rng.uniform(*LAYOUT.object_y))
+            if all(np.hypot(x - px, y - py) > radius + pr + 0.03 for px, py, pr in placed):
+                break
+        else:  # pragma: no cover - the region fits six objects with a wide margin
+            raise RuntimeError("could not place objects without overlap")
+        placed.append((x, y, radius))
+        objs.append(ObjectSpec(f"obj{i}", shape, hs, rgba, (x, y, hs[2] + 0.001),
+                               float(rng.uniform(-np.pi, np.pi))))
+    return objs
+
+
+def _bin_xml() -> str:
+    cx, cy = LAYOUT.bin_center
+    h, t, w = LAYOUT.bin_inner_half, LAYOUT.bin_wall_thickness, LAYOUT.bin_wall_height
+    walls = [
+        ("bin_floor", (cx, cy, t / 2), (h + t, h + t, t / 2)),
+        ("bin_wall_n", (cx, cy + h + t / 2, w / 2), (h + t, t / 2, w / 2)),
+        ("bin_wall_s", (cx, cy - h - t / 2, w / 2), (h + t, t / 2, w / 2)),
+        ("bin_wall_e", (cx + h + t / 2, cy, w / 2), (t / 2, h, w / 2)),
+        ("bin_wall_w", (cx - h - t / 2, cy, w / 2), (t / 2, h, w / 2)),
+    ]
+    return "\n".join(
+        f'<geom name="{n}" class="bin" type="box" pos="{p[0]} {p[1]} {p[2]}" '
+        f'size="{s[0]} {s[1]} {s[2]}"/>'
+        for n, p, s in walls
+    )
+
+
+def _object_xml(o: ObjectSpec) -> str:
+    q = (np.cos(o.yaw / 2), 0.0, 0.0, np.sin(o.yaw / 2))
+    size = " ".join(f"{v:.5f}" for v in (o.half_size if o.shape == "box" else o.half_size[1:]))
+    vol = (8 * np.prod(o.half_size) if o.shape == "box"
+           else np.pi * o.half_size[0] ** 2 * 2 * o.half_size[2])
+    mass = max(0.03, 400.0 * vol)  # light plastic/foam-like objects
+    return (
+        f'<body name="{o.name}" pos="{o.pos[0]:.5f} {o.pos[1]:.5f} {o.pos[2]:.5f}" '
+        f'quat="{q[0]:.6f} 0 0 {q[3]:.6f}"><freejoint name="{o.name}_free"/>'
+        f'<geom name="{o.name}_geom" class="object" type="{o.shape}" size="{size}" '
+        f'mass="{mass:.4f}" rgba="{" ".join(f"{c:.3f}" for c in o.rgba)}"/></body>'
+    )
+
+
+def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
+    """The complete MJCF for one episode."""
+    arm = load_arm()
+    tx, ty, th = LAYOUT.table_x, LAYOUT.table_y, LAYOUT.table_height
+    cam_pos = np.array(LAYOUT.camera_pos)
+    cam_quat = look_at_quat(cam_pos, np.array(LAYOUT.camera_target))
+    wrist = (
+        '<camera name="wrist_cam" pos="0.06 0 -0.02" quat="0 0 1 0" fovy="70"/>'
+        '<site name="tool_site" pos="0 0 0" size="0.005" rgba="1 0 0 1"/>'
+    )
+    cup = (
+        '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
+    )
+    arm_xml = arm_body_xml(
+        arm,
+        extra={
+            "tool0": '<camera name="wrist_cam" pos="0 -0.06 0.02" quat="0 1 0 0" fovy="75"/>',
+            "suction_cup": cup,
+        },
+    )
+    del wrist
+    return f"""
+<mujoco model="wm_table_clearing">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{cfg.physics_dt}" integrator="implicitfast" cone="elliptic" impratio="10"/>
+  <visual><global offwidth="640" offheight="640"/><quality shadowsize="1024"/></visual>
+  <default>
+    <default class="arm"><geom contype="1" conaffinity="2" rgba="0.55 0.6 0.68 1"
+        condim="3" friction="1 0.01 0.001"/></default>
+    <default class="arm_base"><geom contype="0" conaffinity="0" rgba="0.3 0.3 0.35 1"/></default>
+    <default class="table"><geom contype="2" conaffinity="7" rgba="0.72 0.6 0.45 1"/></default>
+    <default class="bin"><geom contype="2" conaffinity="7" rgba="0.2 0.35 0.6 1"/></default>
+    <default class="object"><geom contype="4" conaffinity="7" condim="4"
+        friction="1.0 0.02 0.001" solref="0.005 1"/></default>
+  </default>
+  <asset>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.25 0.27 0.3" rgb2="0.2 0.22 0.25"
+        width="256" height="256"/>
+    <material name="floor" texture="grid" texrepeat="6 6"/>
+  </asset>
+  <worldbody>
+    <light name="key" pos="0.6 -0.6 2.0" dir="-0.2 0.3 -1" diffuse="0.7 0.7 0.7"
+        specular="0.2 0.2 0.2"/>
+    <light name="fill" pos="-0.6 0.8 1.8" dir="0.3 -0.3 -1" diffuse="0.35 0.35 0.35"
+        specular="0 0 0" castshadow="false"/>
+    <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" material="floor"
+        contype="2" conaffinity="4"/>
+    <geom name="table" class="table" type="box"
+        pos="{(tx[0] + tx[1]) / 2} {(ty[0] + ty[1]) / 2} {-th / 2}"
+        size="{(tx[1] - tx[0]) / 2} {(ty[1] - ty[0]) / 2} {th / 2}"/>
+    {_bin_xml()}
+    <camera name="scene_cam" pos="{cam_pos[0]} {cam_pos[1]} {cam_pos[2]}"
+        quat="{" ".join(f"{v:.6f}" for v in cam_quat)}" fovy="{LAYOUT.camera_fovy_deg}"/>
+    {arm_xml}
+    {"".join(_object_xml(o) for o in objects)}
+  </worldbody>
+  <actuator>
+    {arm_actuators_xml(arm)}
+    <adhesion name="suction" body="suction_cup" ctrlrange="0 1" gain="{cfg.suction_gain}"/>
+  </actuator>
+</mujoco>
+"""
