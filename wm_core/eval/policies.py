@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class Policy(Protocol):
-    privileged: bool
+    privileged: bool  # may read simulator ground truth (``info``): baselines only
+    needs_images: bool  # the runner renders camera images only for policies that use them
 
     def reset(self, seed: int) -> None: ...
 
@@ -64,6 +65,7 @@ class RandomPolicy:
     """Uniform random tool deltas; suction toggles at random. The lower bound."""
 
     privileged = False
+    needs_images = False
 
     def __init__(self, cfg: SceneConfig):
         self.rng = np.random.default_rng(0)
@@ -72,8 +74,7 @@ class RandomPolicy:
         self.rng = np.random.default_rng(seed + 7919)
 
     def act(self, obs: dict, info: dict | None) -> np.ndarray:
-        a = self.rng.uniform(-1, 1, size=4)
-        return a
+        return self.rng.uniform(-1, 1, size=4)
 
 
 @register_policy("oracle")
@@ -85,6 +86,7 @@ class OraclePolicy:
     """
 
     privileged = True
+    needs_images = False
     hover_z = 0.22
     release_z = 0.17
 

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``wm bench``. Each returns a JSON-serialisable dict."""

@@ -1,0 +1,138 @@
+"""Run a policy for N seeded episodes and write ``report.json`` (+ an mp4 of episode 0)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from wm_core.eval.policies import make_policy
+from wm_core.sim import SceneConfig, TableClearingEnv
+from wm_core.sim.safety import EVENT_KINDS
+
+log = logging.getLogger(__name__)
+
+VIDEO_SIZE = 256
+REPORT_VERSION = 1
+
+
+def run_episode(env: TableClearingEnv, policy, seed: int, video: list | None = None) -> dict:
+    """One episode; returns its metrics plus per-step wall-clock latencies (ms)."""
+    obs, info = env.reset(seed)
+    policy.reset(seed)
+    latencies = []
+    while True:
+        if video is not None:
+            video.append(env.render("scene_cam", VIDEO_SIZE))
+        t0 = time.perf_counter()
+        action = policy.act(obs, info if policy.privileged else None)
+        obs, _, terminated, truncated, info = env.step(action)
+        latencies.append((time.perf_counter() - t0) * 1e3)
+        if terminated or truncated:
+            break
+    if video is not None:
+        video.append(env.render("scene_cam", VIDEO_SIZE))
+    m = env.episode_metrics()
+    m["seed"] = seed
+    m["latencies_ms"] = latencies
+    return m
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
+    import imageio.v2 as imageio
+
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7,
+                            macro_block_size=16) as w:
+        for f in frames:
+            w.append_data(f)
+
+
+def evaluate(
+    policy_name: str,
+    episodes: int,
+    seed: int,
+    cfg: SceneConfig,
+    out_dir: Path,
+    video: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Run ``episodes`` episodes with seeds ``seed .. seed+episodes-1``; write the report."""
+    policy = make_policy(policy_name, cfg)
+    cfg = dataclasses.replace(cfg, render_images=bool(getattr(policy, "needs_images", True)))
+    env = TableClearingEnv(cfg)
+    results, frames = [], []
+    t_start = time.perf_counter()
+    try:
+        for i in tqdm(range(episodes), desc=f"eval {policy_name}", unit="ep",
+                      disable=not progress, leave=False):
+            results.append(run_episode(env, policy, seed + i, frames if (video and i == 0) else None))
+    finally:
+        env.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = build_report(policy_name, seed, cfg, results)
+    report["wall_s"] = round(time.perf_counter() - t_start, 2)
+    if video and frames:
+        vpath = out_dir / "episode0.mp4"
+        write_video(frames, vpath, fps=cfg.control_hz)
+        report["video"] = vpath.name
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[dict]) -> dict:
+    lat = np.concatenate([r["latencies_ms"] for r in results]) if results else np.zeros(1)
+    total = sum(r["objects"] for r in results)
+    cleared = sum(r["cleared"] for r in results)
+    safety = {k: int(sum(r["safety"][k] for r in results)) for k in EVENT_KINDS}
+    return {
+        "report_version": REPORT_VERSION,
+        "policy": policy_name,
+        "episodes": len(results),
+        "seed": seed,
+        "objects_per_episode": cfg.n_objects,
+        "camera_jitter_deg": cfg.camera_jitter_deg,
+        "light_jitter": cfg.light_jitter,
+        "objects_total": total,
+        "objects_cleared": cleared,
+        "clear_rate": cleared / total if total else 0.0,
+        "full_clear_rate": float(np.mean([r["cleared"] == r["objects"] for r in results])),
+        "objects_dropped": sum(r["dropped"] for r in results),
+        "safety_violations": safety,
+        "safety_violations_total": sum(safety.values()),
+        "mean_episode_sim_s": float(np.mean([r["sim_time_s"] for r in results])),
+        "control_hz": cfg.control_hz,
+        "physics_hz": 1.0 / cfg.physics_dt,
+        "step_latency_ms_p50": float(np.percentile(lat, 50)),
+        "step_latency_ms_p99": float(np.percentile(lat, 99)),
+        "per_episode": [
+            {k: r[k] for k in ("seed", "objects", "cleared", "dropped", "sim_time_s", "safety")}
+            for r in results
+        ],
+    }
+
+
+def summary_table(report: dict) -> str:
+    """A one-screen human summary of a report."""
+    rows = [
+        ("policy", report["policy"]),
+        ("episodes x objects", f'{report["episodes"]} x {report["objects_per_episode"]}'),
+        ("cleared", f'{report["objects_cleared"]}/{report["objects_total"]} '
+                    f'({report["clear_rate"]:.1%})'),
+        ("full clears", f'{report["full_clear_rate"]:.1%}'),
+        ("dropped", report["objects_dropped"]),
+        ("safety events", report["safety_violations_total"]),
+    ]
+    rows += [(f"  {k}", v) for k, v in report["safety_violations"].items() if v]
+    rows += [
+        ("mean episode (sim s)", f'{report["mean_episode_sim_s"]:.1f}'),
+        ("control rate (Hz)", f'{report["control_hz"]:g}'),
+        ("step latency p50/p99 (ms)",
+         f'{report["step_latency_ms_p50"]:.2f} / {report["step_latency_ms_p99"]:.2f}'),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
