@@ -42,17 +42,35 @@ def _writable_dir(path: str) -> Path:
 
 
 def _add_scene_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--objects", type=int, default=None,
-                   help="objects on the table per episode, 1-6 (default 3)")
-    p.add_argument("--camera-jitter", type=float, default=None, metavar="DEG",
-                   help="scene camera orientation jitter, 0-15 deg, random axis (default 0)")
-    p.add_argument("--light-jitter", type=float, default=None, metavar="FRAC",
-                   help="light intensity jitter fraction and position jitter "
-                        "(FRAC x 0.5 m), 0-1 (default 0)")
-    p.add_argument("--scene-config", type=str, default=None, metavar="YAML",
-                   help="SceneConfig YAML (fields of wm_core.sim.config.SceneConfig); "
-                        "flags override it. Object sizes and colours are drawn per seed "
-                        "within object_half_size")
+    p.add_argument(
+        "--objects",
+        type=int,
+        default=None,
+        help="objects on the table per episode, 1-6 (default 3)",
+    )
+    p.add_argument(
+        "--camera-jitter",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="scene camera orientation jitter, 0-15 deg, random axis (default 0)",
+    )
+    p.add_argument(
+        "--light-jitter",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="light intensity jitter fraction and position jitter (FRAC x 0.5 m), 0-1 (default 0)",
+    )
+    p.add_argument(
+        "--scene-config",
+        type=str,
+        default=None,
+        metavar="YAML",
+        help="SceneConfig YAML (fields of wm_core.sim.config.SceneConfig); "
+        "flags override it. Object sizes and colours are drawn per seed "
+        "within object_half_size",
+    )
 
 
 def _scene_config(args: argparse.Namespace):
@@ -82,8 +100,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed} must be >= 0")
     cfg = _scene_config(args)
     out = _writable_dir(args.out)
-    report = evaluate(args.policy, args.episodes, args.seed, cfg, out,
-                      video=not args.no_video, progress=not args.quiet)
+    report = evaluate(
+        args.policy,
+        args.episodes,
+        args.seed,
+        cfg,
+        out,
+        video=not args.no_video,
+        progress=not args.quiet,
+    )
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
     return 0
@@ -108,11 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    ev = sub.add_parser("eval", help="run a policy for N seeded table-clearing episodes",
-                        description="Run a policy for N episodes (seeds S..S+N-1) and write "
-                        "DIR/report.json and DIR/episode0.mp4.")
-    ev.add_argument("--policy", required=True,
-                    help="registered policy name (built in: oracle, random)")
+    ev = sub.add_parser(
+        "eval",
+        help="run a policy for N seeded table-clearing episodes",
+        description="Run a policy for N episodes (seeds S..S+N-1) and write "
+        "DIR/report.json and DIR/episode0.mp4.",
+    )
+    ev.add_argument(
+        "--policy", required=True, help="registered policy name (built in: oracle, random)"
+    )
     ev.add_argument("--episodes", type=int, default=10, help="number of episodes, >= 1")
     ev.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
     _add_scene_args(ev)
@@ -131,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (UsageError, ConfigError, KeyError) as exc:

@@ -23,8 +23,9 @@ def _rate(fn, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench_sim(physics_steps: int = 20000, frames: int = 200, env_steps: int = 300,
-              seed: int = 0) -> dict:
+def bench_sim(
+    physics_steps: int = 20000, frames: int = 200, env_steps: int = 300, seed: int = 0
+) -> dict:
     cfg = SceneConfig(render_images=False, n_objects=3)
     env = TableClearingEnv(cfg)
     env.reset(seed)
@@ -73,7 +74,7 @@ def bench_sim(physics_steps: int = 20000, frames: int = 200, env_steps: int = 30
             "render_fps_128": bool(render_fps >= 30),
         },
         "notes": "software EGL rendering (Mesa llvmpipe) unless a GPU is present; "
-                 f"env steps run {substeps} physics steps plus IK and safety checks each",
+        f"env steps run {substeps} physics steps plus IK and safety checks each",
         "seed": seed,
         "n_samples": {"physics": physics_steps, "frames": frames, "env_steps": env_steps},
         "numpy": np.__version__,

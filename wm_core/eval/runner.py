@@ -46,8 +46,7 @@ def run_episode(env: TableClearingEnv, policy, seed: int, video: list | None = N
 def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
     import imageio.v2 as imageio
 
-    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7,
-                            macro_block_size=16) as w:
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=16) as w:
         for f in frames:
             w.append_data(f)
 
@@ -68,9 +67,16 @@ def evaluate(
     results, frames = [], []
     t_start = time.perf_counter()
     try:
-        for i in tqdm(range(episodes), desc=f"eval {policy_name}", unit="ep",
-                      disable=not progress, leave=False):
-            results.append(run_episode(env, policy, seed + i, frames if (video and i == 0) else None))
+        for i in tqdm(
+            range(episodes),
+            desc=f"eval {policy_name}",
+            unit="ep",
+            disable=not progress,
+            leave=False,
+        ):
+            results.append(
+                run_episode(env, policy, seed + i, frames if (video and i == 0) else None)
+            )
     finally:
         env.close()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,19 +126,23 @@ def summary_table(report: dict) -> str:
     """A one-screen human summary of a report."""
     rows = [
         ("policy", report["policy"]),
-        ("episodes x objects", f'{report["episodes"]} x {report["objects_per_episode"]}'),
-        ("cleared", f'{report["objects_cleared"]}/{report["objects_total"]} '
-                    f'({report["clear_rate"]:.1%})'),
-        ("full clears", f'{report["full_clear_rate"]:.1%}'),
+        ("episodes x objects", f"{report['episodes']} x {report['objects_per_episode']}"),
+        (
+            "cleared",
+            f"{report['objects_cleared']}/{report['objects_total']} ({report['clear_rate']:.1%})",
+        ),
+        ("full clears", f"{report['full_clear_rate']:.1%}"),
         ("dropped", report["objects_dropped"]),
         ("safety events", report["safety_violations_total"]),
     ]
     rows += [(f"  {k}", v) for k, v in report["safety_violations"].items() if v]
     rows += [
-        ("mean episode (sim s)", f'{report["mean_episode_sim_s"]:.1f}'),
-        ("control rate (Hz)", f'{report["control_hz"]:g}'),
-        ("step latency p50/p99 (ms)",
-         f'{report["step_latency_ms_p50"]:.2f} / {report["step_latency_ms_p99"]:.2f}'),
+        ("mean episode (sim s)", f"{report['mean_episode_sim_s']:.1f}"),
+        ("control rate (Hz)", f"{report['control_hz']:g}"),
+        (
+            "step latency p50/p99 (ms)",
+            f"{report['step_latency_ms_p50']:.2f} / {report['step_latency_ms_p99']:.2f}",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -142,7 +142,9 @@ def parse_urdf(text: str) -> ArmDescription:
             if cyl is None:
                 raise ValueError(f"URDF link {name}: only cylinder collisions are supported")
             cols.append(
-                Cylinder(origin_to_matrix(xyz, rpy), float(cyl.get("radius")), float(cyl.get("length")))
+                Cylinder(
+                    origin_to_matrix(xyz, rpy), float(cyl.get("radius")), float(cyl.get("length"))
+                )
             )
         links[name] = Link(name, inertial, tuple(cols))
 
@@ -157,14 +159,21 @@ def parse_urdf(text: str) -> ArmDescription:
         if parent is None or child is None:
             raise ValueError(f"URDF joint {name}: needs <parent> and <child>")
         xyz, rpy = _origin(el.find("origin"), f"joint {name}")
-        axis = _floats(el.find("axis").get("xyz") if el.find("axis") is not None else "0 0 1", 3,
-                       f"joint {name} axis")
+        axis = _floats(
+            el.find("axis").get("xyz") if el.find("axis") is not None else "0 0 1",
+            3,
+            f"joint {name} axis",
+        )
         lim = el.find("limit")
         if jtype == "revolute" and lim is None:
             raise ValueError(f"URDF joint {name}: revolute joint needs <limit>")
         lo, hi, vel, eff = (
-            (float(lim.get("lower")), float(lim.get("upper")), float(lim.get("velocity")),
-             float(lim.get("effort", "0")))
+            (
+                float(lim.get("lower")),
+                float(lim.get("upper")),
+                float(lim.get("velocity")),
+                float(lim.get("effort", "0")),
+            )
             if lim is not None
             else (0.0, 0.0, 0.0, 0.0)
         )
@@ -174,8 +183,18 @@ def parse_urdf(text: str) -> ArmDescription:
         if pname in joints_by_parent:
             raise ValueError(f"URDF link {pname} has two child joints; only serial chains")
         joints_by_parent[pname] = Joint(
-            name, jtype, pname, cname, origin_to_matrix(xyz, rpy), xyz, rpy,
-            axis / np.linalg.norm(axis), lo, hi, vel, eff,
+            name,
+            jtype,
+            pname,
+            cname,
+            origin_to_matrix(xyz, rpy),
+            xyz,
+            rpy,
+            axis / np.linalg.norm(axis),
+            lo,
+            hi,
+            vel,
+            eff,
         )
         children.add(cname)
     roots = [n for n in links if n not in children]

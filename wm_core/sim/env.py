@@ -54,9 +54,13 @@ class TableClearingEnv:
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.objects: list[ObjectSpec] = []
         self.monitor = SafetyMonitor(
-            SafetyLimits(self.kin.lower, self.kin.upper, self.kin.velocity_limit,
-                         self.cfg.tool_speed_limit,
-                         tuple((np.array(lo), np.array(hi)) for lo, hi in self.cfg.keepout_boxes))
+            SafetyLimits(
+                self.kin.lower,
+                self.kin.upper,
+                self.kin.velocity_limit,
+                self.cfg.tool_speed_limit,
+                tuple((np.array(lo), np.array(hi)) for lo, hi in self.cfg.keepout_boxes),
+            )
         )
         self._ws_lo, self._ws_hi = np.array(LAYOUT.workspace_lo), np.array(LAYOUT.workspace_hi)
 
@@ -144,7 +148,9 @@ class TableClearingEnv:
             self.tool_cmd = target
         return self.step_joint(q_new, a[3] > 0)
 
-    def step_joint(self, q_target: np.ndarray, suction: bool) -> tuple[dict, float, bool, bool, dict]:
+    def step_joint(
+        self, q_target: np.ndarray, suction: bool
+    ) -> tuple[dict, float, bool, bool, dict]:
         """Joint-position action: move to ``q_target`` [6] over one agent step.
 
         The step is limited to the joint velocity limits (the servo's own limit); the
@@ -213,8 +219,10 @@ class TableClearingEnv:
         tx, ty = LAYOUT.table_x, LAYOUT.table_y
         off_table = (
             (pos[:, 2] < -0.05)
-            | (pos[:, 0] < tx[0]) | (pos[:, 0] > tx[1])
-            | (pos[:, 1] < ty[0]) | (pos[:, 1] > ty[1])
+            | (pos[:, 0] < tx[0])
+            | (pos[:, 0] > tx[1])
+            | (pos[:, 1] < ty[0])
+            | (pos[:, 1] > ty[1])
         )
         self._cleared = in_bin & ~held
         self._dropped |= off_table & ~in_bin

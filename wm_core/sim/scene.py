@@ -58,8 +58,11 @@ def sample_objects(cfg: SceneConfig, rng: np.random.Generator) -> list[ObjectSpe
         else:  # pragma: no cover - the region fits six objects with a wide margin
             raise RuntimeError("could not place objects without overlap")
         placed.append((x, y, radius))
-        objs.append(ObjectSpec(f"obj{i}", shape, hs, rgba, (x, y, hs[2] + 0.001),
-                               float(rng.uniform(-np.pi, np.pi))))
+        objs.append(
+            ObjectSpec(
+                f"obj{i}", shape, hs, rgba, (x, y, hs[2] + 0.001), float(rng.uniform(-np.pi, np.pi))
+            )
+        )
     return objs
 
 
@@ -83,8 +86,11 @@ def _bin_xml() -> str:
 def _object_xml(o: ObjectSpec) -> str:
     q = (np.cos(o.yaw / 2), 0.0, 0.0, np.sin(o.yaw / 2))
     size = " ".join(f"{v:.5f}" for v in (o.half_size if o.shape == "box" else o.half_size[1:]))
-    vol = (8 * np.prod(o.half_size) if o.shape == "box"
-           else np.pi * o.half_size[0] ** 2 * 2 * o.half_size[2])
+    vol = (
+        8 * np.prod(o.half_size)
+        if o.shape == "box"
+        else np.pi * o.half_size[0] ** 2 * 2 * o.half_size[2]
+    )
     mass = max(0.03, 400.0 * vol)  # light plastic/foam-like objects
     return (
         f'<body name="{o.name}" pos="{o.pos[0]:.5f} {o.pos[1]:.5f} {o.pos[2]:.5f}" '
@@ -104,9 +110,7 @@ def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
         '<camera name="wrist_cam" pos="0.06 0 -0.02" quat="0 0 1 0" fovy="70"/>'
         '<site name="tool_site" pos="0 0 0" size="0.005" rgba="1 0 0 1"/>'
     )
-    cup = (
-        '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
-    )
+    cup = '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
     arm_xml = arm_body_xml(
         arm,
         extra={

@@ -7,16 +7,18 @@ from wm_core.sim import SceneConfig
 
 
 def test_oracle_clears_at_least_95_percent_with_zero_safety_events(tmp_path):
-    report = evaluate("oracle", 20, 100, SceneConfig(n_objects=3), tmp_path,
-                      video=False, progress=False)
+    report = evaluate(
+        "oracle", 20, 100, SceneConfig(n_objects=3), tmp_path, video=False, progress=False
+    )
     assert report["episodes"] == 20 and report["objects_total"] == 60
     assert report["clear_rate"] >= 0.95, report["per_episode"]
     assert report["safety_violations_total"] == 0, report["safety_violations"]
 
 
 def test_random_clears_at_most_10_percent(tmp_path):
-    report = evaluate("random", 4, 100, SceneConfig(n_objects=3), tmp_path,
-                      video=False, progress=False)
+    report = evaluate(
+        "random", 4, 100, SceneConfig(n_objects=3), tmp_path, video=False, progress=False
+    )
     assert report["objects_total"] == 12
     assert report["clear_rate"] <= 0.10
 

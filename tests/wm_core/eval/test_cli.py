@@ -7,22 +7,45 @@ import pytest
 from wm_core.eval.policies import available_policies, register_policy
 
 REQUIRED = {
-    "policy": str, "episodes": int, "seed": int, "objects_per_episode": int,
-    "objects_total": int, "objects_cleared": int, "clear_rate": float,
-    "full_clear_rate": float, "objects_dropped": int, "safety_violations": dict,
-    "safety_violations_total": int, "mean_episode_sim_s": float, "control_hz": float,
-    "step_latency_ms_p50": float, "step_latency_ms_p99": float,
+    "policy": str,
+    "episodes": int,
+    "seed": int,
+    "objects_per_episode": int,
+    "objects_total": int,
+    "objects_cleared": int,
+    "clear_rate": float,
+    "full_clear_rate": float,
+    "objects_dropped": int,
+    "safety_violations": dict,
+    "safety_violations_total": int,
+    "mean_episode_sim_s": float,
+    "control_hz": float,
+    "step_latency_ms_p50": float,
+    "step_latency_ms_p99": float,
 }
 
 
 def wm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wm_core.cli", *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_eval_writes_report_video_and_summary(tmp_path):
-    r = wm("eval", "--policy", "oracle", "--episodes", "1", "--seed", "3", "--objects", "1",
-           "--out", str(tmp_path), "--quiet")
+    r = wm(
+        "eval",
+        "--policy",
+        "oracle",
+        "--episodes",
+        "1",
+        "--seed",
+        "3",
+        "--objects",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     for key, typ in REQUIRED.items():
@@ -30,8 +53,13 @@ def test_eval_writes_report_video_and_summary(tmp_path):
     assert report["policy"] == "oracle" and report["seed"] == 3
     assert report["objects_total"] == 1 and report["objects_cleared"] == 1
     assert set(report["safety_violations"]) == {
-        "arm_table_collision", "arm_bin_collision", "joint_position_limit",
-        "joint_velocity_limit", "tool_speed", "keepout_entry"}
+        "arm_table_collision",
+        "arm_bin_collision",
+        "joint_position_limit",
+        "joint_velocity_limit",
+        "tool_speed",
+        "keepout_entry",
+    }
     assert (tmp_path / "episode0.mp4").stat().st_size > 10_000
     assert "cleared" in r.stdout and "1/1" in r.stdout
 

@@ -11,7 +11,9 @@ from wm_core.sim.scene import build_scene_xml, sample_objects
 @pytest.fixture(scope="module")
 def mj():
     cfg = SceneConfig(n_objects=1)
-    m = mujoco.MjModel.from_xml_string(build_scene_xml(cfg, sample_objects(cfg, np.random.default_rng(0))))
+    m = mujoco.MjModel.from_xml_string(
+        build_scene_xml(cfg, sample_objects(cfg, np.random.default_rng(0)))
+    )
     return m, mujoco.MjData(m)
 
 
@@ -76,10 +78,16 @@ def test_ik_reaches_tool_down_targets():
     "bad, match",
     [
         ("<robot><link", "well-formed"),
-        ('<robot name="r"><link name="a"/><link name="b"/><joint name="j" type="prismatic">'
-         '<parent link="a"/><child link="b"/></joint></robot>', "prismatic"),
-        ('<robot name="r"><link name="a"/><link name="b"/><joint name="j" type="revolute">'
-         '<parent link="a"/><child link="b"/></joint></robot>', "needs <limit>"),
+        (
+            '<robot name="r"><link name="a"/><link name="b"/><joint name="j" type="prismatic">'
+            '<parent link="a"/><child link="b"/></joint></robot>',
+            "prismatic",
+        ),
+        (
+            '<robot name="r"><link name="a"/><link name="b"/><joint name="j" type="revolute">'
+            '<parent link="a"/><child link="b"/></joint></robot>',
+            "needs <limit>",
+        ),
     ],
 )
 def test_malformed_urdf_is_rejected_by_name(bad, match):

@@ -76,8 +76,9 @@ def test_camera_intrinsics_and_extrinsics_project_the_tool():
     r = d.cam_xmat[cid].reshape(3, 3)
     local = r.T @ (info["tool_pos"] - d.cam_xpos[cid])  # MuJoCo camera frame, looks along -z
     f = cam.K[0, 0]
-    np.testing.assert_allclose(uv[:2], [64 + f * local[0] / -local[2], 64 - f * local[1] / -local[2]],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        uv[:2], [64 + f * local[0] / -local[2], 64 - f * local[1] / -local[2]], atol=1e-6
+    )
     assert 0 <= uv[0] < 128 and 0 <= uv[1] < 128
     env.close()
 

@@ -16,15 +16,24 @@ from wm_core.sim.safety import (
 )
 
 LIM = SafetyLimits(
-    lower=-np.ones(6), upper=np.ones(6), velocity=np.ones(6), tool_speed=0.25,
+    lower=-np.ones(6),
+    upper=np.ones(6),
+    velocity=np.ones(6),
+    tool_speed=0.25,
     keepout_boxes=((np.array([1.0, -1, 0]), np.array([2.0, 1, 1])),),
 )
 
 
 def clean_sample(**kw) -> SafetySample:
-    base = dict(q=np.zeros(6), qd=np.zeros(6), tool_speed=0.1,
-                arm_points=np.array([[0.5, 0, 0.3]]), arm_radii=np.array([0.05]),
-                touching_table=False, touching_bin=False)
+    base = dict(
+        q=np.zeros(6),
+        qd=np.zeros(6),
+        tool_speed=0.1,
+        arm_points=np.array([[0.5, 0, 0.3]]),
+        arm_radii=np.array([0.05]),
+        touching_table=False,
+        touching_bin=False,
+    )
     base.update(kw)
     return SafetySample(**base)
 
@@ -117,8 +126,9 @@ def test_sim_tool_speed():
 
 def test_sim_keepout_entry():
     box = (((0.3, -0.3, 0.1), (0.5, 0.3, 0.3)),)  # around the path in front of home
-    e = TableClearingEnv(dataclasses.replace(SceneConfig(render_images=False, n_objects=1),
-                                             keepout_boxes=box))
+    e = TableClearingEnv(
+        dataclasses.replace(SceneConfig(render_images=False, n_objects=1), keepout_boxes=box)
+    )
     e.reset(0)
     for _ in range(15):
         e.step(np.array([0.5, -0.6, -0.6, -1.0]))
