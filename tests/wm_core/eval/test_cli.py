@@ -107,3 +107,24 @@ def test_policy_registry_is_open():
             pass
 
     assert "test-still" in available_policies()
+
+
+def test_markdown_table_from_reports():
+    from wm_core.eval.markdown import reports_to_markdown
+
+    rep = {
+        "policy": "oracle",
+        "episodes": 2,
+        "objects_per_episode": 3,
+        "clear_rate": 1.0,
+        "full_clear_rate": 1.0,
+        "objects_dropped": 0,
+        "safety_violations_total": 1,
+        "mean_episode_sim_s": 28.5,
+        "step_latency_ms_p50": 6.0,
+        "step_latency_ms_p99": 9.0,
+        "safety_violations": {"tool_speed": 1, "keepout_entry": 0},
+    }
+    md = reports_to_markdown([rep])
+    assert "| oracle | 2 | 3 | 1.000 | 1.00 | 0 | 1 | 28.5 | 6.00 | 9.00 |" in md
+    assert "{'tool_speed': 1}" in md
