@@ -114,6 +114,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from wm_core.data.collect import CollectConfig, collect
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes {args.episodes} must be >= 1")
+    if not 1 <= args.workers <= 64:
+        raise UsageError(f"--workers {args.workers} must be in [1, 64]")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+    try:
+        cfg = CollectConfig(steps_per_episode=args.steps, image_size=args.image_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    scene = _scene_config(args)
+    out = _writable_dir(args.out)
+    result = collect(
+        out, args.episodes, args.workers, args.seed, scene, cfg, progress=not args.quiet
+    )
+    (out / "collect.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"collected {result['collected']} episodes ({result['steps']} steps), "
+        f"kept {result['skipped_existing']} existing, in {out}"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     out = _writable_dir(args.out)
     if args.what == "sim":
@@ -149,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
+
+    co = sub.add_parser(
+        "collect",
+        help="collect simulated trajectories into shards",
+        description="Parallel, resumable collection (seeds S..S+N-1) of "
+        "oracle, noisy-oracle and random/oracle-segment episodes.",
+    )
+    co.add_argument("--episodes", type=int, required=True, help="episodes, >= 1")
+    co.add_argument("--workers", type=int, default=2, help="worker processes, 1-64")
+    co.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
+    co.add_argument("--steps", type=int, default=200, help="actions per episode, 1-10000")
+    co.add_argument("--image-size", type=int, default=128, help="image side (px), 16-512")
+    _add_scene_args(co)
+    co.add_argument("--out", required=True, help="output directory of shards")
+    co.add_argument("--quiet", action="store_true", help="no progress bar")
+    co.set_defaults(func=cmd_collect)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim"], help="what to benchmark")
