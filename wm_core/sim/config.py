@@ -106,7 +106,7 @@ class _Layout:
     bin_wall_height: float = 0.08
     bin_wall_thickness: float = 0.01
     home_q: tuple[float, ...] = (3.141593, -1.9, 1.9, -1.570796, -1.570796, 0.0)
-    workspace_lo: tuple[float, float, float] = (-0.1, -0.45, 0.004)
+    workspace_lo: tuple[float, float, float] = (-0.1, -0.45, 0.015)
     workspace_hi: tuple[float, float, float] = (0.8, 0.62, 0.55)
     camera_pos: tuple[float, float, float] = (1.3, 0.0, 1.15)
     camera_target: tuple[float, float, float] = (0.25, 0.1, 0.08)

@@ -130,7 +130,7 @@ def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
     <default class="arm_base"><geom contype="0" conaffinity="0" rgba="0.3 0.3 0.35 1"/></default>
     <default class="table"><geom contype="2" conaffinity="7" rgba="0.72 0.6 0.45 1"/></default>
     <default class="bin"><geom contype="2" conaffinity="7" rgba="0.2 0.35 0.6 1"/></default>
-    <default class="object"><geom contype="4" conaffinity="7" condim="4"
+    <default class="object"><geom contype="4" conaffinity="7" condim="3"
         friction="1.0 0.02 0.001" solref="0.005 1"/></default>
   </default>
   <asset>

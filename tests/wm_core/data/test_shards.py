@@ -83,47 +83,31 @@ def test_wrong_version_and_nan_are_rejected(tmp_path):
         load_shard(p)
 
 
+def wm(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "wm_core.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
 def test_collect_cli(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wm_core.cli",
-            "collect",
-            "--episodes",
-            "1",
-            "--workers",
-            "1",
-            "--steps",
-            "3",
-            "--image-size",
-            "16",
-            "--seed",
-            "5",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
+    out = str(tmp_path)
+    r = wm(
+        "collect",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--steps",
+        "3",
+        "--image-size",
+        "16",
+        "--seed",
+        "5",
+        "--out",
+        out,
+        "--quiet",
     )
     assert r.returncode == 0, r.stderr
     assert shard_path(tmp_path, 5).is_file()
     assert json.loads((tmp_path / "collect.json").read_text())["collected"] == 1
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wm_core.cli",
-            "collect",
-            "--episodes",
-            "1",
-            "--workers",
-            "0",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = wm("collect", "--episodes", "1", "--workers", "0", "--out", out)
     assert r.returncode == 2 and "--workers 0 must be in [1, 64]" in r.stderr
