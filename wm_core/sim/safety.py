@@ -1,8 +1,9 @@
 """Safety event detectors for scoring episodes.
 
 These observe the simulator (ground truth) and count events; they do not intervene. The hard
-safety filter that guards commands lives in ``wm_core.plan`` (planner issue). Each detector
-counts rising edges: a violation that lasts many physics steps is one event.
+safety filter that guards commands will live in ``wm_core.plan`` (planner issue). Each detector
+counts rising edges with hysteresis: a violation that lasts many physics steps, or chatters
+(contact made and broken within ``clear_samples`` physics steps), is one event.
 """
 
 from __future__ import annotations
@@ -68,24 +69,37 @@ def active_violations(s: SafetySample, lim: SafetyLimits) -> set[str]:
 
 
 class SafetyMonitor:
-    """Counts safety events (rising edges of each violation kind) over an episode."""
+    """Counts safety events per kind over an episode.
 
-    def __init__(self, limits: SafetyLimits):
+    An event starts when a kind of violation appears while not already active; the kind stays
+    active until ``clear_samples`` consecutive samples are free of it (25 physics steps =
+    50 ms at 500 Hz by default), so contact chatter is not counted many times.
+    """
+
+    def __init__(self, limits: SafetyLimits, clear_samples: int = 25):
+        if clear_samples < 1:
+            raise ValueError(f"{clear_samples=} must be >= 1")
         self.limits = limits
-        self.counts: Counter[str] = Counter({k: 0 for k in EVENT_KINDS})
-        self._active: set[str] = set()
+        self.clear_samples = clear_samples
+        self.reset()
 
     def reset(self) -> None:
-        self.counts = Counter({k: 0 for k in EVENT_KINDS})
-        self._active = set()
+        self.counts: Counter[str] = Counter({k: 0 for k in EVENT_KINDS})
+        self._clean_for: dict[str, int] = {}  # active kind -> consecutive clean samples
 
     def update(self, sample: SafetySample) -> set[str]:
         """Feed one sample; returns the kinds of event that started at this sample."""
         now = active_violations(sample, self.limits)
-        new = now - self._active
+        new = {k for k in now if k not in self._clean_for}
         for k in new:
             self.counts[k] += 1
-        self._active = now
+        for k in list(self._clean_for):
+            if k not in now:
+                self._clean_for[k] += 1
+                if self._clean_for[k] >= self.clear_samples:
+                    del self._clean_for[k]
+        for k in now:
+            self._clean_for[k] = 0
         return new
 
     @property

@@ -55,12 +55,23 @@ def test_each_detector_fires_alone(kind, change):
 
 
 def test_monitor_counts_rising_edges_only():
-    mon = SafetyMonitor(LIM)
+    mon = SafetyMonitor(LIM, clear_samples=1)
     seq = [False, True, True, False, True]
     for bad in seq:
         mon.update(clean_sample(tool_speed=0.5 if bad else 0.1))
     assert mon.counts["tool_speed"] == 2 and mon.total == 2
     assert set(mon.counts) == set(EVENT_KINDS)
+
+
+def test_monitor_hysteresis_merges_chatter():
+    mon = SafetyMonitor(LIM, clear_samples=3)
+    # chatter (gaps of 1-2 clean samples) is one event; a gap of 3 ends it
+    seq = [1, 0, 1, 0, 0, 1, 0, 0, 0, 1]
+    for bad in seq:
+        mon.update(clean_sample(touching_table=bool(bad)))
+    assert mon.counts["arm_table_collision"] == 2
+    with pytest.raises(ValueError, match="clear_samples"):
+        SafetyMonitor(LIM, clear_samples=0)
 
 
 @pytest.fixture
