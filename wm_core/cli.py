@@ -140,6 +140,32 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_bag(args: argparse.Namespace) -> int:
+    from wm_core.data.bag_import import BagImportError, BagTopics, ImportConfig, import_bag
+
+    try:
+        cfg = ImportConfig(image_size=args.image_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    topics = BagTopics(
+        image=args.image_topic,
+        joint_states=args.joint_topic,
+        command=args.command_topic,
+        suction=args.suction_topic,
+    )
+    out = _writable_dir(args.out)
+    try:
+        result = import_bag(Path(args.bag), out, topics, cfg)
+    except BagImportError as exc:
+        raise UsageError(str(exc)) from exc
+    (out / f"import_{Path(args.bag).name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"imported {result['steps']} steps into {result['shards']} shard(s) "
+        f"({result['dropped_frames']} frames dropped, actions from {result['action_source']})"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     out = _writable_dir(args.out)
     if args.what == "sim":
@@ -191,6 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--out", required=True, help="output directory of shards")
     co.add_argument("--quiet", action="store_true", help="no progress bar")
     co.set_defaults(func=cmd_collect)
+
+    ib = sub.add_parser(
+        "import-bag",
+        help="import a rosbag2 recording (sqlite3 or MCAP)",
+        description="Convert a real robot's rosbag2 recording into shards.",
+    )
+    ib.add_argument("bag", help="rosbag2 directory (with metadata.yaml)")
+    ib.add_argument("--out", required=True, help="output directory of shards")
+    ib.add_argument("--image-topic", default="/camera/image_raw")
+    ib.add_argument("--joint-topic", default="/joint_states")
+    ib.add_argument("--command-topic", default="/arm_controller/joint_trajectory")
+    ib.add_argument("--suction-topic", default="/suction", help="std_msgs/Bool (optional)")
+    ib.add_argument("--image-size", type=int, default=128, help="stored image side, 16-512")
+    ib.set_defaults(func=cmd_import_bag)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim"], help="what to benchmark")

@@ -1,0 +1,122 @@
+"""Import a rosbag2 recording that the test writes with the same library (rosbags)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from wm_core.data.bag_import import BagImportError, BagTopics, import_bag
+from wm_core.data.shards import load_shard
+from wm_core.robot import ArmKinematics
+
+TS = get_typestore(Stores.ROS2_JAZZY)
+T = TS.types
+NAMES = ArmKinematics().arm.joint_names
+HOME = np.array([np.pi, -1.9, 1.9, -np.pi / 2, -np.pi / 2, 0.0])
+
+
+def header(t: float, frame: str = "cam"):
+    sec = int(t)
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=sec, nanosec=int((t - sec) * 1e9)),
+        frame_id=frame,
+    )
+
+
+def write_bag(path, plugin, n=12, encoding="rgb8", with_commands=True, nan_at=None):
+    img_t, js_t = "sensor_msgs/msg/Image", "sensor_msgs/msg/JointState"
+    cmd_t = "trajectory_msgs/msg/JointTrajectory"
+    with Writer(path, version=9, storage_plugin=plugin) as w:
+        ci = w.add_connection("/camera/image_raw", img_t, typestore=TS)
+        cj = w.add_connection("/joint_states", js_t, typestore=TS)
+        cc = w.add_connection("/arm_controller/joint_trajectory", cmd_t, typestore=TS)
+        for k in range(n):
+            t = 100.0 + 0.1 * k
+            q = HOME + np.array([0.02 * k, 0, 0, 0, 0, 0])
+            if nan_at == k:
+                q = q * np.nan
+            js = T[js_t](
+                header=header(t - 0.01, "base"),
+                name=list(NAMES),
+                position=q.astype(np.float64),
+                velocity=np.zeros(6),
+                effort=np.zeros(0),
+            )
+            w.write(cj, int((t - 0.01) * 1e9), TS.serialize_cdr(js, js_t))
+            ch = 1 if encoding == "mono8" else 3
+            data = np.full((48, 64, ch), 10 * k % 255, np.uint8)
+            im = T[img_t](
+                header=header(t),
+                height=48,
+                width=64,
+                encoding=encoding,
+                is_bigendian=0,
+                step=64 * ch,
+                data=data.reshape(-1),
+            )
+            w.write(ci, int(t * 1e9), TS.serialize_cdr(im, img_t))
+            if with_commands:
+                pt = T["trajectory_msgs/msg/JointTrajectoryPoint"](
+                    positions=(q + np.array([0.02, 0, 0, 0, 0, 0])).astype(np.float64),
+                    velocities=np.zeros(0),
+                    accelerations=np.zeros(0),
+                    effort=np.zeros(0),
+                    time_from_start=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=10**8),
+                )
+                cmd = T[cmd_t](header=header(t, "base"), joint_names=list(NAMES), points=[pt])
+                w.write(cc, int(t * 1e9), TS.serialize_cdr(cmd, cmd_t))
+
+
+@pytest.mark.parametrize("plugin", [StoragePlugin.SQLITE3, StoragePlugin.MCAP])
+def test_import_bag_both_storage_plugins(tmp_path, plugin):
+    bag = tmp_path / "rec"
+    write_bag(bag, plugin)
+    res = import_bag(bag, tmp_path / "out")
+    assert res["steps"] == 11 and res["shards"] == 1 and res["action_source"] == "command"
+    ep = load_shard(tmp_path / "out" / "rec_0000.npz", with_labels=True)
+    assert ep.obs["image"].shape == (12, 128, 128, 3)
+    np.testing.assert_allclose(ep.obs["joint_pos"][3], HOME + [0.06, 0, 0, 0, 0, 0], atol=1e-6)
+    # a pan step of 0.02 rad moves the tool ~1 cm: well inside one unit action
+    assert np.all(np.abs(ep.action[:, :3]) <= 1) and np.abs(ep.action[:, :3]).max() > 0.1
+    assert np.all(ep.action[:, 3] == -1.0)  # no suction topic: off
+
+
+def test_remapped_topics_missing_topic_and_bad_encoding(tmp_path):
+    bag = tmp_path / "rec"
+    write_bag(bag, StoragePlugin.SQLITE3, with_commands=False)
+    with pytest.raises(BagImportError, match="'/cam/rgb' not in"):
+        import_bag(bag, tmp_path / "o", BagTopics(image="/cam/rgb"))
+    res = import_bag(bag, tmp_path / "o")
+    assert res["action_source"] == "realised"
+    bag2 = tmp_path / "rec16"
+    write_bag(bag2, StoragePlugin.SQLITE3, encoding="16UC1")
+    with pytest.raises(BagImportError, match="'16UC1' not supported"):
+        import_bag(bag2, tmp_path / "o2")
+
+
+def test_nan_joint_states_are_dropped_not_imported(tmp_path):
+    bag = tmp_path / "rec"
+    write_bag(bag, StoragePlugin.MCAP, nan_at=4)
+    res = import_bag(bag, tmp_path / "o")
+    assert res["dropped_frames"] == 1 and res["steps"] == 10
+
+
+def test_import_bag_cli_errors(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wm_core.cli",
+            "import-bag",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "not a rosbag2 directory" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,223 @@
+"""``wm import-bag``: turn a rosbag2 recording (sqlite3 or MCAP) from a real arm into shards.
+
+Read with ``rosbags`` (pure Python, both storage plugins, no ROS install needed). One step per
+camera frame: the frame is paired with the latest ``/joint_states`` at or before its stamp
+(frames with no joint state within ``max_joint_age_s`` are dropped and counted). Images are
+resized to ``image_size`` x ``image_size`` with area interpolation; ``rgb8``, ``bgr8`` and
+``mono8`` encodings are accepted, anything else is rejected with the encoding named.
+
+Actions use our action space (``[dx, dy, dz, suction]``, see ``wm_core.sim.env``). With joint
+trajectory commands in the bag, ``dx, dy, dz`` is the tool displacement that the latest
+command asks for (FK of its last point minus FK of the current joints); without commands, the
+realised tool displacement to the next frame. Both are divided by ``max_tool_step`` and clipped
+to [-1, 1]. Suction comes from an optional ``std_msgs/Bool`` topic, else it is recorded as off.
+Which sources were used is written to each shard's ``meta``.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
+
+from wm_core.config import check_range
+from wm_core.data.shards import Episode, save_shard
+from wm_core.robot import ArmKinematics
+
+log = logging.getLogger(__name__)
+
+
+class BagImportError(ValueError):
+    """The bag cannot be imported; the message says which topic, field or file."""
+
+
+@dataclass(frozen=True)
+class BagTopics:
+    image: str = "/camera/image_raw"
+    joint_states: str = "/joint_states"
+    command: str = "/arm_controller/joint_trajectory"
+    suction: str = "/suction"
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    image_size: int = 128
+    """Side of the stored square image (px); frames are resized to it."""
+    max_joint_age_s: float = 0.2
+    """A frame is dropped when the latest joint state is older than this."""
+    max_tool_step: float = 0.018
+    """Tool displacement (m) that maps to a unit action, as in SceneConfig."""
+    episode_steps: int = 500
+    """Long recordings are cut into shards of at most this many steps."""
+
+    def __post_init__(self) -> None:
+        check_range("image_size", self.image_size, 16, 512, integer=True)
+        check_range("max_joint_age_s", self.max_joint_age_s, 0.001, 10.0)
+        check_range("max_tool_step", self.max_tool_step, 0.001, 0.05)
+        check_range("episode_steps", self.episode_steps, 2, 100000, integer=True)
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _image_to_rgb(msg, size: int) -> np.ndarray:
+    h, w, enc = int(msg.height), int(msg.width), str(msg.encoding)
+    channels = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(enc)
+    if channels is None:
+        raise BagImportError(f"image encoding {enc!r} not supported; use rgb8, bgr8 or mono8")
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if int(msg.step) != w * channels or data.size != h * w * channels:
+        raise BagImportError(
+            f"malformed image: {data.size} bytes for {w}x{h} {enc} (step {msg.step})"
+        )
+    img = data.reshape(h, w, channels)
+    if enc == "bgr8":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif enc == "mono8":
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)  # [size, size, 3]
+
+
+def import_bag(
+    bag: Path, out: Path, topics: BagTopics = BagTopics(), cfg: ImportConfig = ImportConfig()
+) -> dict:
+    """Import one rosbag2 directory into shards under ``out``. Returns counts."""
+    bag, out = Path(bag), Path(out)
+    if not (bag / "metadata.yaml").is_file():
+        raise BagImportError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
+    kin = ArmKinematics()
+    names = kin.arm.joint_names
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    images, joints, commands, suction = [], [], [], []
+    with Reader(bag) as reader:
+        present = {c.topic for c in reader.connections}
+        for needed in (topics.image, topics.joint_states):
+            if needed not in present:
+                raise BagImportError(f"topic {needed!r} not in {bag}; it has {sorted(present)}")
+        wanted = [
+            c
+            for c in reader.connections
+            if c.topic in (topics.image, topics.joint_states, topics.command, topics.suction)
+        ]
+        for conn, _, raw in reader.messages(connections=wanted):
+            msg = typestore.deserialize_cdr(raw, conn.msgtype)
+            if conn.topic == topics.image:
+                images.append((_stamp(msg), _image_to_rgb(msg, cfg.image_size)))
+            elif conn.topic == topics.joint_states:
+                joints.append((_stamp(msg), _joint_vector(msg, names)))
+            elif conn.topic == topics.command and len(msg.points):
+                commands.append((_stamp(msg), _command_vector(msg, names)))
+            elif conn.topic == topics.suction:
+                suction.append((_stamp_or_none(msg), bool(msg.data)))
+    joints.sort(key=lambda x: x[0])
+    commands.sort(key=lambda x: x[0])
+    j_t = [t for t, _ in joints]
+    c_t = [t for t, _ in commands]
+    steps, dropped = [], 0
+    for t, img in sorted(images, key=lambda x: x[0]):
+        i = bisect_right(j_t, t) - 1
+        if i < 0 or t - j_t[i] > cfg.max_joint_age_s:
+            dropped += 1
+            continue
+        q, qd = joints[i][1]
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+            dropped += 1
+            continue
+        k = bisect_right(c_t, t) - 1
+        cmd = commands[k][1] if k >= 0 else None
+        s_on = _latest(suction, t)
+        steps.append((t, img, q, qd, cmd, s_on))
+    if len(steps) < 2:
+        raise BagImportError(
+            f"{bag}: fewer than 2 usable frames ({dropped} dropped: no fresh "
+            f"joint state within {cfg.max_joint_age_s} s)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    shards = 0
+    for start in range(0, len(steps) - 1, cfg.episode_steps):
+        chunk = steps[start : start + cfg.episode_steps + 1]
+        if len(chunk) < 2:
+            break
+        save_shard(out / f"{bag.name}_{shards:04d}.npz", _episode(chunk, kin, cfg, bag, topics))
+        shards += 1
+    return {
+        "bag": str(bag),
+        "frames": len(images),
+        "steps": len(steps) - 1,
+        "dropped_frames": dropped,
+        "shards": shards,
+        "action_source": "command" if commands else "realised",
+        "out": str(out),
+    }
+
+
+def _joint_vector(msg, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    index = {n: i for i, n in enumerate(msg.name)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise BagImportError(f"/joint_states lacks joints {missing}; it has {list(msg.name)}")
+    pos = np.array([msg.position[index[n]] for n in names], np.float64)
+    vel = (
+        np.array([msg.velocity[index[n]] for n in names], np.float64)
+        if len(msg.velocity) == len(msg.name)
+        else np.zeros(len(names))
+    )
+    return pos, vel
+
+
+def _command_vector(msg, names: tuple[str, ...]) -> np.ndarray:
+    index = {n: i for i, n in enumerate(msg.joint_names)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise BagImportError(f"joint trajectory lacks joints {missing}")
+    last = msg.points[-1].positions
+    return np.array([last[index[n]] for n in names], np.float64)
+
+
+def _stamp_or_none(msg) -> float:
+    return _stamp(msg) if hasattr(msg, "header") else 0.0
+
+
+def _latest(series: list[tuple[float, bool]], t: float) -> bool:
+    on = False
+    for ts, v in series:
+        if ts > t:
+            break
+        on = v
+    return on
+
+
+def _episode(chunk, kin: ArmKinematics, cfg: ImportConfig, bag: Path, topics: BagTopics):
+    q = np.array([s[2] for s in chunk])  # [T+1, 6]
+    tool = np.array([kin.tool_position(qi) for qi in q])  # [T+1, 3]
+    actions = []
+    for i in range(len(chunk) - 1):
+        cmd = chunk[i][4]
+        target = kin.tool_position(cmd) if cmd is not None else tool[i + 1]
+        delta = np.clip((target - tool[i]) / cfg.max_tool_step, -1, 1)
+        actions.append([*delta, 1.0 if chunk[i][5] else -1.0])
+    return Episode(
+        obs={
+            "image": np.stack([s[1] for s in chunk]),  # [T+1, H, W, 3]
+            "joint_pos": q.astype(np.float32),
+            "joint_vel": np.array([s[3] for s in chunk], np.float32),
+            "suction": np.array([[float(s[5])] for s in chunk], np.float32),
+        },
+        action=np.asarray(actions, np.float32),
+        meta={
+            "source": "rosbag2",
+            "bag": str(bag),
+            "topics": topics.__dict__,
+            "t0": chunk[0][0],
+            "t1": chunk[-1][0],
+            "action_source": "command" if any(s[4] is not None for s in chunk) else "realised",
+        },
+        labels={"tool_pos": tool.astype(np.float32)},  # from FK of measured joints
+    )
