@@ -109,7 +109,8 @@ class OraclePolicy:
         return np.concatenate([delta, [1.0 if suction else -1.0]]), n < 0.15
 
     def act(self, obs: dict, info: dict | None) -> np.ndarray:
-        assert info is not None, "the oracle is privileged: it needs info"
+        if info is None:
+            raise ValueError("the oracle is privileged: it needs the simulator's info dict")
         tool = info["tool_pos"]
         pos, hh = info["object_pos"], info["object_half_height"]
         done = info["cleared"] | info["dropped"]
@@ -127,7 +128,7 @@ class OraclePolicy:
         i = self.target
         top = pos[i, 2] + hh[i]
         if self.phase == "above":
-            a, reached = self._move(tool, np.array([*pos[i, :2], self.hover_z]), False)
+            a, _ = self._move(tool, np.array([*pos[i, :2], self.hover_z]), False)
             if np.linalg.norm(tool[:2] - pos[i, :2]) < 0.004 and abs(tool[2] - self.hover_z) < 0.01:
                 self.phase = "descend"
             return a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from transforms3d.euler import euler2quat
+from transforms3d.quaternions import mat2quat
 
 from wm_core.robot.urdf import ArmDescription, Link
 
@@ -21,8 +22,6 @@ def _geoms(link: Link, cls: str) -> str:
     out = []
     for i, c in enumerate(link.collisions):
         pos = c.origin[:3, 3]
-        from transforms3d.quaternions import mat2quat
-
         quat = mat2quat(c.origin[:3, :3])
         out.append(
             f'<geom name="{link.name}_col{i}" class="{cls}" type="cylinder" '

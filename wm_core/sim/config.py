@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wm_core.config import ConfigError, check_range
 
@@ -111,7 +111,6 @@ class _Layout:
     camera_pos: tuple[float, float, float] = (1.3, 0.0, 1.15)
     camera_target: tuple[float, float, float] = (0.25, 0.1, 0.08)
     camera_fovy_deg: float = 55.0
-    extra: dict = field(default_factory=dict)
 
 
 LAYOUT = _Layout()

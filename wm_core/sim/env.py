@@ -157,7 +157,8 @@ class TableClearingEnv:
         planner-independent hard safety filter sits upstream of this call.
         """
         m, d = self.model, self.data
-        assert m is not None and d is not None, "call reset(seed) first"
+        if m is None or d is None:
+            raise RuntimeError("TableClearingEnv: call reset(seed) before step()")
         q_target = np.clip(np.asarray(q_target, float), self.kin.lower, self.kin.upper)
         step_dt = 1.0 / self.cfg.control_hz
         max_dq = 0.9 * self.kin.velocity_limit * step_dt

@@ -106,10 +106,6 @@ def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
     tx, ty, th = LAYOUT.table_x, LAYOUT.table_y, LAYOUT.table_height
     cam_pos = np.array(LAYOUT.camera_pos)
     cam_quat = look_at_quat(cam_pos, np.array(LAYOUT.camera_target))
-    wrist = (
-        '<camera name="wrist_cam" pos="0.06 0 -0.02" quat="0 0 1 0" fovy="70"/>'
-        '<site name="tool_site" pos="0 0 0" size="0.005" rgba="1 0 0 1"/>'
-    )
     cup = '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
     arm_xml = arm_body_xml(
         arm,
@@ -118,7 +114,6 @@ def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
             "suction_cup": cup,
         },
     )
-    del wrist
     return f"""
 <mujoco model="wm_table_clearing">
   <compiler angle="radian" autolimits="true"/>
