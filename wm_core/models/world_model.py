@@ -1,0 +1,120 @@
+"""The world model: a spatial-latent image encoder plus an action-conditioned predictor.
+
+State = (image latent z [B, N, D] with N = G*G patches, proprioception p [B, 10]).
+Verbs, all batched: ``encode(images)``, ``predict(z, p, a)``, ``rollout(z0, p0, actions)``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from wm_core.config import ConfigError
+from wm_core.models.config import ACTION_DIM, PROPRIO_DIM, ModelConfig
+
+
+class Encoder(nn.Module):
+    """Stride-2 conv stages: [B, 3, S, S] uint8-range floats -> [B, G*G, D] patch latents."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        layers, c_in = [], 3
+        for c in cfg.enc_channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(4, c), nn.GELU()]
+            c_in = c
+        layers.append(nn.Conv2d(c_in, cfg.latent_dim, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net(x)  # [B, D, G, G]
+        return z.flatten(2).transpose(1, 2)  # [B, G*G, D]
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.GroupNorm(4, c),
+            nn.GELU(),
+            nn.Conv2d(c, c, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Predictor(nn.Module):
+    """(z_t, p_t, a_t) -> (z_{t+1}, p_{t+1}), both as residual updates.
+
+    The action and proprioception are broadcast over the grid as extra channels, so every
+    patch knows where the tool is and where it is told to go.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.g, d, c = cfg.grid, cfg.latent_dim, cfg.pred_channels
+        cond = PROPRIO_DIM + ACTION_DIM
+        self.inp = nn.Conv2d(d + cond, c, 1)
+        self.blocks = nn.Sequential(*[_ResBlock(c) for _ in range(cfg.pred_blocks)])
+        self.out = nn.Conv2d(c, d, 1)
+        self.proprio = nn.Sequential(
+            nn.Linear(c + cond, cfg.proprio_hidden),
+            nn.GELU(),
+            nn.Linear(cfg.proprio_hidden, PROPRIO_DIM),
+        )
+
+    def forward(self, z: torch.Tensor, p: torch.Tensor, a: torch.Tensor):
+        b, n, d = z.shape
+        cond = torch.cat([p, a], dim=-1)  # [B, P+A]
+        grid = z.transpose(1, 2).reshape(b, d, self.g, self.g)  # [B, D, G, G]
+        x = torch.cat([grid, cond[:, :, None, None].expand(-1, -1, self.g, self.g)], dim=1)
+        h = self.blocks(self.inp(x))  # [B, C, G, G]
+        dz = self.out(h).flatten(2).transpose(1, 2)  # [B, N, D]
+        dp = self.proprio(torch.cat([h.mean(dim=(2, 3)), cond], dim=-1))  # [B, P]
+        return z + dz, p + dp
+
+
+class WorldModel(nn.Module):
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        self.encoder = Encoder(self.cfg)
+        self.predictor = Predictor(self.cfg)
+        self.target_encoder: Encoder | None = None
+        if self.cfg.collapse == "ema":
+            self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.expander = nn.Sequential(
+            nn.Linear(self.cfg.latent_dim, self.cfg.expander_dim),
+            nn.GELU(),
+            nn.Linear(self.cfg.expander_dim, self.cfg.expander_dim),
+        )
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        s = self.cfg.image_size
+        if images.ndim != 4 or images.shape[1:] != (3, s, s):
+            raise ConfigError(
+                f"images must be [B, 3, {s}, {s}], got {list(images.shape)}; "
+                "resize with cv2.resize(..., interpolation=cv2.INTER_AREA) first"
+            )
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, 3, S, S] in [0, 1] -> z: [B, G*G, D]."""
+        self._check_images(images)
+        return self.encoder(images * 2.0 - 1.0)
+
+    def predict(self, z: torch.Tensor, p: torch.Tensor, a: torch.Tensor):
+        """One step: z [B, N, D], p [B, 10], a [B, 4] -> (z' [B, N, D], p' [B, 10])."""
+        return self.predictor(z, p, a)
+
+    def rollout(self, z0: torch.Tensor, p0: torch.Tensor, actions: torch.Tensor):
+        """z0 [B, N, D], p0 [B, 10], actions [B, H, 4] -> z [B, H, N, D], p [B, H, 10]."""
+        zs, ps = [], []
+        z, p = z0, p0
+        for t in range(actions.shape[1]):
+            z, p = self.predict(z, p, actions[:, t])
+            zs.append(z)
+            ps.append(p)
+        return torch.stack(zs, dim=1), torch.stack(ps, dim=1)
