@@ -166,6 +166,33 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from wm_core.models import ModelConfig
+    from wm_core.train.trainer import TrainConfig, train
+
+    try:
+        mcfg = ModelConfig(image_size=args.image_size, collapse=args.collapse)
+        tcfg = TrainConfig(
+            steps=args.steps, batch_size=args.batch_size, horizon=args.horizon, seed=args.seed
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data!r} is not a directory of shards")
+    out = _writable_dir(args.out)
+    try:
+        res = train(Path(args.data), out, mcfg, tcfg, progress=not args.quiet)
+    except ValueError as exc:  # no usable windows, incompatible checkpoint
+        raise UsageError(str(exc)) from exc
+    s = res.summary
+    print(
+        f"trained {s['steps']} steps on {s['windows']} windows ({s['bad_shards']} bad shards "
+        f"skipped), {s['samples_per_s']:.1f} windows/s; final loss {s['final']['loss']:.4f}; "
+        f"checkpoint {out / 'last.pt'}"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     out = _writable_dir(args.out)
     if args.what == "sim":
@@ -231,6 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--suction-topic", default="/suction", help="std_msgs/Bool (optional)")
     ib.add_argument("--image-size", type=int, default=128, help="stored image side, 16-512")
     ib.set_defaults(func=cmd_import_bag)
+
+    tr = sub.add_parser(
+        "train",
+        help="train the JEPA world model on shards",
+        description="Joint JEPA objective (encoder + predictor); resumes from "
+        "OUT/last.pt; runs unchanged under torchrun --nproc_per_node N.",
+    )
+    tr.add_argument(
+        "what", choices=["all"], help="what to train: 'all' (encoder and predictor jointly)"
+    )
+    tr.add_argument("--data", required=True, help="directory of shards")
+    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--steps", type=int, default=2000, help="optimiser steps")
+    tr.add_argument("--batch-size", type=int, default=32, help="windows per step per process")
+    tr.add_argument("--horizon", type=int, default=3, help="rollout-loss horizon, 1-32")
+    tr.add_argument("--image-size", type=int, default=128, help="image side of the shards")
+    tr.add_argument("--collapse", default="vicreg", help="vicreg or ema")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim"], help="what to benchmark")

@@ -1,0 +1,1 @@
+"""Training loops for the world model (single process or DDP under torchrun)."""

@@ -1,0 +1,263 @@
+"""``wm train``: the JEPA world-model objective, single process or DDP under torchrun.
+
+Per batch of windows (images x_0..x_H, proprioception p_0..p_H, actions a_0..a_{H-1}):
+
+1. Encode every frame with the online encoder: z_t.
+   Targets: the EMA target encoder under stop-gradient (``collapse="ema"``), or the online
+   encoder itself with VICReg variance + covariance on an expander head (``"vicreg"``).
+2. Teacher forcing: predict(z_t, p_t, a_t) against (target z_{t+1}, p_{t+1}) for every t.
+3. Multi-step rollout from (z_0, p_0) under a_0..a_{H-1} against the targets at every step.
+4. Auxiliary proprioception probe: the pooled image latent predicts the FK tool position
+   (a real arm knows it; object ground truth is never used).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F  # noqa: N812
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from wm_core.config import check_range
+from wm_core.models import ModelConfig, WorldModel
+from wm_core.models.losses import covariance_loss, ema_update, variance_loss
+from wm_core.train.data import WindowDataset
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    """Optimiser steps."""
+    batch_size: int = 32
+    """Windows per step per process."""
+    horizon: int = 3
+    """Rollout horizon H of the multi-step loss."""
+    lr: float = 1e-3
+    """AdamW learning rate."""
+    weight_decay: float = 1e-4
+    rollout_weight: float = 1.0
+    """Weight of the multi-step rollout loss against teacher forcing."""
+    proprio_weight: float = 1.0
+    """Weight of the proprioception prediction loss."""
+    tool_probe_weight: float = 1.0
+    """Weight of the auxiliary tool-position loss on the pooled image latent."""
+    vicreg_var_weight: float = 1.0
+    vicreg_cov_weight: float = 0.04
+    log_every: int = 10
+    ckpt_every: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("steps", self.steps, 1, 10_000_000, integer=True)
+        check_range("batch_size", self.batch_size, 1, 4096, integer=True)
+        check_range("horizon", self.horizon, 1, 32, integer=True)
+        check_range("lr", self.lr, 1e-7, 1.0)
+        check_range("log_every", self.log_every, 1, 1_000_000, integer=True)
+        check_range("ckpt_every", self.ckpt_every, 1, 1_000_000, integer=True)
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class ToolProbe(torch.nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.head = torch.nn.Linear(d, 3)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z.mean(dim=1))  # [B, N, D] -> [B, 3]
+
+
+class Objective(torch.nn.Module):
+    """World model + tool probe, with the whole loss in ``forward`` so DDP can wrap it."""
+
+    def __init__(self, mcfg: ModelConfig, tcfg: TrainConfig):
+        super().__init__()
+        self.model, self.probe = WorldModel(mcfg), ToolProbe(mcfg.latent_dim)
+        self.mcfg, self.tcfg = mcfg, tcfg
+
+    def forward(self, img, prop, act):
+        return jepa_loss(self.model, self.probe, img, prop, act, self.mcfg, self.tcfg)
+
+
+def jepa_loss(
+    model: WorldModel, probe: ToolProbe, img, prop, act, mcfg: ModelConfig, tcfg: TrainConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    b, h1 = img.shape[:2]
+    frames = img.flatten(0, 1).float() / 255.0  # [B*(H+1), 3, S, S]
+    z_all = model.encode(frames).unflatten(0, (b, h1))  # [B, H+1, N, D]
+    if mcfg.collapse == "ema":
+        with torch.no_grad():
+            tgt = model.target_encoder(frames * 2.0 - 1.0).unflatten(0, (b, h1))
+    else:
+        tgt = z_all
+    # teacher forcing over every step
+    z_tf, p_tf = model.predict(
+        z_all[:, :-1].flatten(0, 1), prop[:, :-1].flatten(0, 1), act.flatten(0, 1)
+    )  # [B*H, N, D], [B*H, 10]
+    tf_z = F.mse_loss(z_tf, tgt[:, 1:].flatten(0, 1))
+    tf_p = F.mse_loss(p_tf, prop[:, 1:].flatten(0, 1))
+    # multi-step rollout from step 0
+    z_ro, p_ro = model.rollout(z_all[:, 0], prop[:, 0], act)  # [B, H, N, D], [B, H, 10]
+    ro_z = F.mse_loss(z_ro, tgt[:, 1:])
+    ro_p = F.mse_loss(p_ro, prop[:, 1:])
+    tool = F.mse_loss(probe(z_all.flatten(0, 1)), prop.flatten(0, 1)[:, 6:9])
+    loss = tf_z + tcfg.rollout_weight * ro_z + tcfg.proprio_weight * (tf_p + ro_p)
+    loss = loss + tcfg.tool_probe_weight * tool
+    parts = {
+        "tf_latent": tf_z.item(),
+        "rollout_latent": ro_z.item(),
+        "proprio": (tf_p + ro_p).item(),
+        "tool_probe": tool.item(),
+    }
+    emb = z_all.flatten(0, 2)  # [B*(H+1)*N, D] patch embeddings
+    if mcfg.collapse == "vicreg":
+        e = model.expander(emb)
+        var, cov = variance_loss(e), covariance_loss(e)
+        loss = loss + tcfg.vicreg_var_weight * var + tcfg.vicreg_cov_weight * cov
+        parts |= {"vicreg_var": var.item(), "vicreg_cov": cov.item()}
+    parts["min_dim_std"] = float(emb.detach().std(dim=0).min())
+    parts["loss"] = loss.item()
+    return loss, parts
+
+
+def save_checkpoint(
+    path: Path,
+    model: WorldModel,
+    probe: ToolProbe,
+    opt,
+    step: int,
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+) -> None:
+    """Atomic save: weights, optimiser, step and both configs, with a format version."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "version": CHECKPOINT_VERSION,
+            "step": step,
+            "model_config": dataclasses.asdict(mcfg),
+            "train_config": dataclasses.asdict(tcfg),
+            "model": model.state_dict(),
+            "probe": probe.state_dict(),
+            "optimizer": opt.state_dict(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainResult:
+    summary: dict
+    model: WorldModel  # this process's in-memory model (identical on every DDP rank)
+
+
+def train(
+    data: Path, out: Path, mcfg: ModelConfig, tcfg: TrainConfig, progress: bool = True
+) -> TrainResult:
+    """Train (or resume from ``out/last.pt``); returns the summary and model. Runs unchanged under
+    ``torchrun --nproc_per_node N`` (DistributedSampler + DDP, gloo on CPU)."""
+    rank, world = _dist()
+    torch.manual_seed(tcfg.seed)
+    out = Path(out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    ds = WindowDataset(data, tcfg.horizon, mcfg.image_size)
+    obj = Objective(mcfg, tcfg)
+    model, probe = obj.model, obj.probe
+    opt = torch.optim.AdamW(
+        [p for p in obj.parameters() if p.requires_grad], lr=tcfg.lr, weight_decay=tcfg.weight_decay
+    )
+    step = 0
+    ckpt = out / "last.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(
+                f"{ckpt}: checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}"
+            )
+        model.load_state_dict(state["model"])
+        probe.load_state_dict(state["probe"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        log.info("resumed from %s at step %d", ckpt, step)
+    net = DistributedDataParallel(obj) if world > 1 else obj
+    sampler = (
+        DistributedSampler(ds, world, rank, shuffle=True, seed=tcfg.seed) if world > 1 else None
+    )
+    loader = DataLoader(
+        ds,
+        batch_size=tcfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(tcfg.seed + step),
+    )
+    fh = writer = None
+    if rank == 0:
+        log_path = out / "metrics.csv"
+        header_needed = not log_path.exists()
+        fh = open(log_path, "a", newline="")  # noqa: SIM115 - closed after the loop
+        writer = csv.writer(fh)
+    t0, samples, epoch, parts = time.perf_counter(), 0, 0, {}
+    bar = tqdm(total=tcfg.steps, initial=step, desc="train", disable=not progress or rank != 0)
+    while step < tcfg.steps:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for img, prop, act in loader:
+            loss, parts = net(img, prop, act)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if mcfg.collapse == "ema":
+                ema_update(model.target_encoder, model.encoder, mcfg.ema_momentum)
+            step += 1
+            samples += img.shape[0] * world
+            bar.update()
+            if writer is not None and (step % tcfg.log_every == 0 or step == tcfg.steps):
+                if header_needed:
+                    writer.writerow(["step", *parts])
+                    header_needed = False
+                writer.writerow([step, *(f"{v:.6g}" for v in parts.values())])
+                fh.flush()
+            if rank == 0 and (step % tcfg.ckpt_every == 0 or step == tcfg.steps):
+                save_checkpoint(ckpt, model, probe, opt, step, mcfg, tcfg)
+            if step >= tcfg.steps:
+                break
+        epoch += 1
+    bar.close()
+    wall = time.perf_counter() - t0
+    summary = {
+        "steps": step,
+        "world_size": world,
+        "windows": len(ds),
+        "bad_shards": len(ds.skipped),
+        "samples_per_s": samples / max(wall, 1e-9),
+        "wall_s": wall,
+        "final": parts,
+    }
+    if rank == 0:
+        fh.close()
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return TrainResult(summary, model)
