@@ -199,6 +199,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from wm_core.bench.sim import bench_sim
 
         result = bench_sim()
+    elif args.what == "model":
+        from wm_core.bench.model import bench_model
+
+        result = bench_model()
     else:  # argparse restricts choices
         raise UsageError(f"unknown benchmark {args.what!r}")
     text = json.dumps(result, indent=2)
@@ -280,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
-    be.add_argument("what", choices=["sim"], help="what to benchmark")
+    be.add_argument("what", choices=["sim", "model"], help="what to benchmark")
     be.add_argument("--out", default="out/bench", help="output directory")
     be.set_defaults(func=cmd_bench)
     return parser

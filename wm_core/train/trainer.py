@@ -31,8 +31,15 @@ from tqdm import tqdm
 
 from wm_core.config import check_range
 from wm_core.models import ModelConfig, WorldModel
-from wm_core.models.losses import covariance_loss, ema_update, variance_loss
+from wm_core.models.losses import (
+    covariance_loss,
+    effective_rank,
+    ema_update,
+    offdiag_cov_mass,
+    variance_loss,
+)
 from wm_core.train.data import WindowDataset
+from wm_core.train.plots import plot_run
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +145,8 @@ def jepa_loss(
         loss = loss + tcfg.vicreg_var_weight * var + tcfg.vicreg_cov_weight * cov
         parts |= {"vicreg_var": var.item(), "vicreg_cov": cov.item()}
     parts["min_dim_std"] = float(emb.detach().std(dim=0).min())
+    parts["effective_rank"] = effective_rank(emb.detach())
+    parts["offdiag_cov_mass"] = offdiag_cov_mass(emb.detach())
     parts["loss"] = loss.item()
     return loss, parts
 
@@ -259,5 +268,9 @@ def train(
     }
     if rank == 0:
         fh.close()
+        with torch.no_grad():  # final per-dimension std on one batch, for the plot
+            img = next(iter(loader))[0]
+            emb = model.encode(img.flatten(0, 1).float() / 255.0).flatten(0, 1)  # [M, D]
+        summary["plots"] = [p.name for p in plot_run(out, emb.std(dim=0).numpy())]
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return TrainResult(summary, model)

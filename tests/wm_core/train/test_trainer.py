@@ -73,6 +73,9 @@ def test_train_logs_checkpoints_and_resumes(data, tmp_path, collapse):
     assert any(not torch.equal(before[k], v) for k, v in res2.model.state_dict().items())
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["final"]["loss"] > 0 and summary["samples_per_s"] > 0
+    assert 1 <= summary["final"]["effective_rank"] <= mcfg.latent_dim
+    for png in ("losses.png", "rankme.png", "offdiag.png", "dim_std.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
 def test_wrong_checkpoint_version_is_named(data, tmp_path):
