@@ -193,6 +193,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_model(args: argparse.Namespace) -> int:
+    from wm_core.eval.model_eval import evaluate_model
+
+    out = _writable_dir(args.out)
+    try:
+        r = evaluate_model(Path(args.checkpoint), args.episodes, args.seed, out, steps=args.steps)
+    except ValueError as exc:  # CheckpointError, bad episode count
+        raise UsageError(str(exc)) from exc
+
+    def f(key: str) -> str:
+        v = r.get(key)
+        return "n/a" if v is None else f"{v:.3f}"
+
+    for key in (
+        "min_dim_std",
+        "effective_rank",
+        "probe_r2_tool",
+        "probe_r2_objects",
+        "rollout_error_h1",
+        "rollout_error_h5",
+        "rollout_error_h10",
+        "rollout_error_ratio_h5",
+        "rollout_obj_err_cm_h5",
+        "copy_last_obj_err_cm_h5",
+    ):
+        print(f"{key:<26} {f(key)}")
+    print(f"report: {out / 'model_report.json'}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     out = _writable_dir(args.out)
     if args.what == "sim":
@@ -282,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
+
+    em = sub.add_parser(
+        "evaluate-model",
+        help="collapse metrics, probes, rollout error",
+        description="Evaluate a checkpoint on fresh held-out episodes.",
+    )
+    em.add_argument("--checkpoint", required=True, help="path to last.pt")
+    em.add_argument("--episodes", type=int, default=10, help="held-out episodes, >= 2")
+    em.add_argument("--seed", type=int, default=10_000, help="first held-out seed")
+    em.add_argument("--steps", type=int, default=120, help="steps per episode")
+    em.add_argument("--out", required=True, help="output directory")
+    em.set_defaults(func=cmd_evaluate_model)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim", "model"], help="what to benchmark")

@@ -1,0 +1,75 @@
+import json
+import math
+
+import pytest
+import torch
+
+from wm_core.data.collect import CollectConfig, collect
+from wm_core.eval.model_eval import CheckpointError, evaluate_model, load_checkpoint
+from wm_core.models import ModelConfig
+from wm_core.sim import SceneConfig
+from wm_core.train.trainer import TrainConfig, train
+
+TINY = ModelConfig(
+    image_size=64,
+    enc_channels=(8, 8, 8, 8),
+    latent_dim=8,
+    pred_channels=16,
+    pred_blocks=1,
+    expander_dim=32,
+)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    collect(
+        data,
+        2,
+        1,
+        0,
+        SceneConfig(n_objects=1),
+        CollectConfig(steps_per_episode=10, image_size=64),
+        progress=False,
+    )
+    run = tmp_path_factory.mktemp("run")
+    train(data, run, TINY, TrainConfig(steps=3, batch_size=4, horizon=2), progress=False)
+    return run / "last.pt"
+
+
+def test_model_report_fields(ckpt, tmp_path):
+    r = evaluate_model(ckpt, episodes=2, seed=500, out=tmp_path, steps=16)
+    saved = json.loads((tmp_path / "model_report.json").read_text())
+    assert saved["embedding_dim"] == 8 and saved["probe_test_seeds"] == [501, 501]
+    for key in (
+        "min_dim_std",
+        "effective_rank",
+        "probe_r2_tool",
+        "probe_r2_objects",
+        "rollout_error_h1",
+        "rollout_error_h5",
+        "rollout_error_h10",
+        "rollout_error_ratio_h5",
+        "copy_last_error_h5",
+    ):
+        assert isinstance(r[key], float) and math.isfinite(r[key]), key
+    assert 1 <= r["effective_rank"] <= 8
+    assert r["rollout_error_ratio_h5"] == pytest.approx(
+        r["rollout_error_h5"] / r["copy_last_error_h5"]
+    )
+
+
+def test_checkpoint_errors_name_versions_and_shapes(ckpt, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    state = torch.load(ckpt, weights_only=True)
+    torch.save({**state, "version": 7}, tmp_path / "v7.pt")
+    with pytest.raises(CheckpointError, match="checkpoint version 7, expected 1"):
+        load_checkpoint(tmp_path / "v7.pt")
+    cfg = dict(state["model_config"], latent_dim=16)
+    torch.save({**state, "model_config": cfg}, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match=r"has shape \[8, .*expects \[16, "):
+        load_checkpoint(tmp_path / "shape.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
