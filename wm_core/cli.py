@@ -41,6 +41,13 @@ def _writable_dir(path: str) -> Path:
     return p
 
 
+def _check_episodes_seed(args: argparse.Namespace) -> None:
+    if args.episodes < 1:
+        raise UsageError(f"--episodes {args.episodes} must be >= 1")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+
+
 def _add_scene_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--objects",
@@ -94,10 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pols = available_policies()
     if args.policy not in pols:
         raise UsageError(f"--policy {args.policy!r} unknown; choose one of {sorted(pols)}")
-    if args.episodes < 1:
-        raise UsageError(f"--episodes {args.episodes} must be >= 1")
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
+    _check_episodes_seed(args)
     cfg = _scene_config(args)
     out = _writable_dir(args.out)
     report = evaluate(
@@ -117,12 +121,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from wm_core.data.collect import CollectConfig, collect
 
-    if args.episodes < 1:
-        raise UsageError(f"--episodes {args.episodes} must be >= 1")
+    _check_episodes_seed(args)
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers {args.workers} must be in [1, 64]")
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
     try:
         cfg = CollectConfig(steps_per_episode=args.steps, image_size=args.image_size)
     except ValueError as exc:

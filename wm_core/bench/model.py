@@ -91,6 +91,7 @@ def bench_model(
     iters: int = 100, horizon: int = 5, candidates: tuple[int, ...] = (256, 1024)
 ) -> dict:
     cfg = ModelConfig()
+    counted = WorldModel(cfg)
     out = {
         "benchmark": "model",
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
@@ -99,8 +100,8 @@ def bench_model(
         "image_size": cfg.image_size,
         "latent_grid": [cfg.grid * cfg.grid, cfg.latent_dim],
         "params": {
-            "encoder": sum(p.numel() for p in WorldModel(cfg).encoder.parameters()),
-            "predictor": sum(p.numel() for p in WorldModel(cfg).predictor.parameters()),
+            "encoder": sum(p.numel() for p in counted.encoder.parameters()),
+            "predictor": sum(p.numel() for p in counted.predictor.parameters()),
         },
         "cpu": _bench_device("cpu", cfg, horizon, candidates, iters),
     }

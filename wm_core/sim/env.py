@@ -216,7 +216,7 @@ class TableClearingEnv:
             & (pos[:, 2] < LAYOUT.bin_wall_height + 0.05)
             & (pos[:, 2] > -0.01)
         )
-        held = self._held_mask()
+        held = self._held = self._held_mask()
         tx, ty = LAYOUT.table_x, LAYOUT.table_y
         off_table = (
             (pos[:, 2] < -0.05)
@@ -263,7 +263,7 @@ class TableClearingEnv:
             "tool_pos": d.site_xpos[self._tool_site].copy(),  # [3]
             "cleared": self._cleared.copy(),  # [K] bool
             "dropped": self._dropped.copy(),  # [K] bool
-            "held": self._held_mask(),  # [K] bool
+            "held": self._held.copy(),  # [K] bool, from _update_status
             "safety_events": sorted(new_events),
             "sim_time": float(d.time - self.t0),
         }

@@ -104,12 +104,19 @@ class Objective(torch.nn.Module):
         self.model, self.probe = WorldModel(mcfg), ToolProbe(mcfg.latent_dim)
         self.mcfg, self.tcfg = mcfg, tcfg
 
-    def forward(self, img, prop, act):
-        return jepa_loss(self.model, self.probe, img, prop, act, self.mcfg, self.tcfg)
+    def forward(self, img, prop, act, with_metrics: bool = False):
+        return jepa_loss(self.model, self.probe, img, prop, act, self.mcfg, self.tcfg, with_metrics)
 
 
 def jepa_loss(
-    model: WorldModel, probe: ToolProbe, img, prop, act, mcfg: ModelConfig, tcfg: TrainConfig
+    model: WorldModel,
+    probe: ToolProbe,
+    img,
+    prop,
+    act,
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+    with_metrics: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     b, h1 = img.shape[:2]
     frames = img.flatten(0, 1).float() / 255.0  # [B*(H+1), 3, S, S]
@@ -144,9 +151,10 @@ def jepa_loss(
         var, cov = variance_loss(e), covariance_loss(e)
         loss = loss + tcfg.vicreg_var_weight * var + tcfg.vicreg_cov_weight * cov
         parts |= {"vicreg_var": var.item(), "vicreg_cov": cov.item()}
-    parts["min_dim_std"] = float(emb.detach().std(dim=0).min())
-    parts["effective_rank"] = effective_rank(emb.detach())
-    parts["offdiag_cov_mass"] = offdiag_cov_mass(emb.detach())
+    if with_metrics:  # collapse metrics (an SVD): only on the steps that are logged
+        parts["min_dim_std"] = float(emb.detach().std(dim=0).min())
+        parts["effective_rank"] = effective_rank(emb.detach())
+        parts["offdiag_cov_mass"] = offdiag_cov_mass(emb.detach())
     parts["loss"] = loss.item()
     return loss, parts
 
@@ -235,7 +243,8 @@ def train(
         if sampler is not None:
             sampler.set_epoch(epoch)
         for img, prop, act in loader:
-            loss, parts = net(img, prop, act)
+            log_now = step + 1 == tcfg.steps or (step + 1) % tcfg.log_every == 0
+            loss, parts = net(img, prop, act, with_metrics=log_now)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -244,7 +253,7 @@ def train(
             step += 1
             samples += img.shape[0] * world
             bar.update()
-            if writer is not None and (step % tcfg.log_every == 0 or step == tcfg.steps):
+            if writer is not None and log_now:
                 if header_needed:
                     writer.writerow(["step", *parts])
                     header_needed = False

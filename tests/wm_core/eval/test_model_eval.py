@@ -4,36 +4,16 @@ import math
 import pytest
 import torch
 
-from wm_core.data.collect import CollectConfig, collect
 from wm_core.eval.model_eval import CheckpointError, evaluate_model, load_checkpoint
-from wm_core.models import ModelConfig
-from wm_core.sim import SceneConfig
 from wm_core.train.trainer import TrainConfig, train
-
-TINY = ModelConfig(
-    image_size=64,
-    enc_channels=(8, 8, 8, 8),
-    latent_dim=8,
-    pred_channels=16,
-    pred_blocks=1,
-    expander_dim=32,
-)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
+def ckpt(tmp_path_factory, make_tiny_shards, tiny_cfg):
     data = tmp_path_factory.mktemp("data")
-    collect(
-        data,
-        2,
-        1,
-        0,
-        SceneConfig(n_objects=1),
-        CollectConfig(steps_per_episode=10, image_size=64),
-        progress=False,
-    )
+    make_tiny_shards(data, steps=10)
     run = tmp_path_factory.mktemp("run")
-    train(data, run, TINY, TrainConfig(steps=3, batch_size=4, horizon=2), progress=False)
+    train(data, run, tiny_cfg, TrainConfig(steps=3, batch_size=4, horizon=2), progress=False)
     return run / "last.pt"
 
 

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,19 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wm_core.data.collect import CollectConfig, collect
-from wm_core.models import ModelConfig
-from wm_core.sim import SceneConfig
 from wm_core.train.trainer import TrainConfig, train
-
-TINY = ModelConfig(
-    image_size=64,
-    enc_channels=(8, 8, 8, 8),
-    latent_dim=8,
-    pred_channels=16,
-    pred_blocks=1,
-    expander_dim=32,
-)
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -28,24 +17,16 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, make_tiny_shards):
     out = tmp_path_factory.mktemp("shards")
-    collect(
-        out,
-        2,
-        1,
-        0,
-        SceneConfig(n_objects=1),
-        CollectConfig(steps_per_episode=12, image_size=64),
-        progress=False,
-    )
+    make_tiny_shards(out)
     (out / "broken.npz").write_bytes(b"not a zip")  # must be reported, not poison the run
     return out
 
 
 @pytest.mark.parametrize("collapse", ["vicreg", "ema"])
-def test_train_logs_checkpoints_and_resumes(data, tmp_path, collapse):
-    mcfg = ModelConfig(**{**TINY.__dict__, "collapse": collapse})
+def test_train_logs_checkpoints_and_resumes(data, tmp_path, collapse, tiny_cfg):
+    mcfg = dataclasses.replace(tiny_cfg, collapse=collapse)
     res = train(
         data,
         tmp_path,
@@ -78,10 +59,12 @@ def test_train_logs_checkpoints_and_resumes(data, tmp_path, collapse):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
-def test_wrong_checkpoint_version_is_named(data, tmp_path):
+def test_wrong_checkpoint_version_is_named(data, tmp_path, tiny_cfg):
     torch.save({"version": 99}, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="checkpoint version 99, expected 1"):
-        train(data, tmp_path, TINY, TrainConfig(steps=1, batch_size=2, horizon=2), progress=False)
+        train(
+            data, tmp_path, tiny_cfg, TrainConfig(steps=1, batch_size=2, horizon=2), progress=False
+        )
 
 
 def test_ddp_two_cpu_processes_keep_weights_in_sync(data, tmp_path):
