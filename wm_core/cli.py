@@ -97,24 +97,113 @@ def _scene_config(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     from wm_core.eval.policies import available_policies
     from wm_core.eval.runner import evaluate, summary_table
+    from wm_core.models.checkpoint import CheckpointError
 
     pols = available_policies()
     if args.policy not in pols:
         raise UsageError(f"--policy {args.policy!r} unknown; choose one of {sorted(pols)}")
     _check_episodes_seed(args)
     cfg = _scene_config(args)
+    options = _policy_options(args)
     out = _writable_dir(args.out)
-    report = evaluate(
-        args.policy,
-        args.episodes,
-        args.seed,
-        cfg,
-        out,
-        video=not args.no_video,
-        progress=not args.quiet,
-    )
+    try:
+        report = evaluate(
+            args.policy,
+            args.episodes,
+            args.seed,
+            cfg,
+            out,
+            video=not args.no_video,
+            progress=not args.quiet,
+            policy_options=options,
+        )
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from exc
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
+    return 0
+
+
+def _add_planner_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("latent-mpc options")
+    g.add_argument("--planner", default=None, help="cem (default), mppi or gradient")
+    g.add_argument("--model", default=None, help="model directory (default: models/default)")
+    g.add_argument(
+        "--world-model",
+        default=None,
+        help="learned (default) or an ablation: copy-last, random, generative",
+    )
+    g.add_argument(
+        "--no-guardrail-costs",
+        action="store_true",
+        help="ablation: drop the planner's guardrail costs (the hard filter stays on)",
+    )
+    g.add_argument("--samples", type=int, default=None, help="candidates per iteration")
+    g.add_argument("--iterations", type=int, default=None, help="optimiser iterations per step")
+    g.add_argument("--horizon", type=int, default=None, help="planned steps")
+
+
+def _policy_options(args: argparse.Namespace) -> dict:
+    """latent-mpc options from the flags; a clear error if they are given to another policy."""
+    from wm_core.plan.config import PlannerConfig
+    from wm_core.plan.policy import WORLD_MODELS
+
+    given = {
+        k: getattr(args, k)
+        for k in ("planner", "model", "world_model", "samples", "iterations", "horizon")
+        if getattr(args, k) is not None
+    }
+    if args.no_guardrail_costs:
+        given["guardrails"] = False
+    if args.policy != "latent-mpc":
+        if given:
+            raise UsageError(f"{sorted(given)} only apply to --policy latent-mpc")
+        return {}
+    if given.get("world_model", "learned") not in WORLD_MODELS:
+        raise UsageError(f"--world-model {given['world_model']!r} must be one of {WORLD_MODELS}")
+    plan_keys = {"planner": "optimizer", "samples": "samples", "iterations": "iterations"}
+    plan_keys["horizon"] = "horizon"
+    try:
+        pcfg = PlannerConfig(**{plan_keys[k]: v for k, v in given.items() if k in plan_keys})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    options = {"planner_config": pcfg, "planner": pcfg.optimizer}
+    if "model" in given:
+        options["model_dir"] = given["model"]
+    for k in ("world_model", "guardrails"):
+        if k in given:
+            options[k] = given[k]
+    return options
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from wm_core.eval.compare import ENTRIES, compare
+    from wm_core.models.checkpoint import CheckpointError
+
+    _check_episodes_seed(args)
+    entries = [e.strip() for e in args.entries.split(",") if e.strip()]
+    unknown = [e for e in entries if e not in ENTRIES]
+    if unknown or not entries:
+        raise UsageError(f"--entries {unknown or args.entries!r}: choose from {sorted(ENTRIES)}")
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None and not readme.is_file():
+        raise UsageError(f"--readme {args.readme!r} is not a file")
+    out = _writable_dir(args.out)
+    try:
+        compare(
+            entries,
+            args.episodes,
+            args.seed,
+            _scene_config(args),
+            out,
+            video=not args.no_video,
+            progress=not args.quiet,
+            readme=readme,
+        )
+    except (CheckpointError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    print((out / "compare.md").read_text())
+    print(f"table, chart and videos in {out}")
     return 0
 
 
@@ -168,13 +257,23 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.what == "readout":
+        return _train_readout(args)
     from wm_core.models import ModelConfig
     from wm_core.train.trainer import TrainConfig, train
 
     try:
-        mcfg = ModelConfig(image_size=args.image_size, collapse=args.collapse)
+        mcfg = ModelConfig(
+            image_size=args.image_size, collapse=args.collapse, objective=args.objective
+        )
         tcfg = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size, horizon=args.horizon, seed=args.seed
+            steps=args.steps,
+            batch_size=args.batch_size,
+            horizon=args.horizon,
+            seed=args.seed,
+            lr=args.lr,
+            mode=args.what,
+            init=args.init or "",
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -190,6 +289,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained {s['steps']} steps on {s['windows']} windows ({s['bad_shards']} bad shards "
         f"skipped), {s['samples_per_s']:.1f} windows/s; final loss {s['final']['loss']:.4f}; "
         f"checkpoint {out / 'last.pt'}"
+    )
+    return 0
+
+
+def _train_readout(args: argparse.Namespace) -> int:
+    from wm_core.models.checkpoint import load_checkpoint
+    from wm_core.train.readout import train_readout
+
+    if not args.init:
+        raise UsageError("wm train readout needs --init CKPT (the model whose latents it reads)")
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data!r} is not a directory of shards")
+    out = _writable_dir(args.out)
+    try:
+        s = train_readout(load_checkpoint(Path(args.init)), Path(args.data), out, seed=args.seed)
+    except ValueError as exc:  # CheckpointError, no labelled episodes
+        raise UsageError(str(exc)) from exc
+    print(
+        f"object readout on {s['frames_train']} frames: held-out position R^2 "
+        f"{s['test_position_r2']:.3f}, error {s['test_position_err_cm']:.2f} cm; "
+        f"{out / 'readout.pt'}"
     )
     return 0
 
@@ -254,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/report.json and DIR/episode0.mp4.",
     )
     ev.add_argument(
-        "--policy", required=True, help="registered policy name (built in: oracle, random)"
+        "--policy",
+        required=True,
+        help="registered policy name (built in: oracle, random, latent-mpc)",
     )
     ev.add_argument("--episodes", type=int, default=10, help="number of episodes, >= 1")
     ev.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
@@ -262,7 +384,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="output directory")
     ev.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_planner_args(ev)
     ev.set_defaults(func=cmd_eval)
+
+    cp = sub.add_parser(
+        "compare",
+        help="several policies and ablations on the same seeds: table, bar chart, videos",
+    )
+    cp.add_argument(
+        "--entries",
+        default="oracle,random,latent-mpc-cem,ablation-copy-last,ablation-random-weights,"
+        "ablation-generative,ablation-no-guardrail-costs",
+        help="comma-separated entries (see wm_core/eval/compare.py ENTRIES)",
+    )
+    cp.add_argument("--episodes", type=int, default=10, help="episodes per entry, >= 1")
+    cp.add_argument("--seed", type=int, default=100_000, help="first (held-out) seed")
+    _add_scene_args(cp)
+    cp.add_argument("--out", required=True, help="output directory")
+    cp.add_argument("--readme", default=None, help="also rewrite the table in this Markdown file")
+    cp.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4s")
+    cp.add_argument("--quiet", action="store_true", help="no progress bars")
+    cp.set_defaults(func=cmd_compare)
 
     co = sub.add_parser(
         "collect",
@@ -297,12 +439,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser(
         "train",
         help="train the JEPA world model on shards",
-        description="Joint JEPA objective (encoder + predictor); resumes from "
-        "OUT/last.pt; runs unchanged under torchrun --nproc_per_node N.",
+        description="JEPA objective (encoder + predictor); resumes from OUT/last.pt; runs "
+        "unchanged under torchrun --nproc_per_node N.",
     )
     tr.add_argument(
-        "what", choices=["all"], help="what to train: 'all' (encoder and predictor jointly)"
+        "what",
+        choices=["encoder", "world-model", "all", "readout"],
+        help="'encoder': self-supervised encoder (latent prediction, collapse prevention); "
+        "'world-model': predictor on a frozen encoder (needs --init); 'all': jointly; "
+        "'readout': the object probe on the frozen latents of --init (uses sim labels)",
     )
+    tr.add_argument("--init", default=None, help="checkpoint whose weights start the run")
+    tr.add_argument(
+        "--objective",
+        default="jepa",
+        help="'jepa' (the product) or 'generative' (the pixel-reconstruction baseline)",
+    )
+    tr.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     tr.add_argument("--data", required=True, help="directory of shards")
     tr.add_argument("--out", required=True, help="run directory")
     tr.add_argument("--steps", type=int, default=2000, help="optimiser steps")

@@ -25,49 +25,15 @@ import numpy as np
 import torch
 
 from wm_core.data.collect import CollectConfig, collect_episode
-from wm_core.models import ModelConfig, WorldModel
+from wm_core.models.checkpoint import CheckpointError, load_checkpoint  # noqa: F401 (re-export)
 from wm_core.models.losses import effective_rank
 from wm_core.robot import ArmKinematics
 from wm_core.sim import SceneConfig
 from wm_core.train.data import proprio_from_obs
-from wm_core.train.trainer import CHECKPOINT_VERSION
 
 log = logging.getLogger(__name__)
 
 HORIZONS = (1, 5, 10)
-
-
-class CheckpointError(ValueError):
-    """Missing or incompatible checkpoint; names the versions or shapes involved."""
-
-
-def load_checkpoint(path: Path) -> WorldModel:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # boundary for untrusted bytes: any failure is a clear error
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        got = state.get("version") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path}: checkpoint version {got}, expected {CHECKPOINT_VERSION}")
-    cfg = ModelConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in state["model_config"].items()}
-    )
-    model = WorldModel(cfg)
-    own = model.state_dict()
-    for k, v in state["model"].items():
-        if k in own and own[k].shape != v.shape:
-            raise CheckpointError(
-                f"{path}: {k} has shape {list(v.shape)}, the model config "
-                f"expects {list(own[k].shape)}"
-            )
-    missing = sorted(set(own) - set(state["model"]))
-    if missing:
-        raise CheckpointError(f"{path}: missing weights {missing[:3]}...")
-    model.load_state_dict(state["model"])
-    return model.eval()
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):

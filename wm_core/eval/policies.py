@@ -46,6 +46,8 @@ def register_policy(name: str) -> Callable[[PolicyFactory], PolicyFactory]:
 
 def available_policies() -> dict[str, PolicyFactory]:
     """In-tree registrations plus the ``wm.policies`` entry points."""
+    import wm_core.plan.policy  # noqa: F401  (registers latent-mpc; imported late: it needs torch)
+
     found = dict(_REGISTRY)
     for ep in entry_points(group="wm.policies"):
         if ep.name not in found:
@@ -53,11 +55,12 @@ def available_policies() -> dict[str, PolicyFactory]:
     return found
 
 
-def make_policy(name: str, cfg: SceneConfig) -> Policy:
+def make_policy(name: str, cfg: SceneConfig, **options) -> Policy:
+    """Build a registered policy; ``options`` (e.g. ``planner="mppi"``) go to its factory."""
     pols = available_policies()
     if name not in pols:
         raise KeyError(f"--policy {name!r} unknown; choose one of {sorted(pols)}")
-    return pols[name](cfg)
+    return pols[name](cfg, **options) if options else pols[name](cfg)
 
 
 @register_policy("random")

@@ -12,6 +12,8 @@ import numpy as np
 from tqdm import tqdm
 
 from wm_core.eval.policies import make_policy
+from wm_core.safety import FilterConfig, SafetyFilter
+from wm_core.safety.filter import STATUSES as FILTER_STATUSES
 from wm_core.sim import SceneConfig, TableClearingEnv
 from wm_core.sim.safety import EVENT_KINDS
 
@@ -21,25 +23,52 @@ VIDEO_SIZE = 256
 REPORT_VERSION = 1
 
 
-def run_episode(env: TableClearingEnv, policy, seed: int, video: list | None = None) -> dict:
+def safe_step(env: TableClearingEnv, flt: SafetyFilter, action: np.ndarray):
+    """The only way the runner moves the arm: action -> IK joint target -> hard safety filter
+    -> joint command. A non-finite or malformed action becomes a hold, never a crash."""
+    a = np.asarray(action, dtype=float).reshape(-1)
+    if a.shape == (4,) and np.isfinite(a).all():
+        q_target, _, _ = env.cartesian_target(a)
+        suction = bool(a[3] > 0)
+    else:
+        q_target, suction = np.full(6, np.nan), env.suction
+    res = flt.filter(q_target, suction, env.joint_positions())
+    q = env.q_cmd if res.q is None else res.q
+    return (*env.step_joint(q, res.suction), res)
+
+
+def make_filter(cfg: SceneConfig) -> SafetyFilter:
+    return SafetyFilter(
+        FilterConfig(keepout_boxes=cfg.keepout_boxes, control_dt=1 / cfg.control_hz)
+    )
+
+
+def run_episode(
+    env: TableClearingEnv, policy, seed: int, video: list | None = None, flt=None
+) -> dict:
     """One episode; returns its metrics plus per-step wall-clock latencies (ms)."""
     obs, info = env.reset(seed)
     policy.reset(seed)
+    flt = flt or make_filter(env.cfg)
+    flt.reset(obs["joint_pos"], suction=False)
     latencies = []
     while True:
         if video is not None:
             video.append(env.render("scene_cam", VIDEO_SIZE))
         t0 = time.perf_counter()
         action = policy.act(obs, info if policy.privileged else None)
-        obs, _, terminated, truncated, info = env.step(action)
+        obs, _, terminated, truncated, info, _ = safe_step(env, flt, action)
         latencies.append((time.perf_counter() - t0) * 1e3)
-        if terminated or truncated:
+        if terminated or truncated or getattr(policy, "done", False):
             break
     if video is not None:
         video.append(env.render("scene_cam", VIDEO_SIZE))
     m = env.episode_metrics()
     m["seed"] = seed
     m["latencies_ms"] = latencies
+    m["filter"] = dict(flt.counts)
+    if hasattr(policy, "episode_stats"):
+        m["policy_stats"] = policy.episode_stats()
     return m
 
 
@@ -59,9 +88,10 @@ def evaluate(
     out_dir: Path,
     video: bool = True,
     progress: bool = True,
+    policy_options: dict | None = None,
 ) -> dict:
     """Run ``episodes`` episodes with seeds ``seed .. seed+episodes-1``; write the report."""
-    policy = make_policy(policy_name, cfg)
+    policy = make_policy(policy_name, cfg, **(policy_options or {}))
     cfg = dataclasses.replace(cfg, render_images=bool(getattr(policy, "needs_images", True)))
     env = TableClearingEnv(cfg)
     results, frames = [], []
@@ -81,6 +111,8 @@ def evaluate(
         env.close()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(policy_name, seed, cfg, results)
+    if hasattr(policy, "settings"):
+        report["planner_settings"] = policy.settings
     report["wall_s"] = round(time.perf_counter() - t_start, 2)
     if video and frames:
         vpath = out_dir / "episode0.mp4"
@@ -115,11 +147,43 @@ def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[di
         "physics_hz": 1.0 / cfg.physics_dt,
         "step_latency_ms_p50": float(np.percentile(lat, 50)),
         "step_latency_ms_p99": float(np.percentile(lat, 99)),
+        "safety_filter": {
+            k: int(sum(r["filter"].get(k, 0) for r in results)) for k in FILTER_STATUSES
+        },
         "per_episode": [
-            {k: r[k] for k in ("seed", "objects", "cleared", "dropped", "sim_time_s", "safety")}
+            {
+                k: r[k]
+                for k in ("seed", "objects", "cleared", "dropped", "sim_time_s", "safety", "filter")
+            }
             for r in results
         ],
+    } | _policy_figures(results)
+
+
+def _policy_figures(results: list[dict]) -> dict:
+    """Planner figures, for policies that report them (``episode_stats``)."""
+    stats = [r["policy_stats"] for r in results if "policy_stats" in r]
+    if not stats:
+        return {}
+    plan = np.concatenate([s["plan_ms"] for s in stats] + [np.zeros(0)])
+    act = np.concatenate([s["act_ms"] for s in stats] + [np.zeros(0)])
+    out = {
+        "surprise_events": int(sum(s["surprise_events"] for s in stats)),
+        "holds": int(sum(s["holds"] for s in stats)),
+        "bad_input_steps": int(sum(s["bad_input"] for s in stats)),
     }
+    if len(plan):
+        out |= {
+            "plan_latency_ms_p50": float(np.percentile(plan, 50)),
+            "plan_latency_ms_p99": float(np.percentile(plan, 99)),
+        }
+    if len(act):  # the rate the whole policy step (encode, read out, plan) sustains
+        out |= {
+            "policy_step_ms_p50": float(np.percentile(act, 50)),
+            "policy_step_ms_p99": float(np.percentile(act, 99)),
+            "planner_hz": float(1e3 / np.mean(act)),
+        }
+    return out
 
 
 def summary_table(report: dict) -> str:

@@ -8,6 +8,11 @@ from wm_core.config import ConfigError, check_range
 
 PROPRIO_DIM = 10  # joint positions [6] + tool position [3] + suction [1]
 ACTION_DIM = 4  # [dx, dy, dz, suction] (wm_core.sim.env)
+PROPRIO_SCALE = (0.05,) * 6 + (0.02,) * 3 + (1.0,)
+"""Typical one-step change of each proprioception entry (rad, m, on/off): the predictor's
+proprioception output and its loss are measured in these units, so the 1.8 cm tool steps are
+not drowned by joint angles."""
+OBJECTIVES = ("jepa", "generative")
 
 
 @dataclass(frozen=True)
@@ -18,12 +23,16 @@ class ModelConfig:
     """Channels of the stride-2 conv stages; the latent grid side is image_size / 2**stages."""
     latent_dim: int = 32
     """Channels D of each latent patch; the image latent is a [G*G, D] grid of patches."""
-    pred_channels: int = 96
+    pred_channels: int = 64
     """Hidden channels of the convolutional latent predictor."""
-    pred_blocks: int = 3
+    pred_blocks: int = 2
     """Residual blocks in the predictor."""
     proprio_hidden: int = 128
-    """Hidden width of the proprioception head of the predictor."""
+    """Hidden width of the proprioception head of the predictor (an MLP over proprioception,
+    action and the patch-mean image latent, so a planner can roll proprioception out cheaply)."""
+    objective: str = "jepa"
+    """"jepa": latent prediction (the product). "generative": the pixel-reconstruction baseline
+    (same encoder and predictor plus a decoder; losses in pixels)."""
     collapse: str = "vicreg"
     """Collapse prevention: "vicreg" (variance + covariance on an expander) or "ema"
     (stop-gradient EMA target encoder, BYOL/I-JEPA)."""
@@ -45,6 +54,8 @@ class ModelConfig:
         check_range("pred_channels", self.pred_channels, 1, 2048, integer=True)
         check_range("pred_blocks", self.pred_blocks, 0, 32, integer=True)
         check_range("proprio_hidden", self.proprio_hidden, 1, 4096, integer=True)
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective={self.objective!r} must be one of {OBJECTIVES}")
         if self.collapse not in ("vicreg", "ema"):
             raise ConfigError(f"collapse={self.collapse!r} must be 'vicreg' or 'ema'")
         check_range("ema_momentum", self.ema_momentum, 0.0, 1.0)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from wm_core.config import ConfigError
-from wm_core.models.config import ACTION_DIM, PROPRIO_DIM, ModelConfig
+from wm_core.models.config import ACTION_DIM, PROPRIO_DIM, PROPRIO_SCALE, ModelConfig
 
 
 class Encoder(nn.Module):
@@ -49,8 +49,11 @@ class _ResBlock(nn.Module):
 class Predictor(nn.Module):
     """(z_t, p_t, a_t) -> (z_{t+1}, p_{t+1}), both as residual updates.
 
-    The action and proprioception are broadcast over the grid as extra channels, so every
-    patch knows where the tool is and where it is told to go.
+    Latent: a conv net over the grid, with proprioception and action broadcast as extra
+    channels, so every patch knows where the tool is and where it is told to go.
+    Proprioception: an MLP over (p_t, a_t, mean patch latent). It does not read the conv trunk,
+    so :meth:`step_proprio` can roll proprioception out for thousands of candidate action
+    sequences at MLP cost while the scene context is held at its current encoding.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -61,10 +64,17 @@ class Predictor(nn.Module):
         self.blocks = nn.Sequential(*[_ResBlock(c) for _ in range(cfg.pred_blocks)])
         self.out = nn.Conv2d(c, d, 1)
         self.proprio = nn.Sequential(
-            nn.Linear(c + cond, cfg.proprio_hidden),
+            nn.Linear(d + cond, cfg.proprio_hidden),
+            nn.GELU(),
+            nn.Linear(cfg.proprio_hidden, cfg.proprio_hidden),
             nn.GELU(),
             nn.Linear(cfg.proprio_hidden, PROPRIO_DIM),
         )
+        self.register_buffer("p_scale", torch.tensor(PROPRIO_SCALE), persistent=False)
+
+    def step_proprio(self, zbar: torch.Tensor, p: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """zbar [B, D] (mean patch latent), p [B, 10], a [B, 4] -> p' [B, 10]."""
+        return p + self.proprio(torch.cat([zbar, p, a], dim=-1)) * self.p_scale
 
     def forward(self, z: torch.Tensor, p: torch.Tensor, a: torch.Tensor):
         b, n, d = z.shape
@@ -73,8 +83,29 @@ class Predictor(nn.Module):
         x = torch.cat([grid, cond[:, :, None, None].expand(-1, -1, self.g, self.g)], dim=1)
         h = self.blocks(self.inp(x))  # [B, C, G, G]
         dz = self.out(h).flatten(2).transpose(1, 2)  # [B, N, D]
-        dp = self.proprio(torch.cat([h.mean(dim=(2, 3)), cond], dim=-1))  # [B, P]
-        return z + dz, p + dp
+        return z + dz, self.step_proprio(z.mean(dim=1), p, a)
+
+
+class Decoder(nn.Module):
+    """The generative baseline's pixel decoder: [B, G*G, D] -> [B, 3, S, S] in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.g = cfg.grid
+        chans = [cfg.latent_dim, *reversed(cfg.enc_channels)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1),
+                nn.GroupNorm(4, c_out),
+                nn.GELU(),
+            ]
+        layers += [nn.Conv2d(chans[-1], 3, 3, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        b, n, d = z.shape
+        return self.net(z.transpose(1, 2).reshape(b, d, self.g, self.g))
 
 
 class WorldModel(nn.Module):
@@ -84,6 +115,7 @@ class WorldModel(nn.Module):
         self.encoder = Encoder(self.cfg)
         self.predictor = Predictor(self.cfg)
         self.target_encoder: Encoder | None = None
+        self.decoder = Decoder(self.cfg) if self.cfg.objective == "generative" else None
         if self.cfg.collapse == "ema":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.expander = nn.Sequential(
@@ -118,3 +150,14 @@ class WorldModel(nn.Module):
             zs.append(z)
             ps.append(p)
         return torch.stack(zs, dim=1), torch.stack(ps, dim=1)
+
+    def rollout_proprio(self, z0: torch.Tensor, p0: torch.Tensor, actions: torch.Tensor):
+        """The planner's fast path: proprioception only, scene context held at z0.
+
+        z0 [B, N, D] or [1, N, D], p0 [B, 10], actions [B, H, 4] -> p [B, H, 10]."""
+        zbar = z0.mean(dim=1).expand(actions.shape[0], -1)  # [B, D]
+        ps, p = [], p0
+        for t in range(actions.shape[1]):
+            p = self.predictor.step_proprio(zbar, p, actions[:, t])
+            ps.append(p)
+        return torch.stack(ps, dim=1)

@@ -16,6 +16,7 @@ suction state. Ground truth (object poses, tool pose, clear/drop status) is only
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -136,17 +137,24 @@ class TableClearingEnv:
     # ------------------------------------------------------------------ acting
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         """Cartesian tool-delta action [4] in [-1, 1]; see the module docstring."""
+        q_new, target, ok = self.cartesian_target(action)
+        result = self._step_joint(q_new, float(np.asarray(action, float).reshape(-1)[3]) > 0)
+        if ok:
+            self.tool_cmd = target
+        return result
+
+    def cartesian_target(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """What :meth:`step` would command for ``action``: (joint target [6], tool target [3],
+        whether the IK converged; if not, the joint target is the current command)."""
         a = np.asarray(action, dtype=float).reshape(-1)
         if a.shape != (ACTION_DIM,) or not np.all(np.isfinite(a)):
             raise ValueError(f"action must be {ACTION_DIM} finite numbers, got {action!r}")
         a = np.clip(a, -1.0, 1.0)
         target = np.clip(self.tool_cmd + a[:3] * self.cfg.max_tool_step, self._ws_lo, self._ws_hi)
         ik = self.kin.ik_tool_down(target, self.q_cmd)
-        q_new = self.q_cmd
         if ik.converged:
-            q_new = ik.q
-            self.tool_cmd = target
-        return self.step_joint(q_new, a[3] > 0)
+            return ik.q, target, True
+        return self.q_cmd.copy(), target, False
 
     def step_joint(
         self, q_target: np.ndarray, suction: bool
@@ -154,8 +162,13 @@ class TableClearingEnv:
         """Joint-position action: move to ``q_target`` [6] over one agent step.
 
         The step is limited to the joint velocity limits (the servo's own limit); the
-        planner-independent hard safety filter sits upstream of this call.
+        planner-independent hard safety filter (``wm_core.safety``) sits upstream of this call.
         """
+        result = self._step_joint(q_target, suction)
+        self.tool_cmd = self.kin.tool_position(self.q_cmd)
+        return result
+
+    def _step_joint(self, q_target: np.ndarray, suction: bool):
         m, d = self.model, self.data
         if m is None or d is None:
             raise RuntimeError("TableClearingEnv: call reset(seed) before step()")
@@ -240,6 +253,10 @@ class TableClearingEnv:
             held[i] = bool(np.any((cup[:, 0] & o[:, 1]) | (cup[:, 1] & o[:, 0])))
         return held
 
+    def joint_positions(self) -> np.ndarray:
+        """Measured joint positions [6] (the encoders of a real arm)."""
+        return self.data.qpos[self._qadr].copy()
+
     def _obs(self) -> dict:
         d = self.data
         obs = {
@@ -301,3 +318,14 @@ class TableClearingEnv:
             "steps": self.steps,
             "safety": dict(self.monitor.counts),
         }
+
+
+@functools.lru_cache(maxsize=8)
+def nominal_camera(size: int, camera: str = "scene_cam") -> CameraInfo:
+    """The scene camera's calibration without jitter: what a user's calibration file gives."""
+    env = TableClearingEnv(SceneConfig(render_images=False, camera_jitter_deg=0.0))
+    env.reset(0)
+    try:
+        return env.camera_info(camera, size)
+    finally:
+        env.close()

@@ -29,8 +29,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from wm_core.config import check_range
+from wm_core.config import ConfigError, check_range
 from wm_core.models import ModelConfig, WorldModel
+from wm_core.models.checkpoint import (
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    load_weights,
+    model_config_of,
+    read_checkpoint,
+)
+from wm_core.models.config import PROPRIO_SCALE
 from wm_core.models.losses import (
     covariance_loss,
     effective_rank,
@@ -43,7 +51,7 @@ from wm_core.train.plots import plot_run
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+TRAIN_MODES = ("encoder", "world-model", "all")
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,17 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 200
     seed: int = 0
+    mode: str = "all"
+    """"all": everything jointly. "encoder": the self-supervised encoder objective (latent
+    prediction, collapse prevention, tool probe), no proprioception dynamics. "world-model":
+    the encoder frozen (from ``init``), the predictor trained on latents and proprioception."""
+    init: str = ""
+    """Checkpoint whose model weights start the run (required for mode "world-model" unless
+    the run directory already has ``last.pt`` to resume from)."""
 
     def __post_init__(self) -> None:
+        if self.mode not in TRAIN_MODES:
+            raise ConfigError(f"mode={self.mode!r} must be one of {TRAIN_MODES}")
         check_range("steps", self.steps, 1, 10_000_000, integer=True)
         check_range("batch_size", self.batch_size, 1, 4096, integer=True)
         check_range("horizon", self.horizon, 1, 32, integer=True)
@@ -108,6 +125,12 @@ class Objective(torch.nn.Module):
         return jepa_loss(self.model, self.probe, img, prop, act, self.mcfg, self.tcfg, with_metrics)
 
 
+def _proprio_mse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """MSE in units of a typical one-step change (``PROPRIO_SCALE``). [..., 10] -> scalar."""
+    scale = pred.new_tensor(PROPRIO_SCALE)
+    return F.mse_loss(pred / scale, true / scale)
+
+
 def jepa_loss(
     model: WorldModel,
     probe: ToolProbe,
@@ -118,39 +141,54 @@ def jepa_loss(
     tcfg: TrainConfig,
     with_metrics: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The whole objective for one batch. img [B, H+1, 3, S, S] uint8, prop [B, H+1, 10],
+    act [B, H, 4]. ``tcfg.mode`` picks the trained parts; ``mcfg.objective`` the loss family."""
     b, h1 = img.shape[:2]
     frames = img.flatten(0, 1).float() / 255.0  # [B*(H+1), 3, S, S]
-    z_all = model.encode(frames).unflatten(0, (b, h1))  # [B, H+1, N, D]
-    if mcfg.collapse == "ema":
+    train_encoder = tcfg.mode != "world-model"
+    train_dynamics = tcfg.mode != "encoder"  # proprioception prediction
+    with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
+        z_all = model.encode(frames).unflatten(0, (b, h1))  # [B, H+1, N, D]
+    generative = mcfg.objective == "generative"
+    if mcfg.collapse == "ema" and not generative:
         with torch.no_grad():
             tgt = model.target_encoder(frames * 2.0 - 1.0).unflatten(0, (b, h1))
     else:
-        tgt = z_all
+        tgt = z_all if train_encoder else z_all.detach()
     # teacher forcing over every step
     z_tf, p_tf = model.predict(
         z_all[:, :-1].flatten(0, 1), prop[:, :-1].flatten(0, 1), act.flatten(0, 1)
     )  # [B*H, N, D], [B*H, 10]
-    tf_z = F.mse_loss(z_tf, tgt[:, 1:].flatten(0, 1))
-    tf_p = F.mse_loss(p_tf, prop[:, 1:].flatten(0, 1))
     # multi-step rollout from step 0
     z_ro, p_ro = model.rollout(z_all[:, 0], prop[:, 0], act)  # [B, H, N, D], [B, H, 10]
-    ro_z = F.mse_loss(z_ro, tgt[:, 1:])
-    ro_p = F.mse_loss(p_ro, prop[:, 1:])
-    tool = F.mse_loss(probe(z_all.flatten(0, 1)), prop.flatten(0, 1)[:, 6:9])
-    loss = tf_z + tcfg.rollout_weight * ro_z + tcfg.proprio_weight * (tf_p + ro_p)
-    loss = loss + tcfg.tool_probe_weight * tool
-    parts = {
-        "tf_latent": tf_z.item(),
-        "rollout_latent": ro_z.item(),
-        "proprio": (tf_p + ro_p).item(),
-        "tool_probe": tool.item(),
-    }
+    parts: dict[str, float] = {}
+    if generative:  # the baseline: every latent is judged by its decoded pixels
+        pix = frames.unflatten(0, (b, h1)) * 2.0 - 1.0  # [B, H+1, 3, S, S] in [-1, 1]
+        recon = F.mse_loss(model.decoder(z_all.flatten(0, 1)), pix.flatten(0, 1))
+        tf_z = F.mse_loss(model.decoder(z_tf), pix[:, 1:].flatten(0, 1))
+        ro_z = F.mse_loss(model.decoder(z_ro.flatten(0, 1)), pix[:, 1:].flatten(0, 1))
+        loss = recon
+        parts["recon_pixels"] = recon.item()
+    else:
+        tf_z = F.mse_loss(z_tf, tgt[:, 1:].flatten(0, 1))
+        ro_z = F.mse_loss(z_ro, tgt[:, 1:])
+        loss = torch.zeros((), device=img.device)
+    loss = loss + tf_z + tcfg.rollout_weight * ro_z
+    parts |= {"tf_latent": tf_z.item(), "rollout_latent": ro_z.item()}
+    if train_dynamics:
+        prop_loss = _proprio_mse(p_tf, prop[:, 1:].flatten(0, 1)) + _proprio_mse(p_ro, prop[:, 1:])
+        loss = loss + tcfg.proprio_weight * prop_loss
+        parts["proprio"] = prop_loss.item()
     emb = z_all.flatten(0, 2)  # [B*(H+1)*N, D] patch embeddings
-    if mcfg.collapse == "vicreg":
-        e = model.expander(emb)
-        var, cov = variance_loss(e), covariance_loss(e)
-        loss = loss + tcfg.vicreg_var_weight * var + tcfg.vicreg_cov_weight * cov
-        parts |= {"vicreg_var": var.item(), "vicreg_cov": cov.item()}
+    if train_encoder:
+        tool = F.mse_loss(probe(z_all.flatten(0, 1)), prop.flatten(0, 1)[:, 6:9])
+        loss = loss + tcfg.tool_probe_weight * tool
+        parts["tool_probe"] = tool.item()
+        if mcfg.collapse == "vicreg" and not generative:
+            e = model.expander(emb)
+            var, cov = variance_loss(e), covariance_loss(e)
+            loss = loss + tcfg.vicreg_var_weight * var + tcfg.vicreg_cov_weight * cov
+            parts |= {"vicreg_var": var.item(), "vicreg_cov": cov.item()}
     if with_metrics:  # collapse metrics (an SVD): only on the steps that are logged
         parts["min_dim_std"] = float(emb.detach().std(dim=0).min())
         parts["effective_rank"] = effective_rank(emb.detach())
@@ -185,6 +223,21 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
+def _set_trainable(obj: Objective, mcfg: ModelConfig, tcfg: TrainConfig) -> None:
+    """Freeze what this mode and objective do not train (DDP needs every trained weight used)."""
+    m = obj.model
+    m.requires_grad_(True)
+    obj.probe.requires_grad_(tcfg.mode != "world-model")
+    if m.target_encoder is not None:
+        m.target_encoder.requires_grad_(False)
+    if tcfg.mode == "world-model":
+        m.encoder.requires_grad_(False)
+    if tcfg.mode == "encoder":
+        m.predictor.proprio.requires_grad_(False)
+    if mcfg.collapse != "vicreg" or mcfg.objective == "generative" or tcfg.mode == "world-model":
+        m.expander.requires_grad_(False)
+
+
 @dataclass
 class TrainResult:
     summary: dict
@@ -204,17 +257,26 @@ def train(
     ds = WindowDataset(data, tcfg.horizon, mcfg.image_size)
     obj = Objective(mcfg, tcfg)
     model, probe = obj.model, obj.probe
+    ckpt = out / "last.pt"
+    if not ckpt.exists() and tcfg.init:
+        init = read_checkpoint(Path(tcfg.init))
+        if model_config_of(init) != mcfg:
+            raise CheckpointError(
+                f"{tcfg.init}: model config {model_config_of(init)} differs from this run's {mcfg}"
+            )
+        load_weights(model, init["model"], tcfg.init)
+        if "probe" in init:
+            probe.load_state_dict(init["probe"])
+        log.info("initialised from %s", tcfg.init)
+    elif not ckpt.exists() and tcfg.mode == "world-model":
+        raise CheckpointError("mode world-model trains on a frozen encoder: pass --init CKPT")
+    _set_trainable(obj, mcfg, tcfg)
     opt = torch.optim.AdamW(
         [p for p in obj.parameters() if p.requires_grad], lr=tcfg.lr, weight_decay=tcfg.weight_decay
     )
     step = 0
-    ckpt = out / "last.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(
-                f"{ckpt}: checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}"
-            )
+        state = read_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         probe.load_state_dict(state["probe"])
         opt.load_state_dict(state["optimizer"])

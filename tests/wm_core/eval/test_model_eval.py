@@ -44,7 +44,7 @@ def test_checkpoint_errors_name_versions_and_shapes(ckpt, tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     state = torch.load(ckpt, weights_only=True)
     torch.save({**state, "version": 7}, tmp_path / "v7.pt")
-    with pytest.raises(CheckpointError, match="checkpoint version 7, expected 1"):
+    with pytest.raises(CheckpointError, match="checkpoint version 7, expected 2"):
         load_checkpoint(tmp_path / "v7.pt")
     cfg = dict(state["model_config"], latent_dim=16)
     torch.save({**state, "model_config": cfg}, tmp_path / "shape.pt")

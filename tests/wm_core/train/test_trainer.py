@@ -50,7 +50,7 @@ def test_train_logs_checkpoints_and_resumes(data, tmp_path, collapse, tiny_cfg):
     rows = read_csv(tmp_path / "metrics.csv")
     assert [r[0] for r in rows[1:]] == ["2", "4", "6", "8"]  # resumed, not restarted
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert ckpt["step"] == 8 and ckpt["version"] == 1
+    assert ckpt["step"] == 8 and ckpt["version"] == 2
     assert any(not torch.equal(before[k], v) for k, v in res2.model.state_dict().items())
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["final"]["loss"] > 0 and summary["samples_per_s"] > 0
@@ -61,7 +61,7 @@ def test_train_logs_checkpoints_and_resumes(data, tmp_path, collapse, tiny_cfg):
 
 def test_wrong_checkpoint_version_is_named(data, tmp_path, tiny_cfg):
     torch.save({"version": 99}, tmp_path / "last.pt")
-    with pytest.raises(ValueError, match="checkpoint version 99, expected 1"):
+    with pytest.raises(ValueError, match="checkpoint version 99, expected 2"):
         train(
             data, tmp_path, tiny_cfg, TrainConfig(steps=1, batch_size=2, horizon=2), progress=False
         )

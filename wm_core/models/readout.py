@@ -1,0 +1,139 @@
+"""Object readout: a linear probe over the latent grid that finds objects and their positions.
+
+The encoder learns objects without labels. This readout is a *probe* on top of the frozen
+latent: one linear map over each patch's 3x3 neighbourhood (a 3x3 convolution, no
+nonlinearity) gives, per patch, an objectness logit and a correction to that patch's prior
+position. It is fitted on the privileged labels of recorded simulation episodes (as any
+probe is) and then reads only the image latent at run time. The task layer uses it to pick
+the next object; ``wm evaluate-model`` scores it on held-out seeds.
+
+Each patch's prior position is where its pixel-centre ray meets the table-top plane, from
+the nominal scene-camera calibration, so the probe predicts small offsets:
+``xyz = prior + 0.05 m * out``. An object belongs to the patch its centre projects into.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+OFFSET_SCALE = 0.05  # m per unit of probe output
+READOUT_VERSION = 1
+TABLE_TOP_Z = 0.0  # the table-top plane (wm_core.sim.config.LAYOUT: the slab is below z = 0)
+
+
+def project(points: np.ndarray, k: np.ndarray, t_world_cam: np.ndarray) -> np.ndarray:
+    """World points [..., 3] -> pixel coordinates [..., 2] (u right, v down) and depth [...]."""
+    r, c = t_world_cam[:3, :3], t_world_cam[:3, 3]
+    pc = (points - c) @ r  # [..., 3] in the OpenCV camera frame
+    uv = pc[..., :2] / pc[..., 2:3] * np.array([k[0, 0], k[1, 1]]) + np.array([k[0, 2], k[1, 2]])
+    return np.concatenate([uv, pc[..., 2:3]], axis=-1)
+
+
+def cell_priors(k: np.ndarray, t_world_cam: np.ndarray, size: int, grid: int) -> np.ndarray:
+    """[G, G, 3] world points where each patch's centre ray meets the table-top plane."""
+    cell = size / grid
+    centres = (np.arange(grid) + 0.5) * cell
+    u, v = np.meshgrid(centres, centres)  # [G, G] each; row index = v
+    rays = np.stack(
+        [(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1
+    )  # [G, G, 3] in the camera frame
+    d = rays @ t_world_cam[:3, :3].T  # [G, G, 3] in the world frame
+    c = t_world_cam[:3, 3]
+    s = (TABLE_TOP_Z - c[2]) / np.where(np.abs(d[..., 2]) < 1e-9, -1e-9, d[..., 2])
+    pts = c + d * s[..., None]
+    pts[..., 2] = TABLE_TOP_Z + 0.025  # a typical object centre height
+    return pts.astype(np.float32)
+
+
+class ObjectReadout(nn.Module):
+    """z [B, G*G, D] -> objectness logits [B, G, G] and positions [B, G, G, 3] (m, world)."""
+
+    def __init__(self, latent_dim: int, grid: int, priors: np.ndarray):
+        super().__init__()
+        self.grid = grid
+        self.conv = nn.Conv2d(latent_dim, 4, 3, padding=1)
+        self.register_buffer("priors", torch.as_tensor(priors, dtype=torch.float32))  # [G, G, 3]
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, d = z.shape
+        out = self.conv(z.transpose(1, 2).reshape(b, d, self.grid, self.grid))  # [B, 4, G, G]
+        xyz = self.priors + OFFSET_SCALE * out[:, 1:].permute(0, 2, 3, 1)  # [B, G, G, 3]
+        return out[:, 0], xyz
+
+    @torch.no_grad()
+    def detect(self, z: torch.Tensor, threshold: float = 0.5) -> list[np.ndarray]:
+        """Per image, the detected object positions [M, 4] = (x, y, z, probability), strongest
+        first: patches above ``threshold`` that are maxima of their 3x3 neighbourhood."""
+        logit, xyz = self(z)
+        prob = torch.sigmoid(logit)  # [B, G, G]
+        peak = prob >= F.max_pool2d(prob[:, None], 3, 1, 1)[:, 0]
+        keep = peak & (prob > threshold)
+        found = []
+        for i in range(z.shape[0]):
+            sel = keep[i]
+            rows = torch.cat([xyz[i][sel], prob[i][sel][:, None]], dim=1).numpy()  # [M, 4]
+            found.append(rows[np.argsort(-rows[:, 3])])
+        return found
+
+
+def readout_targets(
+    obj_pos: np.ndarray, k: np.ndarray, t_world_cam: np.ndarray, size: int, grid: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Object centres [M, K, 3] -> objectness [M, G, G] (0/1) and positions [M, G, G, 3]."""
+    m = obj_pos.shape[0]
+    occ = np.zeros((m, grid, grid), np.float32)
+    pos = np.zeros((m, grid, grid, 3), np.float32)
+    uvd = project(obj_pos, k, t_world_cam)  # [M, K, 3]
+    cols = np.floor(uvd[..., 0] / (size / grid)).astype(int)
+    rows = np.floor(uvd[..., 1] / (size / grid)).astype(int)
+    ok = (cols >= 0) & (cols < grid) & (rows >= 0) & (rows < grid) & (uvd[..., 2] > 0)
+    fi, ki = np.nonzero(ok)
+    occ[fi, rows[fi, ki], cols[fi, ki]] = 1.0
+    pos[fi, rows[fi, ki], cols[fi, ki]] = obj_pos[fi, ki]
+    return occ, pos
+
+
+def fit_readout(
+    readout: ObjectReadout,
+    z: torch.Tensor,
+    occ: torch.Tensor,
+    pos: torch.Tensor,
+    steps: int = 400,
+    batch: int = 512,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Fit on frozen latents z [M, N, D] with targets occ [M, G, G], pos [M, G, G, 3]."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(readout.parameters(), lr=1e-2)
+    pos_weight = (1 - occ.mean()) / occ.mean().clamp(min=1e-6)
+    for _ in range(steps):
+        idx = torch.randint(0, z.shape[0], (min(batch, z.shape[0]),), generator=gen)
+        logit, xyz = readout(z[idx])
+        cls = F.binary_cross_entropy_with_logits(logit, occ[idx], pos_weight=pos_weight)
+        m = occ[idx] > 0  # [b, G, G]
+        reg = ((xyz[m] - pos[idx][m]) / OFFSET_SCALE).pow(2).mean() if m.any() else 0.0 * cls
+        loss = cls + reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {"bce": float(cls.detach()), "reg": float(reg.detach())}
+
+
+def position_r2(readout: ObjectReadout, z: torch.Tensor, occ: torch.Tensor, pos: torch.Tensor):
+    """R^2 (variance-weighted over x, y, z) and mean error (m) of the probe's positions at the
+    patches that hold an object."""
+    with torch.no_grad():
+        _, xyz = readout(z)
+    m = occ > 0
+    pred, true = xyz[m].numpy(), pos[m].numpy()  # [O, 3]
+    ss_res = ((pred - true) ** 2).sum()
+    ss_tot = ((true - true.mean(0)) ** 2).sum() + 1e-12
+    err = np.linalg.norm(pred - true, axis=1)
+    return float(1 - ss_res / ss_tot), float(err.mean())

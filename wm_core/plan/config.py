@@ -1,0 +1,144 @@
+"""Typed, validated configuration of the latent MPC planner and its task layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wm_core.config import ConfigError, check_range
+
+OPTIMIZERS = ("cem", "mppi", "gradient")
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    """Weights of the composable cost terms (0 switches a term off)."""
+
+    goal: float = 1.0
+    """Tool distance to the subgoal, in cm^2, summed over the horizon."""
+    suction: float = 20.0
+    """Squared mismatch of the predicted suction state with the subgoal's."""
+    latent_goal: float = 0.0
+    """Mean squared latent distance of the final predicted latent to a goal latent (needs the
+    full latent rollout; off by default)."""
+    joint_margin: float = 100.0
+    """Squared intrusion (rad) into the margin before the joint position limits."""
+    joint_velocity: float = 10.0
+    """Squared excess joint speed (rad/s) over ``velocity_fraction`` of the limits."""
+    joint_acceleration: float = 0.01
+    """Squared joint acceleration (rad/s^2)."""
+    tool_speed: float = 1000.0
+    """Squared excess tool speed (m/s) over the configured limit."""
+    collision: float = 1e4
+    """Squared penetration (m) of arm capsules into the table and the bin walls."""
+    keepout: float = 1e4
+    """Squared penetration (m) of arm capsules into the keep-out boxes."""
+    smoothness: float = 0.05
+    """Squared change between consecutive actions (including the previous step's)."""
+
+    def __post_init__(self) -> None:
+        for name, v in vars(self).items():
+            check_range(name, v, 0.0, 1e9)
+
+    def guardrails_off(self) -> CostWeights:
+        from dataclasses import replace
+
+        return replace(
+            self,
+            joint_margin=0.0,
+            joint_velocity=0.0,
+            joint_acceleration=0.0,
+            tool_speed=0.0,
+            collision=0.0,
+            keepout=0.0,
+            smoothness=0.0,
+        )
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    optimizer: str = "cem"
+    """"cem", "mppi" (warm-started from the previous solution) or "gradient" (Adam on the
+    action sequence through the differentiable world model and costs)."""
+    horizon: int = 5
+    """Planned actions H."""
+    samples: int = 256
+    """Candidate action sequences per iteration (cem, mppi); restarts for gradient: 8."""
+    iterations: int = 4
+    """Optimiser iterations per control step (gradient: Adam steps)."""
+    elite_frac: float = 0.1
+    """CEM: fraction of samples refitted."""
+    init_std: float = 0.6
+    """Initial sampling std of the actions (actions live in [-1, 1])."""
+    mppi_temperature: float = 1.0
+    """MPPI: softmax temperature on the cost (in cost units)."""
+    grad_lr: float = 0.2
+    """Gradient: Adam step size on the (tanh-parametrised) actions."""
+    grad_restarts: int = 8
+    """Gradient: parallel starts (the warm start plus random ones)."""
+    velocity_fraction: float = 0.8
+    """Guardrail: joint speeds above this fraction of the URDF limit are penalised."""
+    tool_speed_limit: float = 0.25
+    """Guardrail: tool speed limit (m/s)."""
+    joint_margin: float = 0.15
+    """Guardrail: margin (rad) before the joint limits where the cost starts."""
+    control_dt: float = 0.1
+    """Seconds per planned step."""
+    weights: CostWeights = CostWeights()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
+        check_range("horizon", self.horizon, 1, 64, integer=True)
+        check_range("samples", self.samples, 2, 65536, integer=True)
+        check_range("iterations", self.iterations, 1, 100, integer=True)
+        check_range("elite_frac", self.elite_frac, 0.001, 1.0)
+        check_range("init_std", self.init_std, 1e-3, 2.0)
+        check_range("mppi_temperature", self.mppi_temperature, 1e-6, 1e6)
+        check_range("grad_lr", self.grad_lr, 1e-5, 10.0)
+        check_range("grad_restarts", self.grad_restarts, 1, 4096, integer=True)
+        check_range("velocity_fraction", self.velocity_fraction, 0.05, 1.0)
+        check_range("tool_speed_limit", self.tool_speed_limit, 0.01, 5.0)
+        check_range("joint_margin", self.joint_margin, 0.0, 1.0)
+        check_range("control_dt", self.control_dt, 1e-3, 10.0)
+        if not isinstance(self.weights, CostWeights):
+            raise ConfigError(f"weights must be CostWeights, got {type(self.weights).__name__}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The hierarchical table-clearing layer (subgoals for the MPC)."""
+
+    hover_z: float = 0.22
+    """Tool height (m) for approach and transport."""
+    release_z: float = 0.17
+    """Tool height (m) at which an object is released over the bin."""
+    detect_threshold: float = 0.5
+    """Objectness probability above which the readout reports an object."""
+    reach_tol: float = 0.012
+    """Tool distance (m) to a subgoal that counts as reached."""
+    lock_radius: float = 0.06
+    """Within this xy distance (m) of the target the arm occludes it: the target is locked."""
+    grip_steps: int = 3
+    release_steps: int = 4
+    empty_checks: int = 3
+    """Consecutive detections of an empty table before the task reports done."""
+    max_attempts: int = 12
+    """Pick attempts per episode before giving up."""
+    surprise_threshold: float = 6.0
+    """Surprise score above which the arm holds and replans."""
+    surprise_hold_steps: int = 2
+    """Steps held after a surprise."""
+
+    def __post_init__(self) -> None:
+        check_range("hover_z", self.hover_z, 0.05, 0.55)
+        check_range("release_z", self.release_z, 0.05, 0.55)
+        check_range("detect_threshold", self.detect_threshold, 0.01, 0.99)
+        check_range("reach_tol", self.reach_tol, 0.001, 0.1)
+        check_range("lock_radius", self.lock_radius, 0.0, 0.5)
+        check_range("grip_steps", self.grip_steps, 0, 100, integer=True)
+        check_range("release_steps", self.release_steps, 0, 100, integer=True)
+        check_range("empty_checks", self.empty_checks, 1, 100, integer=True)
+        check_range("max_attempts", self.max_attempts, 1, 1000, integer=True)
+        check_range("surprise_threshold", self.surprise_threshold, 0.0, 1e6)
+        check_range("surprise_hold_steps", self.surprise_hold_steps, 0, 100, integer=True)

@@ -1,0 +1,210 @@
+"""``latent-mpc``: the product's policy. Camera image + joint state in, tool action out.
+
+Per step: encode the image -> score surprise against last step's prediction -> read objects
+from the latent -> the task layer picks the subgoal -> the latent MPC plans -> the first
+action goes out (through the hard safety filter, in the runner or the ROS safety node) ->
+the model predicts the next latent for the surprise check.
+
+It never reads simulator ground truth: ``privileged = False`` and the runner passes no info.
+Ablations (``world_model=``): ``copy-last`` (the predictor says nothing changes), ``random``
+(untrained weights), ``generative`` (the pixel-reconstruction baseline model);
+``guardrails=False`` drops the guardrail costs (the hard filter still applies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from wm_core.eval.policies import register_policy
+from wm_core.models import WorldModel
+from wm_core.models.checkpoint import load_checkpoint
+from wm_core.plan.config import PlannerConfig, TaskConfig
+from wm_core.plan.costs import Goal
+from wm_core.plan.planner import LatentMPC
+from wm_core.plan.surprise import SurpriseMonitor
+from wm_core.plan.task import TableClearingTask
+from wm_core.robot import ArmKinematics
+from wm_core.sim import SceneConfig
+from wm_core.train.readout import load_readout
+
+log = logging.getLogger(__name__)
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = REPO_MODELS / "default"
+GENERATIVE_MODEL = REPO_MODELS / "generative"
+WORLD_MODELS = ("learned", "copy-last", "random", "generative")
+
+
+class CopyLastModel(torch.nn.Module):
+    """Ablation: the learned encoder, but a predictor that says nothing ever changes."""
+
+    def __init__(self, model: WorldModel):
+        super().__init__()
+        self.inner, self.cfg = model, model.cfg
+
+    def encode(self, images):
+        return self.inner.encode(images)
+
+    def predict(self, z, p, a):
+        return z, p
+
+    def rollout(self, z0, p0, actions):
+        h = actions.shape[1]
+        return z0[:, None].expand(-1, h, -1, -1), p0[:, None].expand(-1, h, -1)
+
+    def rollout_proprio(self, z0, p0, actions):
+        return p0[:, None].expand(-1, actions.shape[1], -1)
+
+
+def load_bundle(model_dir: Path, world_model: str = "learned", seed: int = 0):
+    """(model, object readout) from a model directory (``model.pt`` + ``readout.pt``)."""
+    if world_model not in WORLD_MODELS:
+        raise ValueError(f"world_model={world_model!r} must be one of {WORLD_MODELS}")
+    if world_model == "generative":
+        model_dir = GENERATIVE_MODEL if Path(model_dir) == DEFAULT_MODEL else Path(model_dir)
+    model_dir = Path(model_dir)
+    model = load_checkpoint(model_dir / "model.pt")
+    readout = load_readout(model_dir / "readout.pt", model)
+    if world_model == "copy-last":
+        model = CopyLastModel(model)
+    elif world_model == "random":
+        torch.manual_seed(seed)
+        model = WorldModel(model.cfg).eval()
+    return model, readout
+
+
+class LatentMPCPolicy:
+    privileged = False
+    needs_images = True
+
+    def __init__(
+        self,
+        cfg: SceneConfig,
+        planner: str = "cem",
+        model_dir: str | Path = DEFAULT_MODEL,
+        world_model: str = "learned",
+        guardrails: bool = True,
+        planner_config: PlannerConfig | None = None,
+        task_config: TaskConfig | None = None,
+    ):
+        self.scene = cfg
+        pcfg = planner_config or PlannerConfig(optimizer=planner)
+        if not guardrails:
+            pcfg = dataclasses.replace(pcfg, weights=pcfg.weights.guardrails_off())
+        self.pcfg, self.tcfg = pcfg, task_config or TaskConfig()
+        self.model, self.readout = load_bundle(Path(model_dir), world_model)
+        self.kin = ArmKinematics()
+        self.mpc = LatentMPC(self.model, pcfg, keepout_boxes=cfg.keepout_boxes)
+        self.task = TableClearingTask(self.tcfg)
+        self.surprise = SurpriseMonitor(self.tcfg.surprise_threshold)
+        self.settings = {
+            "planner": pcfg.optimizer,
+            "samples": pcfg.samples,
+            "iterations": pcfg.iterations,
+            "horizon": pcfg.horizon,
+            "world_model": world_model,
+            "guardrail_costs": guardrails,
+            "model_dir": str(model_dir),
+        }
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        self.mpc.reset()
+        self.task.reset()
+        self.surprise.reset()
+        self.hold_left = 0
+        self.done = False
+        self.stats = {"act_ms": [], "plan_ms": [], "surprise": [], "holds": 0, "bad_input": 0}
+        self.last_info: dict = {}
+
+    # ------------------------------------------------------------------ input checks
+    def _image(self, obs: dict) -> torch.Tensor | None:
+        """obs["image"] -> [1, 3, S, S] in [0, 1], or None (logged) if unusable. Images of
+        another size are resized with INTER_AREA; other channel counts are rejected."""
+        img = obs.get("image")
+        s = self.model.cfg.image_size
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
+            shape = getattr(img, "shape", None)
+            log.warning("holding: image must be an HxWx3 array, got %s", shape)
+            return None
+        if img.dtype != np.uint8:
+            log.warning("holding: image dtype %s, expected uint8", img.dtype)
+            return None
+        if img.std() < 1.0:
+            log.warning("holding: the camera image is blank (uniform)")
+            return None
+        if img.shape[:2] != (s, s):
+            img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+
+    def _hold(self, obs: dict, why: str) -> np.ndarray:
+        self.stats["holds"] += 1
+        suction = obs.get("suction", np.zeros(1))
+        on = bool(np.isfinite(suction).all() and float(np.asarray(suction).reshape(-1)[0]) > 0.5)
+        self.last_info = {"hold": why}
+        return np.array([0.0, 0.0, 0.0, 1.0 if on else -1.0])
+
+    # ------------------------------------------------------------------ the step
+    @torch.no_grad()
+    def act(self, obs: dict, info: dict | None = None) -> np.ndarray:
+        t0 = time.perf_counter()
+        q = np.asarray(obs.get("joint_pos", []), float).reshape(-1)
+        suction = np.asarray(obs.get("suction", [np.nan]), float).reshape(-1)
+        img = self._image(obs)
+        if q.shape != (6,) or not np.isfinite(q).all() or not np.isfinite(suction).all():
+            self.stats["bad_input"] += 1
+            log.warning("holding: joint state %s / suction %s is not finite", q, suction)
+            return self._hold(obs, "bad joint state")
+        if img is None:
+            self.stats["bad_input"] += 1
+            return self._hold(obs, "bad image")
+        tool = self.kin.tool_position(q)
+        p = torch.tensor(np.concatenate([q, tool, suction[:1]]), dtype=torch.float32)[None]
+        z = self.model.encode(img)  # [1, N, D]
+        score = self.surprise.observe(z)
+        self.stats["surprise"].append(score)
+        detections = self.readout.detect(z, self.tcfg.detect_threshold)[0]  # [M, 4]
+        sub = self.task.update(detections, tool, bool(suction[0] > 0.5))
+        self.done = sub.done
+        if self.surprise.active:
+            self.hold_left = self.tcfg.surprise_hold_steps
+            self.mpc.reset()
+            self.task.on_surprise()
+        if self.hold_left > 0:
+            self.hold_left -= 1
+            a = self._hold(obs, "surprise")
+        else:
+            goal = Goal(torch.tensor(sub.tool, dtype=torch.float32), float(sub.suction))
+            plan = self.mpc.plan(z, p, goal)
+            self.stats["plan_ms"].append(plan.latency_ms)
+            a = plan.actions[0].astype(float)
+            self.last_info = {"phase": sub.phase, "plan": plan}
+        self.surprise.expect(
+            self.model.predict(z, p, torch.tensor(a, dtype=torch.float32)[None])[0]
+        )
+        self.last_info |= {"surprise": score, "phase": sub.phase, "objects_seen": len(detections)}
+        self.stats["act_ms"].append((time.perf_counter() - t0) * 1e3)
+        return a
+
+    def episode_stats(self) -> dict:
+        return {
+            "act_ms": list(self.stats["act_ms"]),
+            "plan_ms": list(self.stats["plan_ms"]),
+            "surprise_events": self.surprise.events,
+            "surprise_max": float(max(self.stats["surprise"], default=0.0)),
+            "holds": self.stats["holds"],
+            "bad_input": self.stats["bad_input"],
+            "attempts": self.task.attempts,
+        }
+
+
+@register_policy("latent-mpc")
+def _latent_mpc(cfg: SceneConfig, **options) -> LatentMPCPolicy:
+    return LatentMPCPolicy(cfg, **options)

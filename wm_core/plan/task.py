@@ -1,0 +1,149 @@
+"""The hierarchical table-clearing layer: which object next, and where the tool should go.
+
+It turns what the robot perceives into subgoals for the latent MPC:
+
+- *objects* come from the object readout on the image latent (a learned probe; no
+  simulator ground truth), in world coordinates from the camera calibration;
+- *the tool and suction state* come from proprioception (joint encoders + forward
+  kinematics), which a real arm always has.
+
+Phases: choose (nearest detected object on the table, outside the bin) -> above (hover over
+it) -> descend (suction on, down to its top) -> grip -> lift -> carry (over a bin slot) ->
+lower -> release -> choose ... -> done when the table reads empty ``empty_checks`` times in a
+row. The target is re-read from each new latent until the tool is close enough to occlude
+it, then locked. A failed pick needs no special case: the object is still on the table, so
+it is chosen again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from wm_core.plan.config import TaskConfig
+from wm_core.sim.config import LAYOUT
+
+log = logging.getLogger(__name__)
+
+HELD_Z = 0.09  # detections above this (m) are in the air (held), not on the table
+
+
+@dataclass(frozen=True)
+class Subgoal:
+    tool: np.ndarray  # [3] tool position (m)
+    suction: bool
+    phase: str
+    done: bool = False
+
+
+def in_bin(xy: np.ndarray, margin: float = 0.03) -> bool:
+    cx, cy = LAYOUT.bin_center
+    h = LAYOUT.bin_inner_half + LAYOUT.bin_wall_thickness + margin
+    return abs(xy[0] - cx) < h and abs(xy[1] - cy) < h
+
+
+def table_objects(detections: np.ndarray) -> np.ndarray:
+    """Detections [M, 4] (x, y, z, prob) -> those resting on the table outside the bin."""
+    keep = [d for d in detections if d[2] < HELD_Z and not in_bin(d[:2])]
+    return np.array(keep).reshape(-1, 4)
+
+
+class TableClearingTask:
+    def __init__(self, cfg: TaskConfig | None = None):
+        self.cfg = cfg or TaskConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase = "choose"
+        self.target: np.ndarray | None = None  # [3] object centre estimate
+        self.locked = False
+        self.wait = 0
+        self.empty = 0
+        self.attempts = 0
+        self.picks = 0
+        self.last_tool_z: float | None = None
+
+    def on_surprise(self) -> None:
+        """The world did not do what the model predicted: unlock and re-read the target."""
+        self.locked = False
+        if self.phase in ("above", "descend"):
+            self.phase = "choose"
+
+    def _bin_slot(self) -> np.ndarray:
+        slot = self.picks % 4
+        off = 0.055 * np.array([1 if slot % 2 else -1, 1 if slot // 2 else -1])
+        return np.array(LAYOUT.bin_center) + off
+
+    def update(self, detections: np.ndarray, tool: np.ndarray, suction: bool) -> Subgoal:
+        """detections [M, 4] from the readout, tool [3] from FK, suction from the arm."""
+        c = self.cfg
+        objs = table_objects(detections)
+        hover = lambda xy: np.array([xy[0], xy[1], c.hover_z])  # noqa: E731
+        near = lambda goal: np.linalg.norm(tool - goal) < c.reach_tol  # noqa: E731
+
+        if self.phase == "choose":
+            if len(objs) == 0:
+                self.empty += 1
+                done = self.empty >= c.empty_checks or self.attempts >= c.max_attempts
+                return Subgoal(hover(self._bin_slot()), False, "choose", done)
+            if self.attempts >= c.max_attempts:
+                return Subgoal(hover(self._bin_slot()), False, "gave_up", True)
+            self.empty = 0
+            i = int(np.argmin(np.linalg.norm(objs[:, :2] - tool[:2], axis=1)))
+            self.target, self.locked = objs[i, :3].copy(), False
+            self.attempts += 1
+            self.phase = "above"
+        if self.phase in ("above", "descend") and not self.locked and len(objs):
+            # re-read the target from this frame: the detection nearest the current estimate
+            j = int(np.argmin(np.linalg.norm(objs[:, :2] - self.target[:2], axis=1)))
+            if np.linalg.norm(objs[j, :2] - self.target[:2]) < 0.06:
+                self.target = objs[j, :3].copy()
+        if np.linalg.norm(tool[:2] - self.target[:2]) < c.lock_radius:
+            self.locked = True
+        top = 2.0 * self.target[2]  # resting object: centre height = half height above z=0
+        if self.phase == "above":
+            goal = hover(self.target[:2])
+            if np.linalg.norm(tool[:2] - goal[:2]) < c.reach_tol * 0.5 and near(goal):
+                self.phase = "descend"
+            else:
+                return Subgoal(goal, False, "above")
+        if self.phase == "descend":
+            goal = np.array([*self.target[:2], top - 0.006])
+            stalled = self.last_tool_z is not None and self.last_tool_z - tool[2] < 0.002
+            self.last_tool_z = float(tool[2])
+            if tool[2] < top + 0.003 or (stalled and tool[2] < top + 0.03):
+                self.phase, self.wait, self.last_tool_z = "grip", c.grip_steps, None
+            else:
+                return Subgoal(goal, True, "descend")
+        if self.phase == "grip":
+            self.wait -= 1
+            if self.wait <= 0:
+                self.phase = "lift"
+            return Subgoal(np.array([*tool[:2], tool[2] - 0.004]), True, "grip")
+        if self.phase == "lift":
+            goal = np.array([*tool[:2], c.hover_z])
+            if tool[2] > c.hover_z - 0.015:
+                self.phase = "carry"
+            else:
+                return Subgoal(goal, True, "lift")
+        if self.phase == "carry":
+            goal = hover(self._bin_slot())
+            if near(goal):
+                self.phase = "lower"
+            else:
+                return Subgoal(goal, True, "carry")
+        if self.phase == "lower":
+            goal = np.array([*self._bin_slot(), c.release_z])
+            if near(goal):
+                self.phase, self.wait = "release", c.release_steps
+            else:
+                return Subgoal(goal, True, "lower")
+        if self.phase == "release":
+            self.wait -= 1
+            if self.wait <= 0:
+                self.phase = "choose"
+                self.picks += 1
+            return Subgoal(np.array([*self._bin_slot(), c.release_z]), False, "release")
+        return Subgoal(hover(tool[:2]), suction, self.phase)

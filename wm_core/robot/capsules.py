@@ -1,0 +1,102 @@
+"""Batched, differentiable forward kinematics of the arm's collision capsules (torch).
+
+Each URDF collision cylinder becomes a capsule: the segment between its end-cap centres,
+swept by its radius (a capsule contains its cylinder). Used by the planner's guardrail costs
+(thousands of candidate joint trajectories at once, differentiable for gradient planning)
+and by the hard safety filter (one command at a time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wm_core.robot.urdf import ArmDescription, load_arm
+
+
+def _rotation(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: unit axis [3], angles [B] -> rotations [B, 3, 3]."""
+    x, y, z = axis
+    zero = torch.zeros_like(angle)
+    k = torch.stack(
+        [
+            torch.stack([zero, -z + zero, y + zero], -1),
+            torch.stack([z + zero, zero, -x + zero], -1),
+            torch.stack([-y + zero, x + zero, zero], -1),
+        ],
+        -2,
+    )  # [B, 3, 3]
+    s, c = torch.sin(angle)[:, None, None], torch.cos(angle)[:, None, None]
+    eye = torch.eye(3, dtype=angle.dtype).expand_as(k)
+    return eye + s * k + (1 - c) * (k @ k)
+
+
+class ArmCapsules(torch.nn.Module):
+    """q [B, 6] -> capsule end points [B, C, 2, 3] (world, m); ``radii`` [C]; ``tool`` [B, 3]."""
+
+    def __init__(self, arm: ArmDescription | None = None, skip_links: tuple[str, ...] = ()):
+        super().__init__()
+        self.arm = arm or load_arm()
+        origins, axes, kinds, seg, radii, owners = [], [], [], [], [], []
+        for j in self.arm.joints:
+            origins.append(torch.as_tensor(j.origin, dtype=torch.float32))
+            axes.append(torch.as_tensor(j.axis, dtype=torch.float32))
+            kinds.append(j.type == "revolute")
+        self.register_buffer("origins", torch.stack(origins))  # [J, 4, 4]
+        self.register_buffer("axes", torch.stack(axes))  # [J, 3]
+        self.revolute = kinds
+        # capsules per link, in the link frame: two end points (homogeneous)
+        link_order = [self.arm.base_link] + [j.child for j in self.arm.joints]
+        for li, name in enumerate(link_order):
+            link = self.arm.links.get(name)
+            if link is None or name in skip_links:
+                continue
+            for cyl in link.collisions:
+                half = cyl.length / 2
+                ends = np.stack([cyl.origin @ [0, 0, -half, 1], cyl.origin @ [0, 0, half, 1]])
+                seg.append(torch.as_tensor(ends, dtype=torch.float32))  # [2, 4]
+                radii.append(cyl.radius)
+                owners.append(li)
+        self.register_buffer("segments", torch.stack(seg))  # [C, 2, 4]
+        self.register_buffer("radii", torch.tensor(radii, dtype=torch.float32))  # [C]
+        self.owners = owners  # link index of each capsule (0 = base)
+        self.tool_index = link_order.index("suction_cup")
+
+    def link_frames(self, q: torch.Tensor) -> list[torch.Tensor]:
+        """q [B, 6] -> world frames [B, 4, 4] of the base and of every joint's child link."""
+        b = q.shape[0]
+        t = torch.eye(4, dtype=q.dtype, device=q.device).expand(b, 4, 4)
+        frames, i = [t], 0
+        for k in range(len(self.revolute)):
+            t = t @ self.origins[k]
+            if self.revolute[k]:
+                rot = torch.zeros(b, 4, 4, dtype=q.dtype, device=q.device)
+                rot[:, :3, :3] = _rotation(self.axes[k], q[:, i])
+                rot[:, 3, 3] = 1.0
+                t = t @ rot
+                i += 1
+            frames.append(t)
+        return frames
+
+    def forward(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = torch.stack(self.link_frames(q), 1)  # [B, L, 4, 4]
+        owner = frames[:, self.owners]  # [B, C, 4, 4]
+        ends = torch.einsum("bcij,ckj->bcki", owner, self.segments)[..., :3]  # [B, C, 2, 3]
+        tool = frames[:, self.tool_index, :3, 3]  # [B, 3]
+        return ends, tool
+
+
+def capsule_points(ends: torch.Tensor, n: int = 3) -> torch.Tensor:
+    """Capsule end points [..., C, 2, 3] -> n evenly spaced axis points [..., C, n, 3]."""
+    w = torch.linspace(0, 1, n, dtype=ends.dtype, device=ends.device)[:, None]  # [n, 1]
+    return ends[..., 0:1, :] * (1 - w) + ends[..., 1:2, :] * w
+
+
+def box_penetration(points: torch.Tensor, radii: torch.Tensor, lo, hi) -> torch.Tensor:
+    """How deep (m) spheres at points [..., C, n, 3] with radii [C] reach into the box [lo, hi]:
+    the smallest push-out distance, 0 when outside. -> [..., C, n]."""
+    lo = torch.as_tensor(lo, dtype=points.dtype)
+    hi = torch.as_tensor(hi, dtype=points.dtype)
+    r = radii[:, None, None]  # [C, 1, 1]
+    inside = torch.minimum(points - (lo - r), (hi + r) - points)  # [..., C, n, 3]
+    return torch.relu(inside.min(dim=-1).values)

@@ -1,0 +1,186 @@
+"""The hard safety filter: independent of the planner and its costs.
+
+Every joint command passes through :meth:`SafetyFilter.filter` before it reaches an arm
+(simulated or real). In order, it:
+
+1. holds the last safe command while the e-stop is latched (only :meth:`release` clears it);
+2. holds on NaN/inf in the command or the joint state, or when either is stale;
+3. clamps the target to the joint position limits (minus a margin);
+4. clamps the step from the last command to the joint velocity limits;
+5. rejects (holds) a command whose forward kinematics, at the end of the step or half way,
+   puts an arm capsule into the table or a keep-out box deeper than the last command did.
+
+Holding means re-sending the last command that passed, with the suction state unchanged
+(dropping a held object is not safe either).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from wm_core.config import ConfigError, check_range
+from wm_core.robot import ArmKinematics
+from wm_core.robot.capsules import ArmCapsules, box_penetration, capsule_points
+from wm_core.sim.config import LAYOUT, SceneConfig
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "clamped", "rejected", "hold_stale", "hold_nan", "estop")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    joint_margin: float = 0.02
+    """Margin (rad) kept inside the URDF joint position limits."""
+    velocity_scale: float = 0.9
+    """Fraction of the URDF joint velocity limits a command step may use."""
+    control_dt: float = 0.1
+    """Seconds between commands (the step clamp is velocity x control_dt)."""
+    table_clearance: float = 0.003
+    """Arm capsules (from the upper arm on) must stay this far (m) above the table top."""
+    keepout_boxes: tuple = SceneConfig().keepout_boxes
+    """Axis-aligned boxes ((lo3), (hi3)) no arm capsule may enter (default: the scene's)."""
+    stale_after_s: float = 0.5
+    """Inputs older than this (s) make the filter hold."""
+    first_checked_link: int = 2
+    """Capsules of links before this index (base, shoulder: they sit on the table by design
+    and only turn about the vertical axis) are not checked against the table."""
+
+    def __post_init__(self) -> None:
+        check_range("joint_margin", self.joint_margin, 0.0, 0.5)
+        check_range("velocity_scale", self.velocity_scale, 0.01, 1.0)
+        check_range("control_dt", self.control_dt, 1e-3, 10.0)
+        check_range("table_clearance", self.table_clearance, 0.0, 0.5)
+        check_range("stale_after_s", self.stale_after_s, 1e-3, 60.0)
+        for box in self.keepout_boxes:
+            lo, hi = np.asarray(box[0], float), np.asarray(box[1], float)
+            if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
+                raise ConfigError(f"keep-out box {box!r} must be ((x,y,z)lo, (x,y,z)hi), lo < hi")
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    q: np.ndarray | None  # [6] the joint command to send (None: nothing safe to send yet)
+    suction: bool
+    status: str  # one of STATUSES
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("ok", "clamped")
+
+
+class SafetyFilter:
+    def __init__(self, cfg: FilterConfig | None = None, kin: ArmKinematics | None = None):
+        self.cfg = cfg or FilterConfig()
+        self.kin = kin or ArmKinematics()
+        self.capsules = ArmCapsules(self.kin.arm)
+        self.lower = self.kin.lower + self.cfg.joint_margin
+        self.upper = self.kin.upper - self.cfg.joint_margin
+        self.max_step = self.kin.velocity_limit * self.cfg.velocity_scale * self.cfg.control_dt
+        checked = [
+            i for i, o in enumerate(self.capsules.owners) if o >= self.cfg.first_checked_link
+        ]
+        self._checked = torch.tensor(checked)
+        self.counts: Counter[str] = Counter()
+        self.last_q: np.ndarray | None = None
+        self.last_suction = False
+        self.estopped: str | None = None
+
+    # ------------------------------------------------------------------ state
+    def reset(self, joint_pos: np.ndarray, suction: bool = False) -> None:
+        """Start from the measured joint positions (the first hold target)."""
+        q = np.asarray(joint_pos, float)
+        if q.shape != (6,) or not np.isfinite(q).all():
+            raise ValueError(f"reset needs 6 finite joint positions, got {joint_pos!r}")
+        self.last_q, self.last_suction = q.copy(), bool(suction)
+        self.counts.clear()
+
+    def estop(self, reason: str) -> None:
+        """Latch the e-stop: every later command holds until :meth:`release`."""
+        if self.estopped is None:
+            log.warning("e-stop latched: %s", reason)
+        self.estopped = reason
+
+    def release(self) -> None:
+        log.warning("e-stop released (was: %s)", self.estopped)
+        self.estopped = None
+
+    # ------------------------------------------------------------------ geometry
+    def violation(self, q: np.ndarray) -> float:
+        """Deepest intrusion (m) of an arm capsule into the table or a keep-out box at q [6]."""
+        with torch.no_grad():
+            ends, _ = self.capsules(torch.as_tensor(q, dtype=torch.float32)[None])  # [1,C,2,3]
+            pts = capsule_points(ends[0, self._checked], 4)  # [Cc, 4, 3]
+            r = self.capsules.radii[self._checked]  # [Cc]
+            x, y, z = pts.unbind(-1)
+            on_table = (
+                (x > LAYOUT.table_x[0])
+                & (x < LAYOUT.table_x[1])
+                & (y > LAYOUT.table_y[0])
+                & (y < LAYOUT.table_y[1])
+            )
+            table = torch.relu(self.cfg.table_clearance + r[:, None] - z) * on_table  # [Cc, 4]
+            worst = float(table.max())
+            if self.cfg.keepout_boxes:
+                all_pts = capsule_points(ends[0], 4)  # [C, 4, 3]
+                for lo, hi in self.cfg.keepout_boxes:
+                    pen = box_penetration(all_pts, self.capsules.radii, lo, hi)
+                    worst = max(worst, float(pen.max()))
+        return worst
+
+    # ------------------------------------------------------------------ the filter
+    def filter(
+        self,
+        q_target: np.ndarray,
+        suction: bool,
+        joint_pos: np.ndarray,
+        command_age_s: float = 0.0,
+        state_age_s: float = 0.0,
+    ) -> FilterResult:
+        """One command in, one safe command out (see the module docstring)."""
+        res = self._filter(q_target, suction, joint_pos, command_age_s, state_age_s)
+        self.counts[res.status] += 1
+        if res.q is not None and res.passed:
+            self.last_q, self.last_suction = res.q, res.suction
+        return res
+
+    def _hold(self, status: str, *reasons: str) -> FilterResult:
+        return FilterResult(
+            None if self.last_q is None else self.last_q.copy(), self.last_suction, status, reasons
+        )
+
+    def _filter(self, q_target, suction, joint_pos, command_age_s, state_age_s) -> FilterResult:
+        if self.estopped is not None:
+            return self._hold("estop", self.estopped)
+        q_meas = np.asarray(joint_pos, float).reshape(-1)
+        q_cmd = np.asarray(q_target, float).reshape(-1)
+        if q_meas.shape != (6,) or not np.isfinite(q_meas).all():
+            return self._hold("hold_nan", f"joint state {joint_pos!r} is not 6 finite numbers")
+        if q_cmd.shape != (6,) or not np.isfinite(q_cmd).all():
+            return self._hold("hold_nan", f"command {q_target!r} is not 6 finite numbers")
+        ages = {"command": command_age_s, "joint state": state_age_s}
+        for what, age in ages.items():
+            if not np.isfinite(age) or age > self.cfg.stale_after_s:
+                return self._hold("hold_stale", f"{what} is {age:.3f} s old")
+        if self.last_q is None:
+            self.last_q = q_meas.copy()
+        reasons = []
+        q = np.clip(q_cmd, self.lower, self.upper)
+        if not np.allclose(q, q_cmd):
+            reasons.append("joint position limit")
+        step = np.clip(q - self.last_q, -self.max_step, self.max_step)
+        if not np.allclose(step, q - self.last_q):
+            reasons.append("joint velocity limit")
+        q = self.last_q + step
+        before = self.violation(self.last_q)
+        for probe in (self.last_q + 0.5 * step, q):
+            v = self.violation(probe)
+            if v > 0 and v > before + 1e-6:
+                return self._hold("rejected", f"table/keep-out intrusion {v * 1000:.1f} mm")
+        return FilterResult(q, bool(suction), "clamped" if reasons else "ok", tuple(reasons))

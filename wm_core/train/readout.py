@@ -1,0 +1,117 @@
+"""``wm train readout``: fit the object readout probe on a trained model's frozen latents.
+
+Uses the privileged ``label/object_pos`` of simulation shards (probes are fitted on labels;
+the encoder never saw them). Writes ``OUT/readout.pt``; the planner loads it beside the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wm_core.data.shards import scan_shards
+from wm_core.models import WorldModel
+from wm_core.models.checkpoint import CheckpointError
+from wm_core.models.readout import (
+    READOUT_VERSION,
+    ObjectReadout,
+    cell_priors,
+    fit_readout,
+    position_r2,
+    readout_targets,
+)
+from wm_core.sim.env import nominal_camera
+
+log = logging.getLogger(__name__)
+
+
+def new_readout(model: WorldModel) -> ObjectReadout:
+    cfg = model.cfg
+    cam = nominal_camera(cfg.image_size)
+    return ObjectReadout(
+        cfg.latent_dim, cfg.grid, cell_priors(cam.K, cam.T_world_cam, cfg.image_size, cfg.grid)
+    )
+
+
+def targets_for(model: WorldModel, obj_pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Object centres [M, K, 3] -> (objectness [M, G, G], positions [M, G, G, 3]) tensors."""
+    cfg = model.cfg
+    cam = nominal_camera(cfg.image_size)
+    occ, pos = readout_targets(obj_pos, cam.K, cam.T_world_cam, cfg.image_size, cfg.grid)
+    return torch.from_numpy(occ), torch.from_numpy(pos)
+
+
+@torch.no_grad()
+def encode_frames(model: WorldModel, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """uint8 images [M, S, S, 3] -> latents [M, N, D]."""
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0
+        out.append(model.encode(x))
+    return torch.cat(out)
+
+
+def train_readout(
+    model: WorldModel, data: Path, out: Path, stride: int = 2, steps: int = 600, seed: int = 0
+) -> dict:
+    """Fit on every ``stride``-th labelled frame of the shards in ``data`` (the last tenth of
+    the episodes held out for the reported R^2)."""
+    episodes, errors = scan_shards(data, with_labels=True)
+    episodes = [e for e in episodes if "object_pos" in (e.labels or {}) and "image" in e.obs]
+    if len(episodes) < 2:
+        raise ValueError(f"{data}: need >= 2 labelled episodes, found {len(episodes)}")
+    n_test = max(1, len(episodes) // 10)
+    split = {"train": episodes[:-n_test], "test": episodes[-n_test:]}
+    tensors = {}
+    for name, eps in split.items():
+        zs, occs, poss = [], [], []
+        for e in eps:
+            z = encode_frames(model, e.obs["image"][::stride])
+            occ, pos = targets_for(model, e.labels["object_pos"][::stride])
+            zs.append(z)
+            occs.append(occ)
+            poss.append(pos)
+        tensors[name] = (torch.cat(zs), torch.cat(occs), torch.cat(poss))
+    readout = new_readout(model)
+    fit = fit_readout(readout, *tensors["train"], steps=steps, seed=seed)
+    r2, err = position_r2(readout, *tensors["test"])
+    summary = {
+        "frames_train": int(tensors["train"][0].shape[0]),
+        "frames_test": int(tensors["test"][0].shape[0]),
+        "bad_shards": len(errors),
+        "final_loss": fit,
+        "test_position_r2": r2,
+        "test_position_err_cm": err * 100,
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "readout.pt.tmp"
+    torch.save({"version": READOUT_VERSION, "state": readout.state_dict(), "summary": summary}, tmp)
+    os.replace(tmp, out / "readout.pt")
+    return summary
+
+
+def load_readout(path: Path, model: WorldModel) -> ObjectReadout:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"object readout {path} does not exist (make it: wm train readout)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # untrusted bytes: any failure is a clear error
+        raise CheckpointError(f"{path}: not a readable readout ({exc})") from exc
+    if not isinstance(state, dict) or state.get("version") != READOUT_VERSION:
+        got = state.get("version") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: readout version {got}, expected {READOUT_VERSION}")
+    readout = new_readout(model)
+    w = state["state"]["conv.weight"]
+    if w.shape != readout.conv.weight.shape:
+        raise CheckpointError(
+            f"{path}: readout weight shape {list(w.shape)}, the model needs "
+            f"{list(readout.conv.weight.shape)}"
+        )
+    readout.load_state_dict(state["state"])
+    return readout.eval()
