@@ -319,7 +319,14 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
 
     out = _writable_dir(args.out)
     try:
-        r = evaluate_model(Path(args.checkpoint), args.episodes, args.seed, out, steps=args.steps)
+        r = evaluate_model(
+            Path(args.checkpoint),
+            args.episodes,
+            args.seed,
+            out,
+            steps=args.steps,
+            baseline=Path(args.baseline) if args.baseline else None,
+        )
     except ValueError as exc:  # CheckpointError, bad episode count
         raise UsageError(str(exc)) from exc
 
@@ -338,6 +345,8 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
         "rollout_error_ratio_h5",
         "rollout_obj_err_cm_h5",
         "copy_last_obj_err_cm_h5",
+        "generative_obj_err_cm_h5",
+        "generative_probe_r2_objects",
     ):
         print(f"{key:<26} {f(key)}")
     print(f"report: {out / 'model_report.json'}")
@@ -354,6 +363,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from wm_core.bench.model import bench_model
 
         result = bench_model()
+    elif args.what == "planner":
+        from wm_core.bench.planner import bench_planner
+
+        result = bench_planner()
     else:  # argparse restricts choices
         raise UsageError(f"unknown benchmark {args.what!r}")
     text = json.dumps(result, indent=2)
@@ -472,15 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="collapse metrics, probes, rollout error",
         description="Evaluate a checkpoint on fresh held-out episodes.",
     )
-    em.add_argument("--checkpoint", required=True, help="path to last.pt")
+    em.add_argument("--checkpoint", required=True, help="last.pt or a shipped model.pt")
     em.add_argument("--episodes", type=int, default=10, help="held-out episodes, >= 2")
     em.add_argument("--seed", type=int, default=10_000, help="first held-out seed")
     em.add_argument("--steps", type=int, default=120, help="steps per episode")
     em.add_argument("--out", required=True, help="output directory")
+    em.add_argument(
+        "--baseline", default=None, help="generative baseline checkpoint to score beside it"
+    )
     em.set_defaults(func=cmd_evaluate_model)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
-    be.add_argument("what", choices=["sim", "model"], help="what to benchmark")
+    be.add_argument("what", choices=["sim", "model", "planner"], help="what to benchmark")
     be.add_argument("--out", default="out/bench", help="output directory")
     be.set_defaults(func=cmd_bench)
     return parser

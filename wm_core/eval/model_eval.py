@@ -1,17 +1,23 @@
 """``wm evaluate-model``: collapse metrics, linear probes and open-loop rollout error.
 
 Held-out episodes are collected fresh from seeds ``seed .. seed+episodes-1`` (noisy oracle and
-mixed exploration, so objects move). Probes are ridge regressions fitted on the first half of
-the episodes and scored (R^2) on the second half: different seeds, different scenes.
+mixed exploration, so objects move). Probes are fitted on the first half of the episodes and
+scored on the second half: different seeds, different scenes.
 
 - Collapse: ``min_dim_std``, ``effective_rank`` (RankMe), ``embedding_dim`` of patch latents.
-- ``probe_r2_tool``: model state (image latent + proprioception) -> tool position.
-- ``probe_r2_objects``: image latent alone -> object positions (never proprioception).
+- ``probe_r2_tool``: model state (mean patch latent + proprioception) -> tool position, ridge
+  with lambda chosen by leave-one-episode-out CV on the training half.
+- ``probe_r2_objects``: image latent alone -> object positions, with the linear object readout
+  (``wm_core.models.readout``: a linear map of each patch's 3x3 neighbourhood, scored at the
+  patches that hold an object; objects have no fixed order, so one flat regression onto
+  "object 0, object 1, ..." would be ill-posed). Variance-weighted R^2 plus the error in cm.
 - ``rollout_error_h{1,5,10}``: predicted state against the encoder of the true future frame and
-  the true proprioception, each dimension normalised by its std over the test set; copy-last
-  (predict no change) gets the same treatment, and ``rollout_error_ratio_h5`` = ours/copy-last.
-- ``rollout_obj_err_cm_h5``: the object probe on the 5-step prediction, in windows where an
-  object moved > 1 cm, against the true object positions; beside copy-last.
+  the true proprioception, each dimension divided by its std over the test set (floored at
+  ``STD_FLOOR`` x the median std, so near-constant dimensions cannot dominate); copy-last gets
+  the same treatment, and ``rollout_error_ratio_h5`` = ours / copy-last.
+- ``rollout_obj_err_cm_h5``: the object readout on the 5-step predicted latent, for objects that
+  moved > 1 cm in those 5 steps, against their true positions; beside copy-last (the readout
+  on the current latent) and, with ``baseline``, the generative model (its own readout).
 """
 
 from __future__ import annotations
@@ -25,92 +31,130 @@ import numpy as np
 import torch
 
 from wm_core.data.collect import CollectConfig, collect_episode
-from wm_core.models.checkpoint import CheckpointError, load_checkpoint  # noqa: F401 (re-export)
+from wm_core.models.checkpoint import CheckpointError, load_checkpoint
 from wm_core.models.losses import effective_rank
+from wm_core.models.readout import fit_readout, position_r2
 from wm_core.robot import ArmKinematics
 from wm_core.sim import SceneConfig
 from wm_core.train.data import proprio_from_obs
+from wm_core.train.readout import new_readout, targets_for
 
 log = logging.getLogger(__name__)
 
 HORIZONS = (1, 5, 10)
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):
+RIDGE_LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+STD_FLOOR = 0.1  # per-dimension std floor, as a fraction of the median std
+
+
+def _ridge_fit(x: np.ndarray, y: np.ndarray, lam: float):
     mu, sd = x.mean(0), x.std(0) + 1e-6
-    xs = (x - mu) / sd
-    xs1 = np.concatenate([xs, np.ones((len(xs), 1))], 1)
-    w = np.linalg.solve(xs1.T @ xs1 + lam * len(xs) * np.eye(xs1.shape[1]), xs1.T @ y)
+    xs1 = np.concatenate([(x - mu) / sd, np.ones((len(x), 1))], 1)
+    w = np.linalg.solve(xs1.T @ xs1 + lam * len(x) * np.eye(xs1.shape[1]), xs1.T @ y)
     return lambda q: np.concatenate([(q - mu) / sd, np.ones((len(q), 1))], 1) @ w
 
 
+def _ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray):
+    """Ridge with lambda chosen by leave-one-episode-group-out CV on the training set."""
+    folds = np.unique(groups)
+    if len(folds) < 2:
+        return _ridge_fit(x, y, 1e-2), 1e-2
+    scores = {}
+    for lam in RIDGE_LAMBDAS:
+        err = 0.0
+        for f in folds:
+            tr, va = groups != f, groups == f
+            err += float(((_ridge_fit(x[tr], y[tr], lam)(x[va]) - y[va]) ** 2).sum())
+        scores[lam] = err
+    lam = min(scores, key=scores.get)
+    return _ridge_fit(x, y, lam), lam
+
+
 def _r2(pred: np.ndarray, y: np.ndarray) -> float:
-    ss_res = ((pred - y) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0) + 1e-12
-    return float(np.mean(1 - ss_res / ss_tot))
+    """Variance-weighted R^2 over the output dimensions."""
+    ss_res = ((pred - y) ** 2).sum()
+    ss_tot = ((y - y.mean(0)) ** 2).sum() + 1e-12
+    return float(1 - ss_res / ss_tot)
+
+
+def collect_eval_episodes(
+    episodes: int, seed: int, steps: int, image_size: int, n_objects: int
+) -> list:
+    """Fresh held-out episodes (noisy-oracle and mixed exploration, so objects move)."""
+    ccfg = CollectConfig(
+        steps_per_episode=steps, image_size=image_size, mode_weights=(0.0, 0.6, 0.4)
+    )
+    return [
+        collect_episode(s, SceneConfig(n_objects=n_objects), ccfg)
+        for s in range(seed, seed + episodes)
+    ]
+
+
+def _encode(model, raw: list, kin: ArmKinematics) -> list[dict]:
+    eps = []
+    for ep in raw:
+        img = torch.from_numpy(ep.obs["image"]).permute(0, 3, 1, 2).float() / 255.0
+        eps.append(
+            {
+                "z": model.encode(img),  # [T+1, N, D]
+                "p": torch.from_numpy(
+                    proprio_from_obs(kin, ep.obs["joint_pos"], ep.obs["suction"])
+                ),  # [T+1, 10]
+                "a": torch.from_numpy(ep.action),  # [T, 4]
+                "tool": ep.labels["tool_pos"],  # [T+1, 3]
+                "obj": ep.labels["object_pos"],  # [T+1, K, 3]
+            }
+        )
+    return eps
 
 
 @torch.no_grad()
-def evaluate_model(
-    checkpoint: Path, episodes: int, seed: int, out: Path, steps: int = 120, n_objects: int = 3
-) -> dict:
-    if episodes < 2:
-        raise ValueError(f"{episodes=} must be >= 2 (probes train and test on separate seeds)")
-    model = load_checkpoint(checkpoint)
-    cfg = model.cfg
+def model_metrics(model, raw: list, half: int) -> dict:
+    """Every metric for one model on the same held-out episodes (probes: train on the first
+    ``half`` episodes, test on the rest)."""
     kin = ArmKinematics()
-    ccfg = CollectConfig(
-        steps_per_episode=steps, image_size=cfg.image_size, mode_weights=(0.0, 0.6, 0.4)
-    )
-    eps = []
-    for s in range(seed, seed + episodes):
-        ep = collect_episode(s, SceneConfig(n_objects=n_objects), ccfg)
-        img = torch.from_numpy(ep.obs["image"]).permute(0, 3, 1, 2).float() / 255.0
-        z = model.encode(img)  # [T+1, N, D]
-        p = torch.from_numpy(proprio_from_obs(kin, ep.obs["joint_pos"], ep.obs["suction"]))
-        eps.append(
-            {
-                "z": z,
-                "p": p,
-                "a": torch.from_numpy(ep.action),
-                "tool": ep.labels["tool_pos"],
-                "obj": ep.labels["object_pos"],
-            }
-        )
-    half = episodes // 2
+    cfg = model.cfg
+    eps = _encode(model, raw, kin)
     train_eps, test_eps = eps[:half], eps[half:]
-
     emb = torch.cat([e["z"].flatten(0, 1) for e in eps])  # [M, D]
-    report: dict = {
-        "checkpoint": str(checkpoint),
-        "episodes": episodes,
-        "seed": seed,
-        "probe_train_seeds": [seed, seed + half - 1],
-        "probe_test_seeds": [seed + half, seed + episodes - 1],
-        "model_config": dataclasses.asdict(cfg),
+    rep: dict = {
         "embedding_dim": cfg.latent_dim,
         "min_dim_std": float(emb.std(0).min()),
         "effective_rank": effective_rank(emb),
     }
 
-    def feats(e, with_proprio: bool) -> np.ndarray:
-        f = e["z"].flatten(1).numpy()  # [T+1, N*D]
-        return np.concatenate([f, e["p"].numpy()], 1) if with_proprio else f
+    # tool probe: model state (mean patch latent + proprioception) -> tool position
+    def state(e) -> np.ndarray:
+        return np.concatenate([e["z"].mean(1).numpy(), e["p"].numpy()], 1)
 
-    xtr = np.concatenate([feats(e, True) for e in train_eps])
-    xte = np.concatenate([feats(e, True) for e in test_eps])
-    tool_probe = _ridge(xtr, np.concatenate([e["tool"] for e in train_eps]))
-    report["probe_r2_tool"] = _r2(tool_probe(xte), np.concatenate([e["tool"] for e in test_eps]))
-    otr = np.concatenate([feats(e, False) for e in train_eps])
-    ote = np.concatenate([feats(e, False) for e in test_eps])
-    ytr = np.concatenate([e["obj"].reshape(len(e["obj"]), -1) for e in train_eps])
-    yte = np.concatenate([e["obj"].reshape(len(e["obj"]), -1) for e in test_eps])
-    obj_probe = _ridge(otr, ytr)
-    report["probe_r2_objects"] = _r2(obj_probe(ote), yte)
+    groups = np.concatenate([np.full(len(e["p"]), i) for i, e in enumerate(train_eps)])
+    tool_probe, lam = _ridge_cv(
+        np.concatenate([state(e) for e in train_eps]),
+        np.concatenate([e["tool"] for e in train_eps]),
+        groups,
+    )
+    rep["probe_r2_tool"] = _r2(
+        tool_probe(np.concatenate([state(e) for e in test_eps])),
+        np.concatenate([e["tool"] for e in test_eps]),
+    )
+    rep["probe_tool_ridge_lambda"] = lam
+    # object probe: the linear readout on the image latent alone
+    readout = new_readout(model)
 
+    def targets(es):
+        occ, pos = targets_for(model, np.concatenate([e["obj"] for e in es]))
+        return torch.cat([e["z"] for e in es]), occ, pos
+
+    with torch.enable_grad():
+        fit_readout(readout, *targets(train_eps))
+    r2, err = position_r2(readout, *targets(test_eps))
+    rep["probe_r2_objects"] = r2
+    rep["probe_objects_err_cm"] = err * 100
     # open-loop rollouts on the test episodes
-    state_std = torch.cat([torch.cat([e["z"].flatten(1), e["p"]], 1) for e in test_eps]).std(0)
-    state_std = state_std + 1e-6  # [N*D + 10]
+    flat = torch.cat([torch.cat([e["z"].flatten(1), e["p"]], 1) for e in test_eps])
+    std = flat.std(0)  # [N*D + 10]
+    std = std.clamp(min=STD_FLOOR * float(std.median()))
     errs = {h: [] for h in HORIZONS}
     base = {h: [] for h in HORIZONS}
     obj_err, obj_base = [], []
@@ -122,34 +166,93 @@ def evaluate_model(
         starts = torch.arange(0, t_max, 2)
         acts = torch.stack([e["a"][t : t + hmax] for t in starts])  # [S, H, 4]
         zr, pr = model.rollout(e["z"][starts], e["p"][starts], acts)  # [S, H, N, D], [S, H, 10]
+        last = torch.cat([e["z"][starts].flatten(1), e["p"][starts]], 1)
         for h in HORIZONS:
             pred = torch.cat([zr[:, h - 1].flatten(1), pr[:, h - 1]], 1)
             true = torch.cat([e["z"][starts + h].flatten(1), e["p"][starts + h]], 1)
-            last = torch.cat([e["z"][starts].flatten(1), e["p"][starts]], 1)
-            errs[h].append((((pred - true) / state_std) ** 2).mean(1))
-            base[h].append((((last - true) / state_std) ** 2).mean(1))
-        obj_t = e["obj"][starts.numpy()]  # [S, K, 3]
-        obj_h5 = e["obj"][starts.numpy() + 5]
-        moved = np.linalg.norm(obj_h5 - obj_t, axis=-1).max(-1) > 0.01  # [S]
+            errs[h].append((((pred - true) / std) ** 2).mean(1))
+            base[h].append((((last - true) / std) ** 2).mean(1))
+        s = starts.numpy()
+        obj_t, obj_h5 = e["obj"][s], e["obj"][s + 5]  # [S, K, 3]
+        moved = np.linalg.norm(obj_h5 - obj_t, axis=-1) > 0.01  # [S, K]
         if moved.any():
-            pred_obj = obj_probe(zr[:, 4].flatten(1).numpy()).reshape(obj_h5.shape)
-            last_obj = obj_probe(e["z"][starts].flatten(1).numpy()).reshape(obj_h5.shape)
-            obj_err.append(np.linalg.norm(pred_obj - obj_h5, axis=-1)[moved].mean(-1))
-            obj_base.append(np.linalg.norm(last_obj - obj_h5, axis=-1)[moved].mean(-1))
+            _, xyz_pred = readout(zr[:, 4])  # [S, G, G, 3]
+            _, xyz_last = readout(e["z"][starts])
+            cells = _cells(model, obj_h5)  # [S, K, 2]
+            for si, ki in zip(*np.nonzero(moved), strict=True):
+                r_, c_ = cells[si, ki]
+                if r_ < 0:
+                    continue
+                truth = obj_h5[si, ki]
+                obj_err.append(np.linalg.norm(xyz_pred[si, r_, c_].numpy() - truth))
+                obj_base.append(np.linalg.norm(xyz_last[si, r_, c_].numpy() - truth))
     for h in HORIZONS:
-        report[f"rollout_error_h{h}"] = float(torch.cat(errs[h]).mean()) if errs[h] else None
-        report[f"copy_last_error_h{h}"] = float(torch.cat(base[h]).mean()) if base[h] else None
-    if report["rollout_error_h5"] is not None:
-        report["rollout_error_ratio_h5"] = report["rollout_error_h5"] / max(
-            report["copy_last_error_h5"], 1e-12
+        rep[f"rollout_error_h{h}"] = float(torch.cat(errs[h]).mean()) if errs[h] else None
+        rep[f"copy_last_error_h{h}"] = float(torch.cat(base[h]).mean()) if base[h] else None
+    if rep["rollout_error_h5"] is not None:
+        rep["rollout_error_ratio_h5"] = rep["rollout_error_h5"] / max(
+            rep["copy_last_error_h5"], 1e-12
         )
-    report["rollout_obj_err_cm_h5"] = (
-        float(np.concatenate(obj_err).mean() * 100) if obj_err else None
-    )
-    report["copy_last_obj_err_cm_h5"] = (
-        float(np.concatenate(obj_base).mean() * 100) if obj_base else None
-    )
-    report["generative_baseline"] = "not built yet (issue 3 open)"
+    rep["rollout_obj_err_cm_h5"] = float(np.mean(obj_err) * 100) if obj_err else None
+    rep["copy_last_obj_err_cm_h5"] = float(np.mean(obj_base) * 100) if obj_base else None
+    rep["moved_objects_h5"] = len(obj_err)
+    return rep
+
+
+def _cells(model, obj: np.ndarray) -> np.ndarray:
+    """Object centres [S, K, 3] -> their (row, col) latent cells [S, K, 2]; -1 if off-image."""
+    from wm_core.models.readout import project
+    from wm_core.sim.env import nominal_camera
+
+    cfg = model.cfg
+    cam = nominal_camera(cfg.image_size)
+    uvd = project(obj, cam.K, cam.T_world_cam)
+    cell = cfg.image_size / cfg.grid
+    rc = np.stack([np.floor(uvd[..., 1] / cell), np.floor(uvd[..., 0] / cell)], -1).astype(int)
+    bad = (rc < 0).any(-1) | (rc >= cfg.grid).any(-1) | (uvd[..., 2] <= 0)
+    rc[bad] = -1
+    return rc
+
+
+def evaluate_model(
+    checkpoint: Path,
+    episodes: int,
+    seed: int,
+    out: Path,
+    steps: int = 120,
+    n_objects: int = 3,
+    baseline: Path | None = None,
+) -> dict:
+    """``model_report.json`` for ``checkpoint``; with ``baseline`` (the generative model) the
+    same metrics for it on the same episodes, under ``generative``."""
+    if episodes < 2:
+        raise ValueError(f"{episodes=} must be >= 2 (probes train and test on separate seeds)")
+    model = load_checkpoint(checkpoint)
+    base_model = load_checkpoint(baseline) if baseline is not None else None
+    cfg = model.cfg
+    raw = collect_eval_episodes(episodes, seed, steps, cfg.image_size, n_objects)
+    half = episodes // 2
+    report: dict = {
+        "checkpoint": str(checkpoint),
+        "episodes": episodes,
+        "steps_per_episode": steps,
+        "seed": seed,
+        "probe_train_seeds": [seed, seed + half - 1],
+        "probe_test_seeds": [seed + half, seed + episodes - 1],
+        "model_config": dataclasses.asdict(cfg),
+    }
+    report |= model_metrics(model, raw, half)
+    if base_model is not None:
+        if base_model.cfg.image_size != cfg.image_size:
+            raise CheckpointError(
+                f"baseline image size {base_model.cfg.image_size} != model's {cfg.image_size}"
+            )
+        g = model_metrics(base_model, raw, half)
+        report["generative"] = {"checkpoint": str(baseline), **g}
+        report["generative_obj_err_cm_h5"] = g["rollout_obj_err_cm_h5"]
+        report["generative_probe_r2_objects"] = g["probe_r2_objects"]
+    else:
+        report["generative"] = None
     report["targets"] = {
         "effective_rank_min": 0.25 * cfg.latent_dim,
         "min_dim_std_min": 0.05,

@@ -53,12 +53,20 @@ def cell_priors(k: np.ndarray, t_world_cam: np.ndarray, size: int, grid: int) ->
 
 
 class ObjectReadout(nn.Module):
-    """z [B, G*G, D] -> objectness logits [B, G, G] and positions [B, G, G, 3] (m, world)."""
+    """z [B, G*G, D] -> objectness logits [B, G, G] and positions [B, G, G, 3] (m, world).
 
-    def __init__(self, latent_dim: int, grid: int, priors: np.ndarray):
+    ``hidden=0``: the linear probe (one 3x3 convolution). ``hidden>0``: a small nonlinear
+    readout (3x3 conv, GELU, 1x1 conv) for the task layer, still reading only the latent."""
+
+    def __init__(self, latent_dim: int, grid: int, priors: np.ndarray, hidden: int = 0):
         super().__init__()
-        self.grid = grid
-        self.conv = nn.Conv2d(latent_dim, 4, 3, padding=1)
+        self.grid, self.hidden = grid, hidden
+        if hidden:
+            self.conv = nn.Sequential(
+                nn.Conv2d(latent_dim, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, 4, 1)
+            )
+        else:
+            self.conv = nn.Conv2d(latent_dim, 4, 3, padding=1)
         self.register_buffer("priors", torch.as_tensor(priors, dtype=torch.float32))  # [G, G, 3]
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -84,6 +84,9 @@ class PlannerConfig:
     control_dt: float = 0.1
     """Seconds per planned step."""
     weights: CostWeights = CostWeights()
+    threads: int = 1
+    """torch CPU threads for planning (small batched ops run best on one thread, and it leaves
+    the other cores to the simulator, camera and ROS)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -101,6 +104,7 @@ class PlannerConfig:
         check_range("tool_speed_limit", self.tool_speed_limit, 0.01, 5.0)
         check_range("joint_margin", self.joint_margin, 0.0, 1.0)
         check_range("control_dt", self.control_dt, 1e-3, 10.0)
+        check_range("threads", self.threads, 1, 256, integer=True)
         if not isinstance(self.weights, CostWeights):
             raise ConfigError(f"weights must be CostWeights, got {type(self.weights).__name__}")
 

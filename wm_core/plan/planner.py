@@ -41,6 +41,7 @@ class Plan:
 class LatentMPC:
     def __init__(self, model, cfg: PlannerConfig | None = None, keepout_boxes=()):
         self.model, self.cfg = model, cfg or PlannerConfig()
+        torch.set_num_threads(self.cfg.threads)  # process-wide: the planner owns this process
         for prm in self.model.parameters():  # inference only; gradients flow to actions
             prm.requires_grad_(False)
         self.costs = CostStack(self.cfg, keepout_boxes)

@@ -6,7 +6,8 @@ Every joint command passes through :meth:`SafetyFilter.filter` before it reaches
 1. holds the last safe command while the e-stop is latched (only :meth:`release` clears it);
 2. holds on NaN/inf in the command or the joint state, or when either is stale;
 3. clamps the target to the joint position limits (minus a margin);
-4. clamps the step from the last command to the joint velocity limits;
+4. clamps the step from the last command to the joint velocity limits, and shortens it so the
+   tool moves no faster than the tool speed limit (ISO 10218-1 reduced speed by default);
 5. rejects (holds) a command whose forward kinematics, at the end of the step or half way,
    puts an arm capsule into the table or a keep-out box deeper than the last command did.
 
@@ -45,6 +46,9 @@ class FilterConfig:
     """Arm capsules (from the upper arm on) must stay this far (m) above the table top."""
     keepout_boxes: tuple = SceneConfig().keepout_boxes
     """Axis-aligned boxes ((lo3), (hi3)) no arm capsule may enter (default: the scene's)."""
+    tool_speed_limit: float = 0.8 * SceneConfig().tool_speed_limit
+    """Tool speed (m/s) a command step may ask for (a margin under the monitored limit: the
+    joint-space interpolation bends the tool path)."""
     stale_after_s: float = 0.5
     """Inputs older than this (s) make the filter hold."""
     first_checked_link: int = 2
@@ -57,6 +61,7 @@ class FilterConfig:
         check_range("control_dt", self.control_dt, 1e-3, 10.0)
         check_range("table_clearance", self.table_clearance, 0.0, 0.5)
         check_range("stale_after_s", self.stale_after_s, 1e-3, 60.0)
+        check_range("tool_speed_limit", self.tool_speed_limit, 1e-3, 10.0)
         for box in self.keepout_boxes:
             lo, hi = np.asarray(box[0], float), np.asarray(box[1], float)
             if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
@@ -134,6 +139,21 @@ class SafetyFilter:
                     worst = max(worst, float(pen.max()))
         return worst
 
+    def _limit_tool_speed(self, step: np.ndarray) -> np.ndarray:
+        """Shorten a joint step until its tool displacement (checked half way and at the end)
+        stays under ``tool_speed_limit * control_dt``."""
+        max_d = self.cfg.tool_speed_limit * self.cfg.control_dt
+        start = self.kin.tool_position(self.last_q)
+        for _ in range(8):
+            d = max(
+                np.linalg.norm(self.kin.tool_position(self.last_q + f * step) - start) / f
+                for f in (0.5, 1.0)
+            )
+            if d <= max_d:
+                return step
+            step = step * (0.95 * max_d / d)
+        return step * 0.0
+
     # ------------------------------------------------------------------ the filter
     def filter(
         self,
@@ -177,6 +197,9 @@ class SafetyFilter:
         step = np.clip(q - self.last_q, -self.max_step, self.max_step)
         if not np.allclose(step, q - self.last_q):
             reasons.append("joint velocity limit")
+        step = self._limit_tool_speed(step)
+        if not np.allclose(step, np.clip(q - self.last_q, -self.max_step, self.max_step)):
+            reasons.append("tool speed limit")
         q = self.last_q + step
         before = self.violation(self.last_q)
         for probe in (self.last_q + 0.5 * step, q):

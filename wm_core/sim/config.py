@@ -108,9 +108,9 @@ class _Layout:
     home_q: tuple[float, ...] = (3.141593, -1.9, 1.9, -1.570796, -1.570796, 0.0)
     workspace_lo: tuple[float, float, float] = (-0.1, -0.45, 0.015)
     workspace_hi: tuple[float, float, float] = (0.8, 0.62, 0.55)
-    camera_pos: tuple[float, float, float] = (1.3, 0.0, 1.15)
-    camera_target: tuple[float, float, float] = (0.25, 0.1, 0.08)
-    camera_fovy_deg: float = 55.0
+    camera_pos: tuple[float, float, float] = (1.05, -0.02, 0.9)
+    camera_target: tuple[float, float, float] = (0.38, 0.06, 0.0)
+    camera_fovy_deg: float = 50.0
 
 
 LAYOUT = _Layout()

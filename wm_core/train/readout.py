@@ -29,12 +29,11 @@ from wm_core.sim.env import nominal_camera
 log = logging.getLogger(__name__)
 
 
-def new_readout(model: WorldModel) -> ObjectReadout:
+def new_readout(model: WorldModel, hidden: int = 0) -> ObjectReadout:
     cfg = model.cfg
     cam = nominal_camera(cfg.image_size)
-    return ObjectReadout(
-        cfg.latent_dim, cfg.grid, cell_priors(cam.K, cam.T_world_cam, cfg.image_size, cfg.grid)
-    )
+    priors = cell_priors(cam.K, cam.T_world_cam, cfg.image_size, cfg.grid)
+    return ObjectReadout(cfg.latent_dim, cfg.grid, priors, hidden)
 
 
 def targets_for(model: WorldModel, obj_pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +55,13 @@ def encode_frames(model: WorldModel, images: np.ndarray, batch: int = 256) -> to
 
 
 def train_readout(
-    model: WorldModel, data: Path, out: Path, stride: int = 2, steps: int = 600, seed: int = 0
+    model: WorldModel,
+    data: Path,
+    out: Path,
+    stride: int = 2,
+    steps: int = 3000,
+    seed: int = 0,
+    hidden: int = 64,
 ) -> dict:
     """Fit on every ``stride``-th labelled frame of the shards in ``data`` (the last tenth of
     the episodes held out for the reported R^2)."""
@@ -76,7 +81,7 @@ def train_readout(
             occs.append(occ)
             poss.append(pos)
         tensors[name] = (torch.cat(zs), torch.cat(occs), torch.cat(poss))
-    readout = new_readout(model)
+    readout = new_readout(model, hidden)
     fit = fit_readout(readout, *tensors["train"], steps=steps, seed=seed)
     r2, err = position_r2(readout, *tensors["test"])
     summary = {
@@ -90,7 +95,15 @@ def train_readout(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "readout.pt.tmp"
-    torch.save({"version": READOUT_VERSION, "state": readout.state_dict(), "summary": summary}, tmp)
+    torch.save(
+        {
+            "version": READOUT_VERSION,
+            "hidden": hidden,
+            "state": readout.state_dict(),
+            "summary": summary,
+        },
+        tmp,
+    )
     os.replace(tmp, out / "readout.pt")
     return summary
 
@@ -106,12 +119,13 @@ def load_readout(path: Path, model: WorldModel) -> ObjectReadout:
     if not isinstance(state, dict) or state.get("version") != READOUT_VERSION:
         got = state.get("version") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: readout version {got}, expected {READOUT_VERSION}")
-    readout = new_readout(model)
-    w = state["state"]["conv.weight"]
-    if w.shape != readout.conv.weight.shape:
-        raise CheckpointError(
-            f"{path}: readout weight shape {list(w.shape)}, the model needs "
-            f"{list(readout.conv.weight.shape)}"
-        )
+    readout = new_readout(model, int(state.get("hidden", 0)))
+    own = readout.state_dict()
+    for k, v in state["state"].items():
+        if k not in own or own[k].shape != v.shape:
+            want = list(own[k].shape) if k in own else "no such weight"
+            raise CheckpointError(
+                f"{path}: readout weight {k} has shape {list(v.shape)}, this model needs {want}"
+            )
     readout.load_state_dict(state["state"])
     return readout.eval()

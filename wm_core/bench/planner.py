@@ -1,0 +1,103 @@
+"""``wm bench planner``: plan latency and rollout throughput per optimiser and sample budget.
+
+Budgets: small, default and large, plus a V-JEPA-2-AC-like setting (CEM, 800 samples,
+10 iterations). Every latency is also given as a ratio to the default CEM setting measured
+in the same run (the machines are noisy; ratios travel better than milliseconds). Uses the
+shipped model when present; the timing does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+
+import numpy as np
+import torch
+
+from wm_core.bench.model import _times_ms
+from wm_core.models import ModelConfig, WorldModel
+from wm_core.plan.config import PlannerConfig
+from wm_core.plan.costs import Goal
+from wm_core.plan.planner import LatentMPC
+from wm_core.plan.policy import DEFAULT_MODEL
+from wm_core.sim.config import LAYOUT, SceneConfig
+
+log = logging.getLogger(__name__)
+
+BUDGETS = {
+    "small": {"samples": 64, "iterations": 2},
+    "default": {},
+    "large": {"samples": 1024, "iterations": 6},
+}
+VJEPA2_AC_LIKE = {"optimizer": "cem", "samples": 800, "iterations": 10}
+VJEPA2_AC_PUBLISHED_S_PER_ACTION = 16.0  # RTX 4090, from the V-JEPA 2 paper (not our hardware)
+
+
+def _model() -> tuple[WorldModel, str]:
+    path = DEFAULT_MODEL / "model.pt"
+    if path.is_file():
+        from wm_core.models.checkpoint import load_checkpoint
+
+        return load_checkpoint(path), str(path)
+    torch.manual_seed(0)
+    return WorldModel(ModelConfig()).eval(), "untrained default ModelConfig (no shipped model)"
+
+
+def bench_planner(repeats: int = 20) -> dict:
+    model, source = _model()
+    cfg = model.cfg
+    z = torch.randn(1, cfg.grid * cfg.grid, cfg.latent_dim)  # [1, N, D]
+    from wm_core.robot import ArmKinematics
+
+    q = np.array(LAYOUT.home_q)
+    tool = ArmKinematics().tool_position(q)
+    p = torch.tensor(np.concatenate([q, tool, [0.0]]), dtype=torch.float32)[None]  # [1, 10]
+    goal = Goal(torch.tensor([0.45, 0.0, 0.1]), 1.0)
+    keepout = SceneConfig().keepout_boxes
+    settings = {
+        f"{opt}_{name}": {"optimizer": opt, **budget}
+        for opt in ("cem", "mppi", "gradient")
+        for name, budget in BUDGETS.items()
+    }
+    settings["vjepa2_ac_like"] = VJEPA2_AC_LIKE
+    results = {}
+    for name, over in settings.items():
+        pcfg = dataclasses.replace(PlannerConfig(), **over)
+        mpc = LatentMPC(model, pcfg, keepout_boxes=keepout)
+        plan = mpc.plan(z, p, goal)  # warm-up; also gives the rollout count
+        n = max(3, repeats // 4) if pcfg.samples * pcfg.iterations > 4000 else repeats
+        t = _times_ms(lambda mpc=mpc: mpc.plan(z, p, goal), n, warmup=1)
+        p50 = float(np.percentile(t, 50))
+        results[name] = {
+            "optimizer": pcfg.optimizer,
+            "samples": pcfg.samples if pcfg.optimizer != "gradient" else pcfg.grad_restarts,
+            "iterations": pcfg.iterations,
+            "horizon": pcfg.horizon,
+            "rollouts_per_plan": plan.rollouts,
+            "plan_ms_p50": round(p50, 3),
+            "plan_ms_p99": round(float(np.percentile(t, 99)), 3),
+            "rollouts_per_s": round(plan.rollouts / (p50 / 1e3), 1),
+            "model_steps_per_s": round(plan.rollouts * pcfg.horizon / (p50 / 1e3), 1),
+            "max_hz": round(1e3 / p50, 1),
+        }
+    base = results["cem_default"]["plan_ms_p50"]
+    for r in results.values():
+        r["latency_vs_cem_default"] = round(r["plan_ms_p50"] / base, 3)
+    v = results["vjepa2_ac_like"]
+    return {
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": PlannerConfig().threads,
+        "model": source,
+        "rollout": "proprioception fast path (scene latent held); see wm_core/models/world_model",
+        "results": results,
+        "vjepa2_ac_like_vs_default_ratio": v["latency_vs_cem_default"],
+        "vjepa2_ac_published_s_per_action_rtx4090": VJEPA2_AC_PUBLISHED_S_PER_ACTION,
+        "published_over_ours_vjepa2_like_setting": round(
+            VJEPA2_AC_PUBLISHED_S_PER_ACTION * 1e3 / v["plan_ms_p50"], 1
+        ),
+        "note": "the published figure is another model on another machine (a GPU); the ratio "
+        "is for scale only",
+    }
