@@ -314,6 +314,24 @@ def _train_readout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from wm_core.models.checkpoint import CheckpointError
+    from wm_core.models.export import export_model
+
+    if not Path(args.readout).is_file():
+        raise UsageError(f"--readout {args.readout!r} does not exist (wm train readout makes it)")
+    out = _writable_dir(args.out)
+    try:
+        sizes = export_model(Path(args.checkpoint), Path(args.readout), out)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from exc
+    print(
+        f"exported to {out}: model.pt {sizes['model_bytes'] / 1e6:.2f} MB, readout.pt "
+        f"{sizes['readout_bytes'] / 1e6:.2f} MB, config.yaml, golden.json"
+    )
+    return 0
+
+
 def cmd_evaluate_model(args: argparse.Namespace) -> int:
     from wm_core.eval.model_eval import evaluate_model
 
@@ -494,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline", default=None, help="generative baseline checkpoint to score beside it"
     )
     em.set_defaults(func=cmd_evaluate_model)
+
+    ex = sub.add_parser(
+        "export", help="make a shippable model directory (model.pt, readout.pt, golden.json)"
+    )
+    ex.add_argument("--checkpoint", required=True, help="RUN/last.pt")
+    ex.add_argument("--readout", required=True, help="RUN/readout.pt (wm train readout)")
+    ex.add_argument("--out", required=True, help="model directory, e.g. models/default")
+    ex.set_defaults(func=cmd_export)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim", "model", "planner"], help="what to benchmark")

@@ -67,12 +67,20 @@ def test_eval_writes_report_video_and_summary(tmp_path):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--policy", "nope"], "'nope' unknown; choose one of ['oracle', 'random']"),
+        (["--policy", "nope"], "'nope' unknown; choose one of ['latent-mpc', 'oracle', 'random']"),
         (["--policy", "oracle", "--objects", "7"], "n_objects=7 must be an integer in [1, 6]"),
         (["--policy", "oracle", "--objects", "0"], "n_objects=0"),
         (["--policy", "oracle", "--episodes", "-3"], "--episodes -3 must be >= 1"),
         (["--policy", "oracle", "--light-jitter", "2"], "light_jitter=2.0"),
         (["--policy", "oracle", "--objects", "x"], "invalid int value: 'x'"),
+        (
+            ["--policy", "oracle", "--planner", "cem"],
+            "['planner'] only apply to --policy latent-mpc",
+        ),
+        (["--policy", "latent-mpc", "--planner", "anneal"], "optimizer='anneal' must be one of"),
+        (["--policy", "latent-mpc", "--samples", "1"], "samples=1 must be an integer"),
+        (["--policy", "latent-mpc", "--world-model", "x"], "--world-model 'x' must be one of"),
+        (["--policy", "latent-mpc", "--model", "/nonexistent"], "/nonexistent/model.pt does not"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(tmp_path, args, needle):

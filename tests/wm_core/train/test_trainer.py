@@ -122,3 +122,52 @@ def test_train_cli(data, tmp_path):
     assert "trained 2 steps" in r.stdout and "1 bad shards skipped" in r.stdout
     r = subprocess.run([*cmd, "--collapse", "nope"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "collapse='nope' must be 'vicreg' or 'ema'" in r.stderr
+
+
+def _changed(before: dict, after: dict, prefix: str) -> bool:
+    return any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+
+
+def test_encoder_then_world_model_stages(data, tmp_path, tiny_cfg):
+    """'encoder' trains the encoder and leaves the proprioception head alone; 'world-model'
+    starts from it (--init), keeps the encoder frozen and trains the predictor."""
+    from wm_core.models import WorldModel
+
+    torch.manual_seed(0)
+    init = {k: v.clone() for k, v in WorldModel(tiny_cfg).state_dict().items()}
+    tc = dict(steps=3, batch_size=4, horizon=2, log_every=1)
+    enc = train(data, tmp_path / "enc", tiny_cfg, TrainConfig(mode="encoder", **tc), False)
+    e_state = {k: v.clone() for k, v in enc.model.state_dict().items()}
+    assert _changed(init, e_state, "encoder.")
+    assert not _changed(init, e_state, "predictor.proprio.")
+    assert "proprio" not in enc.summary["final"]
+    wm = train(
+        data,
+        tmp_path / "wm",
+        tiny_cfg,
+        TrainConfig(mode="world-model", init=str(tmp_path / "enc" / "last.pt"), **tc),
+        False,
+    )
+    w_state = wm.model.state_dict()
+    assert not _changed(e_state, w_state, "encoder.")
+    assert _changed(e_state, w_state, "predictor.proprio.")
+    assert "tool_probe" not in wm.summary["final"] and "proprio" in wm.summary["final"]
+
+
+def test_world_model_mode_needs_an_encoder(data, tmp_path, tiny_cfg):
+    from wm_core.models.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="--init"):
+        train(data, tmp_path, tiny_cfg, TrainConfig(steps=1, mode="world-model"), False)
+    with pytest.raises(ValueError, match="mode='decoder'"):
+        TrainConfig(mode="decoder")
+
+
+def test_generative_baseline_trains_on_pixels(data, tmp_path, tiny_cfg):
+    mcfg = dataclasses.replace(tiny_cfg, objective="generative")
+    res = train(data, tmp_path, mcfg, TrainConfig(steps=3, batch_size=4, horizon=2), False)
+    final = res.summary["final"]
+    assert final["recon_pixels"] > 0 and "vicreg_var" not in final
+    assert res.model.decoder is not None
+    x = torch.rand(2, 3, 64, 64)
+    assert res.model.decoder(res.model.encode(x)).shape == (2, 3, 64, 64)
