@@ -45,7 +45,9 @@ def _model() -> tuple[WorldModel, str]:
     return WorldModel(ModelConfig()).eval(), "untrained default ModelConfig (no shipped model)"
 
 
-def bench_planner(repeats: int = 20) -> dict:
+def bench_planner(repeats: int = 20, only: tuple[str, ...] | None = None) -> dict:
+    """All settings (or the names in ``only``, which must include "cem_default", the
+    baseline of the ratios)."""
     model, source = _model()
     cfg = model.cfg
     z = torch.randn(1, cfg.grid * cfg.grid, cfg.latent_dim)  # [1, N, D]
@@ -62,6 +64,8 @@ def bench_planner(repeats: int = 20) -> dict:
         for name, budget in BUDGETS.items()
     }
     settings["vjepa2_ac_like"] = VJEPA2_AC_LIKE
+    if only is not None:
+        settings = {k: v for k, v in settings.items() if k in only or k == "cem_default"}
     results = {}
     for name, over in settings.items():
         pcfg = dataclasses.replace(PlannerConfig(), **over)
@@ -85,7 +89,7 @@ def bench_planner(repeats: int = 20) -> dict:
     base = results["cem_default"]["plan_ms_p50"]
     for r in results.values():
         r["latency_vs_cem_default"] = round(r["plan_ms_p50"] / base, 3)
-    v = results["vjepa2_ac_like"]
+    v = results.get("vjepa2_ac_like", results["cem_default"])
     return {
         "host": platform.node(),
         "cpu_count": os.cpu_count(),

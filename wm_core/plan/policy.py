@@ -144,34 +144,54 @@ class LatentMPCPolicy:
             img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)
         return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
 
-    def _hold(self, obs: dict, why: str) -> np.ndarray:
+    def _hold(self, suction, why: str) -> np.ndarray:
+        """Zero tool motion, suction kept as it is (never drop a held object)."""
         self.stats["holds"] += 1
-        suction = obs.get("suction", np.zeros(1))
-        on = bool(np.isfinite(suction).all() and float(np.asarray(suction).reshape(-1)[0]) > 0.5)
+        s = np.asarray(suction if suction is not None else [0.0], float).reshape(-1)
+        on = bool(s.size and np.isfinite(s).all() and s[0] > 0.5)
         self.last_info = {"hold": why}
         return np.array([0.0, 0.0, 0.0, 1.0 if on else -1.0])
 
     # ------------------------------------------------------------------ the step
     @torch.no_grad()
-    def act(self, obs: dict, info: dict | None = None) -> np.ndarray:
-        t0 = time.perf_counter()
-        q = np.asarray(obs.get("joint_pos", []), float).reshape(-1)
-        suction = np.asarray(obs.get("suction", [np.nan]), float).reshape(-1)
+    def encode(self, obs: dict) -> torch.Tensor | None:
+        """obs["image"] -> latent [1, N, D], or None if the image is unusable (logged)."""
         img = self._image(obs)
-        if q.shape != (6,) or not np.isfinite(q).all() or not np.isfinite(suction).all():
+        return None if img is None else self.model.encode(img)
+
+    @torch.no_grad()
+    def act(self, obs: dict, info: dict | None = None) -> np.ndarray:
+        """Camera image + joint state -> action [4]: encode, then :meth:`act_latent`."""
+        t0 = time.perf_counter()
+        z = self.encode(obs)
+        if z is None:
             self.stats["bad_input"] += 1
-            log.warning("holding: joint state %s / suction %s is not finite", q, suction)
-            return self._hold(obs, "bad joint state")
-        if img is None:
+            return self._hold(obs.get("suction"), "bad image")
+        a = self.act_latent(z, obs.get("joint_pos"), obs.get("suction"))
+        self.stats["act_ms"].append((time.perf_counter() - t0) * 1e3)
+        return a
+
+    @torch.no_grad()
+    def act_latent(self, z: torch.Tensor, joint_pos, suction) -> np.ndarray:
+        """The step after perception (what the ROS planner node calls with the latent it
+        receives): latent [1, N, D] + joint positions [6] + suction [1] -> action [4]."""
+        q = np.asarray(joint_pos if joint_pos is not None else [], float).reshape(-1)
+        s = np.asarray(suction if suction is not None else [np.nan], float).reshape(-1)
+        want = (1, self.model.cfg.grid**2, self.model.cfg.latent_dim)
+        if q.shape != (6,) or not np.isfinite(q).all() or s.size < 1 or not np.isfinite(s).all():
             self.stats["bad_input"] += 1
-            return self._hold(obs, "bad image")
+            log.warning("holding: joint state %s / suction %s is not finite", q, s)
+            return self._hold(suction, "bad joint state")
+        if tuple(z.shape) != want or not torch.isfinite(z).all():
+            self.stats["bad_input"] += 1
+            log.warning("holding: latent %s is not a finite %s", list(z.shape), list(want))
+            return self._hold(suction, "bad latent")
         tool = self.kin.tool_position(q)
-        p = torch.tensor(np.concatenate([q, tool, suction[:1]]), dtype=torch.float32)[None]
-        z = self.model.encode(img)  # [1, N, D]
+        p = torch.tensor(np.concatenate([q, tool, s[:1]]), dtype=torch.float32)[None]  # [1, 10]
         score = self.surprise.observe(z)
         self.stats["surprise"].append(score)
         detections = self.readout.detect(z, self.tcfg.detect_threshold)[0]  # [M, 4]
-        sub = self.task.update(detections, tool, bool(suction[0] > 0.5))
+        sub = self.task.update(detections, tool, bool(s[0] > 0.5))
         self.done = sub.done
         if self.surprise.active:
             self.hold_left = self.tcfg.surprise_hold_steps
@@ -179,18 +199,16 @@ class LatentMPCPolicy:
             self.task.on_surprise()
         if self.hold_left > 0:
             self.hold_left -= 1
-            a = self._hold(obs, "surprise")
+            a = self._hold(suction, "surprise")
         else:
             goal = Goal(torch.tensor(sub.tool, dtype=torch.float32), float(sub.suction))
             plan = self.mpc.plan(z, p, goal)
             self.stats["plan_ms"].append(plan.latency_ms)
             a = plan.actions[0].astype(float)
             self.last_info = {"phase": sub.phase, "plan": plan}
-        self.surprise.expect(
-            self.model.predict(z, p, torch.tensor(a, dtype=torch.float32)[None])[0]
-        )
+        a_t = torch.tensor(a, dtype=torch.float32)[None]  # [1, 4]
+        self.surprise.expect(self.model.predict(z, p, a_t)[0])
         self.last_info |= {"surprise": score, "phase": sub.phase, "objects_seen": len(detections)}
-        self.stats["act_ms"].append((time.perf_counter() - t0) * 1e3)
         return a
 
     def episode_stats(self) -> dict:

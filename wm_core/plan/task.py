@@ -28,6 +28,8 @@ from wm_core.sim.config import LAYOUT
 log = logging.getLogger(__name__)
 
 HELD_Z = 0.09  # detections above this (m) are in the air (held), not on the table
+DESCEND_BELOW_TOP = 0.03  # m below the estimated object top that the descent aims for
+STALL_DZ = 0.002  # m: a descent step shorter than this means the tool is on something
 
 
 @dataclass(frozen=True)
@@ -110,10 +112,13 @@ class TableClearingTask:
             else:
                 return Subgoal(goal, False, "above")
         if self.phase == "descend":
-            goal = np.array([*self.target[:2], top - 0.006])
-            stalled = self.last_tool_z is not None and self.last_tool_z - tool[2] < 0.002
+            # Aim below the estimated top (the height estimate is the least certain number)
+            # and stop on contact: the tool stalls on the object (or reaches the aim point).
+            aim = max(LAYOUT.workspace_lo[2], top - DESCEND_BELOW_TOP)
+            goal = np.array([*self.target[:2], aim])
+            stalled = self.last_tool_z is not None and self.last_tool_z - tool[2] < STALL_DZ
             self.last_tool_z = float(tool[2])
-            if tool[2] < top + 0.003 or (stalled and tool[2] < top + 0.03):
+            if tool[2] < aim + 0.003 or (stalled and tool[2] < top + 0.03):
                 self.phase, self.wait, self.last_tool_z = "grip", c.grip_steps, None
             else:
                 return Subgoal(goal, True, "descend")
