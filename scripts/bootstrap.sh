@@ -40,6 +40,10 @@ pip_install() {
 }
 pip_install -r requirements.txt
 pip_install --no-deps -e .
+# The ros_ws packages (the runner `python -m wm_bringup`, the nodes) importable from the venv
+# without sourcing a ROS install: one .pth line per package source folder.
+printf '%s\n' "$ROOT"/ros_ws/src/wm_* \
+  > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wm_ros_ws.pth"
 
 # colcon build of the ament_python packages, with the venv active so that colcon, ament and
 # rclpy all come from the pinned wheels.

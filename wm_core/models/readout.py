@@ -119,7 +119,8 @@ def fit_readout(
 ) -> dict[str, float]:
     """Fit on frozen latents z [M, N, D] with targets occ [M, G, G], pos [M, G, G, 3]."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(readout.parameters(), lr=1e-2)
+    opt = torch.optim.AdamW(readout.parameters(), lr=1e-2, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     pos_weight = (1 - occ.mean()) / occ.mean().clamp(min=1e-6)
     for _ in range(steps):
         idx = torch.randint(0, z.shape[0], (min(batch, z.shape[0]),), generator=gen)
@@ -131,6 +132,7 @@ def fit_readout(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
     return {"bce": float(cls.detach()), "reg": float(reg.detach())}
 
 

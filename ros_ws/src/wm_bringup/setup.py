@@ -13,6 +13,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         # The single copy of the launch files lives in the repository's top-level launch/.
         (f"share/{PACKAGE}/launch", glob("../../../launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -20,5 +21,10 @@ setup(
     maintainer_email="dev@wm.local",
     description="Bring-up of the world-model arm stack.",
     license="Apache-2.0",
-    entry_points={"console_scripts": [f"wm_bringup_info = {PACKAGE}.info:main"]},
+    entry_points={
+        "console_scripts": [
+            f"wm_bringup_info = {PACKAGE}.info:main",
+            f"wm_run = {PACKAGE}.__main__:main",
+        ]
+    },
 )

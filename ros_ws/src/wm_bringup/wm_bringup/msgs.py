@@ -1,0 +1,118 @@
+"""Message <-> array conversions shared by the nodes, and the suction convention.
+
+**Suction convention.** There is no standard suction message, so the suction cup is a
+pseudo-joint named ``suction_cup``: in ``/joint_states`` its position is 0.0 (off) or 1.0 (on),
+and a ``JointTrajectory`` may carry it as an extra joint whose point positions are 0.0/1.0
+(> 0.5 means on). The arm joints are matched by name, in any order (joint_trajectory_controller
+convention); the names come from the URDF (``wm_core.robot``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from wm_core.robot.urdf import load_arm
+
+SUCTION_JOINT = "suction_cup"
+
+
+def arm_joint_names() -> tuple[str, ...]:
+    """The six actuated joints, in URDF order."""
+    return tuple(load_arm().joint_names)
+
+
+def to_seconds(t: Time | Duration) -> float:
+    return t.sec + t.nanosec * 1e-9
+
+
+def duration(seconds: float) -> Duration:
+    ns = int(round(seconds * 1e9))
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def is_zero(t: Time) -> bool:
+    return t.sec == 0 and t.nanosec == 0
+
+
+def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarray, bool | None]:
+    """JointState -> (positions [6] in ``names`` order, suction or None if not reported).
+
+    Raises ValueError naming what is missing or malformed."""
+    if len(msg.position) != len(msg.name):
+        raise ValueError(f"{len(msg.name)} names but {len(msg.position)} positions")
+    index = {n: i for i, n in enumerate(msg.name)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise ValueError(f"joint state lacks {missing}")
+    q = np.array([msg.position[index[n]] for n in names], float)  # [6]
+    if not np.isfinite(q).all():
+        raise ValueError(f"joint positions {q} are not finite")
+    suction = None
+    if SUCTION_JOINT in index:
+        suction = bool(msg.position[index[SUCTION_JOINT]] > 0.5)
+    return q, suction
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A parsed JointTrajectory: times [P] (s from start), positions [P, 6], suction [P]."""
+
+    times: np.ndarray  # [P]
+    positions: np.ndarray  # [P, 6]
+    suction: np.ndarray | None  # [P] bool, None when the trajectory has no suction joint
+    stamp_s: float  # header stamp (0: start on receipt)
+
+
+def parse_trajectory(msg: JointTrajectory, names: Sequence[str]) -> Trajectory:
+    """Check and convert a trajectory; raise ValueError naming the problem."""
+    index = {n: i for i, n in enumerate(msg.joint_names)}
+    if len(index) != len(msg.joint_names):
+        raise ValueError(f"duplicate joint names {list(msg.joint_names)}")
+    unknown = sorted(set(index) - set(names) - {SUCTION_JOINT})
+    missing = [n for n in names if n not in index]
+    if unknown or missing:
+        raise ValueError(f"joint names: unknown {unknown}, missing {missing}")
+    cols = [index[n] for n in names]
+    times, qs, suction = [], [], []
+    for k, p in enumerate(msg.points):
+        if len(p.positions) != len(msg.joint_names):
+            raise ValueError(f"point {k} has {len(p.positions)} positions")
+        pos = np.asarray(p.positions, float)
+        if not np.isfinite(pos).all():
+            raise ValueError(f"point {k} is not finite")
+        t = to_seconds(p.time_from_start)
+        if times and t <= times[-1]:
+            raise ValueError(f"point {k}: time_from_start {t:.3f} s does not increase")
+        times.append(t)
+        qs.append(pos[cols])
+        if SUCTION_JOINT in index:
+            suction.append(bool(pos[index[SUCTION_JOINT]] > 0.5))
+    return Trajectory(
+        np.array(times, float),
+        np.array(qs, float).reshape(-1, len(names)),
+        np.array(suction, bool) if SUCTION_JOINT in index else None,
+        to_seconds(msg.header.stamp),
+    )
+
+
+def make_trajectory(
+    names: Sequence[str],
+    positions: np.ndarray,
+    times: Sequence[float],
+    suction: Sequence[bool] | None,
+) -> JointTrajectory:
+    """positions [P, 6] at ``times`` [P] (s) -> JointTrajectory (+ the suction pseudo-joint)."""
+    msg = JointTrajectory()
+    msg.joint_names = list(names) + ([SUCTION_JOINT] if suction is not None else [])
+    for k, (q, t) in enumerate(zip(np.asarray(positions, float), times, strict=True)):
+        pos = [float(x) for x in q]
+        if suction is not None:
+            pos.append(1.0 if suction[k] else 0.0)
+        msg.points.append(JointTrajectoryPoint(positions=pos, time_from_start=duration(t)))
+    return msg

@@ -1,0 +1,288 @@
+"""What every wm node shares: typed parameters, QoS, diagnostics, lifecycle start and main().
+
+A node declares its parameters as a tuple of :class:`Param` (each with a
+``ParameterDescriptor``, numeric ones with a range), and maps their values *once* onto wm_core
+config dataclasses in :meth:`WmNode.build_config`. That mapping is also the validation: the
+node refuses to start when it raises, and a ``set_parameters`` call that would make it raise is
+rejected with the same message. Model weights and other heavy resources are loaded in
+``on_configure`` and freed in ``on_cleanup`` (``rclpy.lifecycle``); with ``autostart: true``
+(the default) the node configures and activates itself, so a plain launch ``Node`` or the runner
+brings it up.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterException,
+)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from wm_core.config import ConfigError
+
+ParamValue = bool | int | float | str | list[float] | list[str]
+
+SENSOR_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""Images, camera info and the latent: only the newest sample matters."""
+RELIABLE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""Commands, joint states, e-stop, clock, diagnostics."""
+
+STATE_IDS = {"unconfigured": 1, "inactive": 2, "active": 3, "finalized": 4}
+
+
+class StartupError(RuntimeError):
+    """The node refuses to start (bad parameter, missing model, missing backend package)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter. The type is the default's; numbers may carry a range."""
+
+    name: str
+    default: ParamValue
+    description: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(
+            name=self.name, description=self.description, read_only=self.read_only
+        )
+        if self.choices:
+            d.additional_constraints = f"one of {list(self.choices)}"
+        if self.lo is not None and self.hi is not None:
+            if isinstance(self.default, bool):
+                raise TypeError(f"{self.name}: a bool parameter has no range")
+            if isinstance(self.default, int):
+                d.integer_range = [IntegerRange(from_value=int(self.lo), to_value=int(self.hi))]
+            elif isinstance(self.default, float):
+                d.floating_point_range = [
+                    FloatingPointRange(from_value=float(self.lo), to_value=float(self.hi))
+                ]
+        return d
+
+    def check(self, value: Any) -> None:
+        """Choices and finiteness (ranges are enforced by the descriptor)."""
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{self.name}={value!r} must be one of {list(self.choices)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{self.name}={value!r} must be finite")
+
+
+def boxes_from_flat(name: str, flat: Sequence[float]) -> tuple:
+    """``[xmin, ymin, zmin, xmax, ymax, zmax] * K`` -> K boxes ((lo3), (hi3))."""
+    v = [float(x) for x in flat]
+    if len(v) % 6:
+        raise ConfigError(f"{name} has {len(v)} numbers; it must be 6 per box (lo xyz, hi xyz)")
+    return tuple((tuple(v[i : i + 3]), tuple(v[i + 3 : i + 6])) for i in range(0, len(v), 6))
+
+
+def guarded_transition(fn: Callable) -> Callable:
+    """A lifecycle callback that logs (rather than rclpy swallowing) what goes wrong.
+
+    Expected failures (bad config, missing model, missing package) log one line and fail the
+    transition; anything else logs its traceback and reports ERROR."""
+
+    @functools.wraps(fn)
+    def wrapper(self: WmNode, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return fn(self, state)
+        except (ConfigError, StartupError, OSError, ValueError) as exc:
+            self.get_logger().error(f"{fn.__name__} failed: {exc}")
+            self.startup_error = str(exc)
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # the boundary of a callback rclpy would swallow
+            self.get_logger().error(f"{fn.__name__} crashed: {exc!r}")
+            self.get_logger().error(traceback.format_exc())
+            self.startup_error = repr(exc)
+            return TransitionCallbackReturn.ERROR
+
+    return wrapper
+
+
+class WmNode(LifecycleNode):
+    """Base of the wm nodes: parameters + validation + diagnostics + autostart."""
+
+    PARAMS: tuple[Param, ...] = ()
+    COMMON = (
+        Param("autostart", True, "Configure and activate at start (no lifecycle manager)."),
+        Param("diagnostics_period_s", 1.0, "Period of /diagnostics reports (s).", 0.05, 60.0),
+    )
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.startup_error: str | None = None
+        self._specs = {p.name: p for p in (*self.COMMON, *self.PARAMS)}
+        for p in self._specs.values():
+            try:
+                self.declare_parameter(p.name, p.default, p.descriptor())
+            except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+                raise self._refuse(f"parameter {p.name}: {exc}") from None
+            except ParameterException as exc:
+                raise self._refuse(f"parameter {p.name}: {exc}") from None
+        try:
+            self.config = self.build_config(self.values())
+        except ConfigError as exc:
+            raise self._refuse(str(exc)) from None
+        self.add_on_set_parameters_callback(self._validate_set)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+        self._diag_timer = self.create_timer(
+            self.values()["diagnostics_period_s"], self._publish_diagnostics
+        )
+
+    # ------------------------------------------------------------------ parameters
+    def values(self, changes: Iterable[Parameter] = ()) -> dict[str, Any]:
+        """Current parameter values, with ``changes`` applied on top."""
+        out = {n: self.get_parameter(n).value for n in self._specs}
+        for p in changes:
+            if p.name in out:
+                out[p.name] = p.value
+        for name, value in out.items():
+            if isinstance(value, tuple | list) or type(value).__name__ == "array":
+                out[name] = list(value)
+        return out
+
+    def build_config(self, values: dict[str, Any]) -> Any:
+        """Map parameter values onto the node's wm_core config(s); raise ConfigError if bad."""
+        for name, value in values.items():
+            self._specs[name].check(value)
+        return None
+
+    def _validate_set(self, params: list[Parameter]) -> SetParametersResult:
+        try:
+            self.build_config(self.values(params))
+        except ConfigError as exc:
+            self.get_logger().warning(f"rejected parameter change: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _refuse(self, why: str) -> StartupError:
+        self.get_logger().error(f"refusing to start: {why}")
+        self.startup_error = why
+        return StartupError(f"{self.get_name()}: {why}")
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def state_label(self) -> str:
+        return self._state_machine.current_state[1]
+
+    @property
+    def active(self) -> bool:
+        return self.state_label == "active"
+
+    def start(self) -> None:
+        """configure + activate; raise :class:`StartupError` (logged) if either fails."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise StartupError(f"{self.get_name()}: configure failed: {self.startup_error}")
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise StartupError(f"{self.get_name()}: activate failed: {self.startup_error}")
+
+    def autostart(self) -> None:
+        if self.values()["autostart"]:
+            self.start()
+
+    def release(self) -> None:
+        """Free resources without ROS calls (safe after the context has shut down)."""
+
+    def stop(self) -> None:
+        """Bring the node down to unconfigured (freeing its resources) if the context allows."""
+        if not self.context.ok():
+            self.release()
+            return
+        if self.state_label == "active":
+            self.trigger_deactivate()
+        if self.state_label == "inactive":
+            self.trigger_cleanup()
+        self.release()
+
+    def publish(self, publisher: Any, msg: Any) -> None:
+        """Publish, tolerating the one failure that is a shutdown: a signal invalidated the
+        context while this callback ran."""
+        try:
+            publisher.publish(msg)
+        except RCLError:
+            if self.context.ok():
+                raise
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostics(self) -> tuple[int, str, dict[str, Any]]:
+        """(level, message, key values) for /diagnostics; nodes extend this."""
+        return DiagnosticStatus.OK, self.state_label, {}
+
+    def _publish_diagnostics(self) -> None:
+        level, message, kv = self.diagnostics()
+        if not self.active and level == DiagnosticStatus.OK:
+            level = DiagnosticStatus.WARN
+        status = DiagnosticStatus(
+            level=bytes([level]) if isinstance(level, int) else level,
+            name=self.get_fully_qualified_name(),
+            message=message,
+            hardware_id="wm",
+            values=[KeyValue(key=k, value=str(v)) for k, v in kv.items()],
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.publish(self._diag_pub, msg)
+
+
+def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
+    """The ``main()`` of a node process: start, spin, and shut down quietly on Ctrl-C/SIGTERM.
+
+    Returns the exit status: 1 when the node refuses to start, else 0."""
+    args = sys.argv if args is None else args
+    rclpy.init(args=args)
+    node: WmNode | None = None
+    code = 0
+    try:
+        node = node_cls()
+        node.autostart()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except StartupError:
+        code = 1  # the node already logged why
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RCLError:
+        # A signal shut the context down while a callback was publishing: that is a shutdown.
+        if node is None or node.context.ok():
+            raise
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

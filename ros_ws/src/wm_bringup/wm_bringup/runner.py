@@ -1,0 +1,230 @@
+"""Run the stack without ``ros2 launch``: the same nodes, parameters file and remappings.
+
+Two modes, both from :func:`wm_bringup.stack.describe`:
+
+- ``inprocess``: every node in this process, one ``MultiThreadedExecutor``, its own rclpy
+  context. Each node gets exactly the ``--ros-args`` a process would (``cli_args``).
+- ``processes``: one ``python -m <module> --ros-args ...`` process per node (what launch does
+  with the console scripts); Ctrl-C / SIGTERM is forwarded as SIGINT, then SIGTERM after a grace
+  period.
+
+:func:`up` is the entry point for ``python -m wm_bringup`` and for ``wm up``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from wm_bringup.stack import Stack, describe
+
+log = logging.getLogger(__name__)
+
+MODES = ("inprocess", "processes")
+
+
+class InProcessStack:
+    """The stack's nodes in this process. ``start()``, ``spin(seconds)``, ``shutdown()``."""
+
+    def __init__(self, stack: Stack, handle_signals: bool = False):
+        self.stack = stack
+        self.handle_signals = handle_signals
+        """Install rclpy's SIGINT/SIGTERM handlers (a CLI process; not inside tests)."""
+        self.nodes: dict[str, object] = {}
+        self.context = None
+        self.executor = None
+
+    def start(self) -> None:
+        """Create, configure and activate every node (raise StartupError, logged, if one
+        refuses; the nodes already started are shut down)."""
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        from wm_bringup.nodekit import StartupError
+
+        self.context = rclpy.Context()
+        handlers = SignalHandlerOptions.ALL if self.handle_signals else SignalHandlerOptions.NO
+        rclpy.init(context=self.context, signal_handler_options=handlers)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        try:
+            for spec in self.stack.running():
+                cls = importlib.import_module(spec.module).NODE_CLASS
+                node = cls(
+                    spec.name,
+                    context=self.context,
+                    cli_args=spec.ros_args(self.stack.params_file),
+                )
+                self.nodes[spec.name] = node
+                node.autostart()
+                self.executor.add_node(node)
+        except StartupError:
+            self.shutdown()
+            raise
+
+    def spin(self, seconds: float | None = None) -> None:
+        """Spin until ``seconds`` pass (None: until shutdown / Ctrl-C)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while self.context.ok() and (deadline is None or time.monotonic() < deadline):
+            self.executor.spin_once(timeout_sec=0.1)
+
+    def shutdown(self) -> None:
+        """Stop the executor (callbacks in flight finish), then free and destroy the nodes."""
+        if self.executor is not None:
+            for node in self.nodes.values():
+                self.executor.remove_node(node)
+            self.executor.shutdown(timeout_sec=5.0)
+        for node in reversed(list(self.nodes.values())):
+            if hasattr(node, "stop"):  # a wm node (a test may add plain nodes)
+                node.stop()
+        for node in self.nodes.values():
+            node.destroy_node()
+        self.nodes = {}
+        if self.context is not None:
+            self.context.try_shutdown()
+        if self.handle_signals:
+            from rclpy.signals import uninstall_signal_handlers
+
+            uninstall_signal_handlers()
+
+
+def package_paths(stack: Stack) -> list[str]:
+    """Directories that make the stack's packages importable (for child processes)."""
+    paths = []
+    for pkg in {"wm_bringup", *(n.package for n in stack.nodes)}:
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"package {pkg} is not importable (see launch/README.md)")
+        root = str(Path(spec.origin).resolve().parents[1])
+        if root not in paths:
+            paths.append(root)
+    return paths
+
+
+def process_commands(stack: Stack) -> list[list[str]]:
+    """The command line of each node process."""
+    return [
+        [sys.executable, "-m", n.module, *n.ros_args(stack.params_file)] for n in stack.running()
+    ]
+
+
+def run_processes(
+    stack: Stack,
+    seconds: float | None = None,
+    grace_s: float = 5.0,
+    log_dir: Path | None = None,
+) -> int:
+    """Start one process per node; stop all when one exits, on a signal, or after ``seconds``.
+    With ``log_dir``, each node's output goes to ``<log_dir>/<node>.log`` (else to ours).
+
+    Returns the first non-zero exit status of a node (0 if all ended cleanly)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*package_paths(stack), env.get("PYTHONPATH", "")])
+    procs = {}
+    for n, cmd in zip(stack.running(), process_commands(stack), strict=True):
+        out = None
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            out = open(Path(log_dir) / f"{n.name}.log", "wb")  # noqa: SIM115 (lives with the child)
+        procs[n.name] = subprocess.Popen(
+            cmd,
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+        if out is not None:
+            out.close()  # the child holds its own descriptor
+    stopping = {"signal": False}
+
+    def on_signal(signum, frame) -> None:
+        stopping["signal"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not stopping["signal"] and (deadline is None or time.monotonic() < deadline):
+            ended = {k: p.returncode for k, p in procs.items() if p.poll() is not None}
+            if ended:
+                name, rc = next(iter(ended.items()))
+                log.error("node %s exited with status %s: stopping the stack", name, rc)
+                code = rc or 1
+                break
+            time.sleep(0.2)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        code = _stop(procs, grace_s) or code
+    return code
+
+
+def _stop(procs: dict[str, subprocess.Popen], grace_s: float) -> int:
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for name, p in procs.items():
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("node %s ignored SIGINT for %.0f s: terminating", name, grace_s)
+            p.terminate()
+            try:
+                p.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    bad = [p.returncode for p in procs.values() if p.returncode not in (0, -signal.SIGINT)]
+    return bad[0] if bad else 0
+
+
+def up(
+    profile: str = "sim",
+    *,
+    mode: str = "inprocess",
+    backend: str = "torch",
+    params_file: str | Path | None = None,
+    seconds: float | None = None,
+    seed: int | None = None,
+    sim: bool | None = None,
+    overrides: dict[str, dict] | None = None,
+) -> int:
+    """Bring the stack up (what ``wm up sim`` calls); returns an exit status.
+
+    ``overrides`` maps node names to extra parameters (applied after the parameters file)."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} must be one of {MODES}")
+    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    if seed is not None:
+        overrides.setdefault("wm_sim", {})["seed"] = seed
+    stack = describe(
+        profile, sim=sim, backend=backend, params_file=params_file, overrides=overrides
+    )
+    names = ", ".join(n.name for n in stack.running())
+    log.info("starting the %s stack (%s) with %s: %s", profile, mode, stack.params_file, names)
+    if mode == "processes":
+        return run_processes(stack, seconds)
+    from rclpy.executors import ExternalShutdownException
+
+    from wm_bringup.nodekit import StartupError
+
+    running = InProcessStack(stack, handle_signals=True)
+    try:
+        running.start()
+        running.spin(seconds)
+    except StartupError as exc:
+        log.error("the stack did not start: %s", exc)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        running.shutdown()
+    return 0

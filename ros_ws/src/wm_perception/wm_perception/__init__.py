@@ -1,0 +1,1 @@
+"""Camera image to JEPA latent (torch, onnxruntime or TensorRT backends)."""

@@ -1,0 +1,157 @@
+"""``wm_perception``: camera image -> JEPA latent on ``/wm/latent``.
+
+The latent goes out as ``sensor_msgs/Image`` with encoding ``32FC1``: height N (patches), width
+D (channels), little-endian float32 rows, and the *source image's* header (stamp and frame), so
+the planner can tell how old the information is. Images that are not rgb8/bgr8, whose data does
+not match height x step, or that are blank are dropped with a (throttled) log line; an image of
+another size is resized to the encoder's input with ``cv2.INTER_AREA`` (logged once).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+from wm_bringup.nodekit import SENSOR_QOS, Param, StartupError, WmNode, guarded_transition, run_node
+
+from wm_perception.backends import BACKENDS, BackendUnavailableError, EncoderBackend, make_backend
+
+
+def default_model_dir() -> Path:
+    from wm_core.plan.policy import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """rgb8/bgr8 Image -> [H, W, 3] uint8 RGB; ValueError naming what is wrong."""
+    enc = msg.encoding.lower()
+    if enc not in ("rgb8", "bgr8"):
+        raise ValueError(f"encoding {msg.encoding!r} (expected rgb8 or bgr8)")
+    h, w, step = msg.height, msg.width, msg.step
+    if h == 0 or w == 0 or step < 3 * w:
+        raise ValueError(f"bad geometry {w}x{h}, step {step}")
+    if len(msg.data) != h * step:
+        raise ValueError(f"corrupt: {len(msg.data)} data bytes, expected step*height={h * step}")
+    rows = np.frombuffer(msg.data, np.uint8).reshape(h, step)  # [H, step]
+    img = rows[:, : 3 * w].reshape(h, w, 3)  # [H, W, 3]
+    if enc == "bgr8":
+        img = img[:, :, ::-1]
+    if img.std() < 1.0:
+        raise ValueError("blank (uniform) image")
+    return img
+
+
+def latent_msg(z: np.ndarray, source: Image) -> Image:
+    """latent [1, N, D] or [N, D] -> 32FC1 Image (N rows, D columns) with the source header."""
+    z2 = np.asarray(z, "<f4").reshape(z.shape[-2], z.shape[-1])  # [N, D]
+    msg = Image(height=z2.shape[0], width=z2.shape[1], encoding="32FC1", is_bigendian=0)
+    msg.header = source.header
+    msg.step = 4 * z2.shape[1]
+    msg.data = z2.tobytes()
+    return msg
+
+
+class PerceptionNode(WmNode):
+    PARAMS = (
+        Param("backend", "torch", "Encoder inference backend.", choices=BACKENDS),
+        Param("model_dir", "", "Model directory (model.pt); empty: the shipped models/default."),
+        Param("onnx_file", "", "ONNX encoder for backend onnxruntime (empty: model_dir/...)."),
+        Param("engine_file", "", "TensorRT engine for backend tensorrt (empty: model_dir/...)."),
+        Param("device", "cpu", "torch device for backend torch.", choices=("cpu", "cuda")),
+        Param("threads", 1, "CPU threads for inference.", 1, 64),
+        Param("log_throttle_s", 2.0, "Minimum seconds between repeated warnings.", 0.0, 600.0),
+    )
+
+    def __init__(self, node_name: str = "wm_perception", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.backend: EncoderBackend | None = None
+        self.stats = {"encoded": 0, "rejected": 0, "resized": 0, "encode_ms": 0.0}
+
+    def model_dir(self) -> Path:
+        d = self.values()["model_dir"]
+        return Path(d) if d else default_model_dir()
+
+    @guarded_transition
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self.values()
+        try:
+            self.backend = make_backend(
+                v["backend"],
+                self.model_dir(),
+                v["onnx_file"],
+                v["engine_file"],
+                v["device"],
+                v["threads"],
+            )
+        except BackendUnavailableError as exc:
+            raise StartupError(str(exc)) from None
+        self.throttle = v["log_throttle_s"]
+        self.pub = self.create_lifecycle_publisher(Image, "/wm/latent", SENSOR_QOS)
+        self.sub = self.create_subscription(Image, "/camera/image_raw", self._on_image, SENSOR_QOS)
+        self.get_logger().info(
+            f"encoder ready: backend {self.backend.name}, input {self.backend.image_size} px"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    @guarded_transition
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_subscription(self.sub)
+        self.destroy_lifecycle_publisher(self.pub)
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = None
+
+    def _on_image(self, msg: Image) -> None:
+        if not self.active or self.backend is None:
+            return
+        try:
+            img = image_to_rgb(msg)
+        except ValueError as exc:
+            self.stats["rejected"] += 1
+            self.get_logger().warning(
+                f"dropped camera image: {exc}", throttle_duration_sec=self.throttle
+            )
+            return
+        s = self.backend.image_size
+        if img.shape[:2] != (s, s):
+            if self.stats["resized"] == 0:
+                self.get_logger().info(
+                    f"resizing {img.shape[1]}x{img.shape[0]} images to {s}x{s} (INTER_AREA)"
+                )
+            self.stats["resized"] += 1
+            img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32) / 255.0  # [1,3,S,S]
+        t0 = time.perf_counter()
+        z = self.backend.encode(x)  # [1, N, D]
+        self.stats["encode_ms"] = (time.perf_counter() - t0) * 1e3
+        self.stats["encoded"] += 1
+        self.publish(self.pub, latent_msg(z, msg))
+
+    def diagnostics(self):
+        level, message, kv = super().diagnostics()
+        kv |= {k: (f"{v:.1f}" if isinstance(v, float) else v) for k, v in self.stats.items()}
+        if self.backend is not None:
+            kv["backend"] = self.backend.name
+        return level, message, kv
+
+
+NODE_CLASS = PerceptionNode
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run_node(PerceptionNode, sys.argv if args is None else args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Latent MPC planner node: latent + joint state to joint trajectory commands."""

@@ -1,0 +1,362 @@
+"""``wm_safety``: the hard safety filter between the planner and the arm.
+
+``/wm/plan_cmd`` (JointTrajectory) -> ``wm_core.safety.SafetyFilter`` -> the arm's
+``/arm_controller/joint_trajectory``; this node is the only publisher there. Per command, each
+point goes through the filter in turn (joint limits, joint velocity and tool speed clamps,
+table and keep-out intrusion, staleness of the command stamp and of the joint state); the
+output is re-timed to at least ``control_dt`` per point and stops before the first point the
+filter holds. The next command's velocity clamp starts from the first output point (commands
+are replanned every step).
+
+Holds (a one-point trajectory at the measured joints, suction unchanged):
+
+- **watchdog**: a timer checks every ``watchdog_period_s`` that a command and a joint state
+  arrived within ``stale_after_s``; if not, it holds (once, until commands resume);
+- **e-stop**: ``/wm/estop`` (std_msgs/Bool) ``true`` latches the stop: every command holds.
+  ``false`` does *not* release it. Release explicitly with the parameter
+  ``ros2 param set /wm_safety release_estop true`` (the node sets it back to false);
+- **re-sync**: when the arm is more than ``resync_tolerance_rad`` from the last safe command
+  (an episode reset, a hand-guided move, a collision), the filter restarts from the measured
+  joints with a hold.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.time import Time
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from trajectory_msgs.msg import JointTrajectory
+from wm_bringup.msgs import (
+    arm_joint_names,
+    is_zero,
+    joint_state_arrays,
+    make_trajectory,
+    parse_trajectory,
+)
+from wm_bringup.nodekit import (
+    RELIABLE_QOS,
+    Param,
+    WmNode,
+    boxes_from_flat,
+    guarded_transition,
+    run_node,
+)
+
+from wm_core.safety import FilterConfig, SafetyFilter
+
+DEFAULT_FILTER = FilterConfig()
+DEFAULT_KEEPOUT = [x for box in DEFAULT_FILTER.keepout_boxes for corner in box for x in corner]
+
+
+@dataclass(frozen=True)
+class SafetyNodeConfig:
+    filter: FilterConfig
+    watchdog_period_s: float
+    resync_tolerance_rad: float
+    suction_in_trajectory: bool
+
+
+class SafetyNode(WmNode):
+    PARAMS = (
+        Param(
+            "joint_margin",
+            DEFAULT_FILTER.joint_margin,
+            "Margin (rad) inside the URDF joint limits.",
+            0.0,
+            0.5,
+        ),
+        Param(
+            "velocity_scale",
+            DEFAULT_FILTER.velocity_scale,
+            "Fraction of the joint velocity limits.",
+            0.01,
+            1.0,
+        ),
+        Param(
+            "control_hz",
+            10.0,
+            "Command rate (Hz): the step clamp is velocity / control_hz.",
+            0.1,
+            1000.0,
+        ),
+        Param(
+            "table_clearance",
+            DEFAULT_FILTER.table_clearance,
+            "Arm clearance (m) above the table.",
+            0.0,
+            0.5,
+        ),
+        Param(
+            "tool_speed_limit",
+            DEFAULT_FILTER.tool_speed_limit,
+            "Commanded tool speed limit (m/s).",
+            0.001,
+            10.0,
+        ),
+        Param(
+            "stale_after_s",
+            DEFAULT_FILTER.stale_after_s,
+            "Commands/joint states older than this hold.",
+            0.001,
+            60.0,
+        ),
+        Param("keepout_boxes", DEFAULT_KEEPOUT, "Keep-out boxes, 6 numbers each (lo, hi xyz)."),
+        Param("watchdog_period_s", 0.05, "Period of the staleness watchdog (s).", 0.005, 1.0),
+        Param(
+            "resync_tolerance_rad", 0.5, "Arm-vs-last-command gap that re-syncs (rad).", 0.05, 6.3
+        ),
+        Param(
+            "suction_in_trajectory",
+            True,
+            "Send suction as the suction_cup joint (else on /suction/command).",
+        ),
+        Param("release_estop", False, "Set true to release a latched e-stop (resets to false)."),
+    )
+
+    def __init__(self, node_name: str = "wm_safety", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.names = arm_joint_names()
+        self.filter: SafetyFilter | None = None
+        self.q: np.ndarray | None = None  # [6] measured joints
+        self.suction_meas: bool | None = None
+        self.js_time: Time | None = None
+        self.cmd_time: Time | None = None
+        self.holding: str | None = "no command yet"
+        self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
+        self.last_status = ""
+        self.add_post_set_parameters_callback(self._after_set)
+
+    def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
+        super().build_config(values)
+        return SafetyNodeConfig(
+            filter=FilterConfig(
+                joint_margin=values["joint_margin"],
+                velocity_scale=values["velocity_scale"],
+                control_dt=1.0 / values["control_hz"],
+                table_clearance=values["table_clearance"],
+                keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
+                tool_speed_limit=values["tool_speed_limit"],
+                stale_after_s=values["stale_after_s"],
+            ),
+            watchdog_period_s=values["watchdog_period_s"],
+            resync_tolerance_rad=values["resync_tolerance_rad"],
+            suction_in_trajectory=values["suction_in_trajectory"],
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    @guarded_transition
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.config = cfg = self.build_config(self.values())
+        self.filter = SafetyFilter(cfg.filter)
+        self.dt = cfg.filter.control_dt
+        self.pub_arm = self.create_lifecycle_publisher(
+            JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS
+        )
+        self.pub_suction = self.create_lifecycle_publisher(Bool, "/suction/command", RELIABLE_QOS)
+        self.subs = [
+            self.create_subscription(JointState, "/joint_states", self._on_joints, RELIABLE_QOS),
+            self.create_subscription(
+                JointTrajectory, "/wm/plan_cmd", self._on_command, RELIABLE_QOS
+            ),
+            self.create_subscription(Bool, "/wm/estop", self._on_estop, RELIABLE_QOS),
+        ]
+        self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
+        self.get_logger().info(
+            f"safety filter ready: stale after {cfg.filter.stale_after_s} s, "
+            f"{len(cfg.filter.keepout_boxes)} keep-out box(es)"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    @guarded_transition
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.activated_at = self.get_clock().now()
+        return super().on_activate(state)
+
+    @guarded_transition
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_timer(self.watchdog)
+        for s in self.subs:
+            self.destroy_subscription(s)
+        self.destroy_lifecycle_publisher(self.pub_arm)
+        self.destroy_lifecycle_publisher(self.pub_suction)
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        self.filter = None
+
+    def _after_set(self, params: list[Parameter]) -> None:
+        for p in params:
+            if p.name == "release_estop" and p.value:
+                if self.filter is not None and self.filter.estopped is not None:
+                    self.filter.release()
+                    self.get_logger().warning("e-stop released by parameter release_estop")
+                self._reset_timer = self.create_timer(0.0, self._reset_release_flag)
+
+    def _reset_release_flag(self) -> None:
+        self.destroy_timer(self._reset_timer)
+        self.set_parameters([Parameter("release_estop", value=False)])
+
+    # ------------------------------------------------------------------ inputs
+    def _age(self, t: Time | None) -> float:
+        if t is None:
+            return float("inf")
+        return max(0.0, (self.get_clock().now() - t).nanoseconds * 1e-9)
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            self.q, self.suction_meas = joint_state_arrays(msg, self.names)
+        except ValueError as exc:
+            self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
+            return
+        self.js_time = self.get_clock().now()
+        flt = self.filter
+        if flt is not None and flt.last_q is not None and self.active:
+            gap = float(np.abs(self.q - flt.last_q).max())
+            if gap > self.config.resync_tolerance_rad:
+                self.get_logger().warning(
+                    f"the arm is {gap:.2f} rad from the last safe command: re-syncing, holding"
+                )
+                self._hold("re-sync")
+
+    def _on_estop(self, msg: Bool) -> None:
+        if self.filter is None:
+            return
+        if msg.data:
+            latched = self.filter.estopped is not None
+            self.filter.estop("/wm/estop")
+            if not latched:
+                self._hold("e-stop")
+        elif self.filter.estopped is not None:
+            self.get_logger().info(
+                "e-stop stays latched: set the parameter release_estop to true to release it",
+                throttle_duration_sec=5.0,
+            )
+
+    def _on_command(self, msg: JointTrajectory) -> None:
+        if not self.active or self.filter is None:
+            return
+        self.stats["commands"] += 1
+        self.cmd_time = self.get_clock().now()
+        if self.q is None:
+            self.get_logger().warning(
+                "no joint state yet: command dropped", throttle_duration_sec=2.0
+            )
+            return
+        try:
+            traj = parse_trajectory(msg, self.names)
+        except ValueError as exc:
+            self.stats["malformed"] += 1
+            self.get_logger().warning(f"malformed command held: {exc}", throttle_duration_sec=2.0)
+            self._hold("malformed command")
+            return
+        if len(traj.times) == 0:
+            self._hold("empty command (stop)")
+            return
+        stamp = msg.header.stamp
+        cmd_age = (
+            0.0
+            if is_zero(stamp)
+            else self._age(Time.from_msg(stamp, clock_type=self.get_clock().clock_type))
+        )
+        state_age = self._age(self.js_time)
+        flt = self.filter
+        passed, held = [], None
+        for k in range(len(traj.times)):
+            s = bool(traj.suction[k]) if traj.suction is not None else flt.last_suction
+            res = flt.filter(traj.positions[k], s, self.q, cmd_age, state_age)
+            if not res.passed:
+                held = res
+                break
+            passed.append(res)
+        if held is not None:
+            self.last_status = f"{held.status}: {', '.join(held.reasons)}"
+            self.get_logger().warning(
+                f"command held ({self.last_status})", throttle_duration_sec=2.0
+            )
+        if not passed:
+            if held.q is None:  # nothing safe sent yet: hold where the arm is
+                self._hold(held.status)
+            else:
+                self._send(held.q[None], [held.suction], [self.dt])
+                self.stats["holds"] += 1
+            return
+        times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
+        self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times)
+        flt.last_q, flt.last_suction = passed[0].q, passed[0].suction
+        self.last_status = passed[0].status if held is None else self.last_status
+        if self.holding:
+            self.get_logger().info(f"commands resumed (was holding: {self.holding})")
+        self.holding = None
+
+    def _on_watchdog(self) -> None:
+        if not self.active or self.filter is None or self.q is None or self.holding:
+            return
+        stale = self.config.filter.stale_after_s
+        cmd_age, state_age = self._age(self.cmd_time), self._age(self.js_time)
+        if self.cmd_time is None:
+            cmd_age = self._age(self.activated_at)
+        if cmd_age > stale or state_age > stale:
+            flt = self.filter
+            q_last = flt.last_q if flt.last_q is not None else self.q
+            flt.filter(q_last, flt.last_suction, self.q, cmd_age, state_age)  # counts the hold
+            what = "commands" if cmd_age > stale else "joint states"
+            self.get_logger().warning(
+                f"watchdog: {what} stopped ({max(cmd_age, state_age):.2f} s): holding"
+            )
+            self._hold(f"{what} stale", measured=state_age <= stale)
+
+    # ------------------------------------------------------------------ outputs
+    def _hold(self, why: str, measured: bool = True) -> None:
+        """Hold at the measured joints (or, if those are stale, at the last safe command)."""
+        flt = self.filter
+        q = self.q if measured or flt.last_q is None else flt.last_q
+        suction = self.suction_meas if self.suction_meas is not None else flt.last_suction
+        flt.last_q, flt.last_suction = np.asarray(q, float).copy(), bool(suction)
+        self.holding = why
+        self.last_status = f"hold: {why}"
+        self.stats["holds"] += 1
+        self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt])
+
+    def _send(self, qs: np.ndarray, suction: list[bool], times: list[float]) -> None:
+        """qs [P, 6] -> the arm (zero stamp: start on receipt)."""
+        if not self.active:
+            return
+        with_suction = self.config.suction_in_trajectory
+        self.publish(
+            self.pub_arm, make_trajectory(self.names, qs, times, suction if with_suction else None)
+        )
+        if not with_suction:
+            self.publish(self.pub_suction, Bool(data=bool(suction[0])))
+        self.stats["sent"] += 1
+
+    def diagnostics(self):
+        level, message, kv = super().diagnostics()
+        flt = self.filter
+        if flt is not None:
+            if flt.estopped is not None:
+                level, message = DiagnosticStatus.ERROR, f"e-stop latched ({flt.estopped})"
+            elif self.holding:
+                level, message = DiagnosticStatus.WARN, f"holding: {self.holding}"
+            kv |= {f"filter_{k}": v for k, v in flt.counts.items()}
+        kv |= self.stats | {"last_status": self.last_status}
+        return level, message, kv
+
+
+NODE_CLASS = SafetyNode
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run_node(SafetyNode, sys.argv if args is None else args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""``wm_sim``: the MuJoCo table-clearing world as a ROS node (the clock source).
+
+Each tick of a steady (wall) timer at ``control_hz * real_time_factor`` advances the world by
+one agent step (1 / control_hz s of physics), toward where the joint trajectory being followed
+wants the arm at the end of that step. It then publishes ``/clock``, ``/joint_states`` (with the
+``suction_cup`` pseudo-joint), ``/camera/image_raw`` (rgb8) and ``/camera/camera_info``, all
+stamped with the simulated time.
+
+Episode control: ``/wm/sim/reset`` (std_msgs/Int64: the seed) starts a new episode; scores go
+out as JSON (std_msgs/String) on ``/wm/sim/episode`` every ``metrics_period_s`` and when an
+episode ends. Those scores use simulator ground truth: they are for evaluation only and no
+planner subscribes to them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Bool, Int64, String
+from trajectory_msgs.msg import JointTrajectory
+from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, parse_trajectory
+from wm_bringup.nodekit import (
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    Param,
+    WmNode,
+    boxes_from_flat,
+    guarded_transition,
+    run_node,
+)
+
+from wm_core.sim import SceneConfig, TableClearingEnv
+from wm_core.sim.env import CameraInfo as SimCameraInfo
+from wm_sim.trajectory import TrajectoryFollower
+
+T = TypeVar("T")
+
+DEFAULT_KEEPOUT = [x for box in SceneConfig().keepout_boxes for corner in box for x in corner]
+
+
+class SimNode(WmNode):
+    PARAMS = (
+        Param("seed", 0, "Seed of the first episode.", 0, 2**31 - 1),
+        Param("n_objects", 3, "Objects on the table per episode.", 1, 6),
+        Param("image_size", 128, "Side (px) of the square camera image.", 16, 1024),
+        Param("control_hz", 10.0, "Agent steps per simulated second.", 1.0, 100.0),
+        Param("real_time_factor", 1.0, "Simulated seconds per wall second (target).", 0.05, 50.0),
+        Param("max_episode_s", 90.0, "Episode time limit (simulated s).", 1.0, 3600.0),
+        Param("light_jitter", 0.0, "Fractional light jitter per episode.", 0.0, 1.0),
+        Param("camera_jitter_deg", 0.0, "Camera orientation jitter (deg).", 0.0, 15.0),
+        Param("keepout_boxes", DEFAULT_KEEPOUT, "Keep-out boxes, 6 numbers each (lo, hi xyz)."),
+        Param("auto_reset", False, "Start the next episode (seed + 1) when one ends."),
+        Param("metrics_period_s", 1.0, "Period (simulated s) of /wm/sim/episode.", 0.1, 3600.0),
+        Param("clock_start_s", 1.0, "Simulated time of the first step (s).", 0.0, 1e6),
+        Param("camera_frame", "scene_camera_optical", "frame_id of the camera messages."),
+        Param("base_frame", "world", "frame_id of the joint states."),
+    )
+
+    def __init__(self, node_name: str = "wm_sim", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.names = arm_joint_names()
+        self.env: TableClearingEnv | None = None
+        self._mujoco: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the step vs. the input callbacks (another group)
+        self.follower: TrajectoryFollower | None = None
+        self.sim_ns = 0
+        self.rejected = 0
+        self.episode = {"seed": 0, "done": False}
+
+    def build_config(self, values: dict[str, Any]) -> SceneConfig:
+        super().build_config(values)
+        return SceneConfig(
+            n_objects=values["n_objects"],
+            image_size=values["image_size"],
+            control_hz=values["control_hz"],
+            max_episode_s=values["max_episode_s"],
+            light_jitter=values["light_jitter"],
+            camera_jitter_deg=values["camera_jitter_deg"],
+            keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    @guarded_transition
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self.values()
+        self.config = self.build_config(v)
+        # An EGL context is current in one thread only: every MuJoCo call runs on this one.
+        self._mujoco = ThreadPoolExecutor(1, thread_name_prefix="wm_sim_mujoco")
+        self.env = self._in_mujoco(TableClearingEnv, self.config)
+        self.dt_ns = int(round(1e9 / self.config.control_hz))
+        self.sim_ns = int(round(v["clock_start_s"] * 1e9))
+        self.frames = {k: v[k] for k in ("base_frame", "camera_frame")}
+        self.auto_reset, self.metrics_period_ns = v["auto_reset"], int(v["metrics_period_s"] * 1e9)
+        self._reset_episode(v["seed"])
+        self.pub_clock = self.create_lifecycle_publisher(ClockMsg, "/clock", RELIABLE_QOS)
+        self.pub_js = self.create_lifecycle_publisher(JointState, "/joint_states", RELIABLE_QOS)
+        self.pub_img = self.create_lifecycle_publisher(Image, "/camera/image_raw", SENSOR_QOS)
+        self.pub_info = self.create_lifecycle_publisher(
+            CameraInfo, "/camera/camera_info", SENSOR_QOS
+        )
+        self.pub_episode = self.create_lifecycle_publisher(String, "/wm/sim/episode", RELIABLE_QOS)
+        # Inputs in their own group: a step that takes a whole period must not starve them.
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.subs = [
+            self.create_subscription(
+                JointTrajectory,
+                "/arm_controller/joint_trajectory",
+                self._on_trajectory,
+                RELIABLE_QOS,
+                callback_group=inputs,
+            ),
+            self.create_subscription(
+                Bool, "/suction/command", self._on_suction, RELIABLE_QOS, callback_group=inputs
+            ),
+            self.create_subscription(
+                Int64, "/wm/sim/reset", self._on_reset, RELIABLE_QOS, callback_group=inputs
+            ),
+        ]
+        period = 1.0 / (self.config.control_hz * v["real_time_factor"])
+        self.timer = self.create_timer(
+            period, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
+        self.get_logger().info(
+            f"world ready: {self.config.n_objects} objects, {self.config.image_size} px camera, "
+            f"{self.config.control_hz:g} Hz steps at {v['real_time_factor']:g}x real time"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    @guarded_transition
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_timer(self.timer)
+        for s in self.subs:
+            self.destroy_subscription(s)
+        for p in (self.pub_clock, self.pub_js, self.pub_img, self.pub_info, self.pub_episode):
+            self.destroy_lifecycle_publisher(p)
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        if self.env is not None:
+            self._in_mujoco(self.env.close)
+        self.env = None
+        if self._mujoco is not None:
+            self._mujoco.shutdown()
+        self._mujoco = None
+
+    def _in_mujoco(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._mujoco.submit(fn, *args).result()
+
+    # ------------------------------------------------------------------ inputs
+    def _now_s(self) -> float:
+        return self.sim_ns * 1e-9
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if self.follower is None:
+            return
+        try:
+            traj = parse_trajectory(msg, self.names)
+        except ValueError as exc:
+            self.rejected += 1
+            self.get_logger().warning(f"rejected trajectory: {exc}")
+            return
+        with self._lock:
+            self.follower.set(traj, self._now_s())
+
+    def _on_suction(self, msg: Bool) -> None:
+        if self.follower is not None and self.env is not None:
+            with self._lock:
+                q, _ = self.follower.sample(self._now_s())
+                self.follower.hold(q, bool(msg.data))
+
+    def _on_reset(self, msg: Int64) -> None:
+        if self.env is None:
+            return
+        if not 0 <= msg.data < 2**31:
+            self.get_logger().warning(f"ignored reset: seed {msg.data} is outside [0, 2^31)")
+            return
+        with self._lock:
+            self._publish_episode(final=True)
+            self._reset_episode(int(msg.data))
+
+    def _reset_episode(self, seed: int) -> None:
+        self.obs, self.info = self._in_mujoco(self.env.reset, seed)
+        self.follower = TrajectoryFollower(self.env.q_cmd, False)
+        self.episode = {"seed": seed, "done": False}
+        self.next_metrics_ns = self.sim_ns
+        self.get_logger().info(f"episode with seed {seed}: {len(self.env.objects)} objects")
+
+    # ------------------------------------------------------------------ the step
+    def _tick(self) -> None:
+        if not self.active or self.env is None:
+            return
+        with self._lock:
+            self._step()
+
+    def _step(self) -> None:
+        env = self.env
+        t_end = (self.sim_ns + self.dt_ns) * 1e-9
+        q_target, suction = self.follower.sample(t_end)  # where the arm should be at t_end
+        obs, _, terminated, truncated, info = self._in_mujoco(env.step_joint, q_target, suction)
+        self.obs, self.info = obs, info
+        self.sim_ns += self.dt_ns
+        stamp = Time(nanoseconds=self.sim_ns).to_msg()
+        self.publish(self.pub_clock, ClockMsg(clock=stamp))
+        self._publish_sensors(stamp)
+        ended = terminated or truncated
+        if ended and not self.episode["done"]:
+            self.episode["done"] = True
+            self._publish_episode(final=True)
+            if self.auto_reset:
+                self._reset_episode(self.episode["seed"] + 1)
+        elif self.sim_ns >= self.next_metrics_ns:
+            self._publish_episode(final=False)
+
+    def _publish_sensors(self, stamp) -> None:
+        env, obs, v = self.env, self.obs, self.frames
+        js = JointState()
+        js.header.stamp = stamp
+        js.header.frame_id = v["base_frame"]
+        js.name = [*self.names, SUCTION_JOINT]
+        js.position = [float(x) for x in obs["joint_pos"]] + [float(obs["suction"][0])]
+        js.velocity = [float(x) for x in obs["joint_vel"]] + [0.0]
+        self.publish(self.pub_js, js)
+        img = obs["image"]  # [S, S, 3] uint8
+        im = Image(height=img.shape[0], width=img.shape[1], encoding="rgb8", is_bigendian=0)
+        im.header.stamp, im.header.frame_id = stamp, v["camera_frame"]
+        im.step = 3 * img.shape[1]
+        im.data = np.ascontiguousarray(img).tobytes()
+        self.publish(self.pub_img, im)
+        cam = self._in_mujoco(env.camera_info, "scene_cam")
+        self.publish(self.pub_info, camera_info_msg(cam, stamp, v["camera_frame"]))
+
+    def _publish_episode(self, final: bool) -> None:
+        if self.env is None or self.env.model is None:
+            return
+        m = self.env.episode_metrics() | {"seed": self.episode["seed"], "done": final}
+        info = self.info  # ground truth: scoring only
+        left = ~(info["cleared"] | info["dropped"])  # [K]
+        d = np.linalg.norm(info["object_pos"][left, :2] - info["tool_pos"][None, :2], axis=1)
+        m["tool_to_nearest_object_m"] = float(d.min()) if d.size else 0.0
+        m["rejected_trajectories"] = self.rejected
+        self.publish(self.pub_episode, String(data=json.dumps(m)))
+        self.next_metrics_ns = self.sim_ns + self.metrics_period_ns
+
+    def diagnostics(self):
+        level, msg, kv = super().diagnostics()
+        if self.env is not None and self.env.model is not None:
+            kv |= {"sim_time_s": f"{self._now_s():.2f}", "seed": self.episode["seed"]}
+            kv |= {"rejected_trajectories": self.rejected}
+        return level, msg, kv
+
+
+def camera_info_msg(cam: SimCameraInfo, stamp, frame: str) -> CameraInfo:
+    """Pinhole intrinsics (no distortion) of the simulated camera."""
+    k = cam.K  # [3, 3]
+    msg = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob")
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.d = [0.0] * 5
+    msg.k = [float(x) for x in k.reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(x) for x in np.hstack([k, np.zeros((3, 1))]).reshape(-1)]
+    return msg
+
+
+NODE_CLASS = SimNode
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run_node(SimNode, args))
+
+
+if __name__ == "__main__":
+    main()

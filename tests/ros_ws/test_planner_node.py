@@ -1,0 +1,130 @@
+"""wm_planner: latent + joint state -> JointTrajectory, markers, surprise, diagnostics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+DOMAIN = 130  # this module uses 130..139
+
+rclpy = pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import Float32  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, to_seconds  # noqa: E402
+from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, StartupError  # noqa: E402
+from wm_perception.perception_node import latent_msg  # noqa: E402
+from wm_planner.planner_node import PlannerNode  # noqa: E402
+
+from wm_core.robot import ArmKinematics  # noqa: E402
+from wm_core.sim.config import LAYOUT  # noqa: E402
+
+NAMES = arm_joint_names()
+HOME = np.array(LAYOUT.home_q)
+
+
+@pytest.fixture
+def ros():
+    from ros_harness import Ros, fresh_domain
+
+    r = Ros(fresh_domain(DOMAIN))
+    yield r
+    r.close()
+
+
+def start(ros, model_dir, *params: str) -> PlannerNode:
+    args = ["--ros-args", "-p", f"model_dir:={model_dir}", "-p", "samples:=32"]
+    args += [a for p in params for a in ("-p", p)]
+    node = ros.add(PlannerNode(context=ros.context, cli_args=args))
+    node.autostart()
+    return node
+
+
+def latent(stamp, seed: int = 0) -> Image:
+    z = np.random.default_rng(seed).normal(size=(16, 8)).astype(np.float32)  # [N, D]
+    src = Image()
+    src.header.stamp = stamp
+    return latent_msg(z, src)
+
+
+def feed_joints(ros):
+    pub = ros.publisher(JointState, "/joint_states", RELIABLE_QOS)
+
+    def tick():
+        pub.publish(JointState(name=[*NAMES, SUCTION_JOINT], position=[*map(float, HOME), 0.0]))
+
+    ros.probe.create_timer(0.02, tick)
+
+
+def test_plan_command_markers_and_surprise(ros, tiny_model_dir):
+    node = start(ros, tiny_model_dir, "trajectory_points:=3")
+    feed_joints(ros)
+    cmds = ros.collect(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    markers = ros.collect(MarkerArray, "/wm/plan_markers", RELIABLE_QOS)
+    surprise = ros.collect(Float32, "/wm/surprise", RELIABLE_QOS)
+    diags = ros.collect(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+    pub = ros.publisher(Image, "/wm/latent", SENSOR_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    info = ros.probe.get_publishers_info_by_topic("/wm/plan_cmd")
+    assert info[0].qos_profile.reliability.name == "RELIABLE"
+
+    stamp = ros.probe.get_clock().now().to_msg()
+    assert ros.spin_until(lambda: (pub.publish(latent(stamp)), bool(cmds))[1], timeout=15.0)
+    cmd = cmds[0]
+    assert list(cmd.joint_names) == [*NAMES, SUCTION_JOINT]
+    assert (cmd.header.stamp.sec, cmd.header.stamp.nanosec) == (stamp.sec, stamp.nanosec)
+    assert 1 <= len(cmd.points) <= 3
+    times = [to_seconds(p.time_from_start) for p in cmd.points]
+    np.testing.assert_allclose(times, 0.1 * np.arange(1, len(times) + 1))
+    q1 = np.array(cmd.points[0].positions[:6])
+    assert np.isfinite(q1).all() and cmd.points[0].positions[6] in (0.0, 1.0)
+    kin = ArmKinematics()
+    step = np.linalg.norm(kin.tool_position(q1) - kin.tool_position(HOME))
+    assert step <= 0.018 * np.sqrt(3) + 1e-3  # one tool step at most
+    assert ros.spin_until(lambda: bool(markers) and bool(surprise))
+    assert markers[0].markers[0].header.frame_id == "world"
+    assert len(markers[0].markers[0].points) == node.config.planner.horizon
+    assert ros.spin_until(
+        lambda: any(s.name.endswith("wm_planner") and s.values for d in diags for s in d.status),
+        timeout=3.0,
+    )
+
+
+def test_stale_latents_are_dropped_and_the_arm_holds(ros, tiny_model_dir):
+    node = start(ros, tiny_model_dir, "max_latent_age_s:=0.3")
+    feed_joints(ros)
+    cmds = ros.collect(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    pub = ros.publisher(Image, "/wm/latent", SENSOR_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    old = (ros.probe.get_clock().now() - Duration(seconds=1.0)).to_msg()
+    assert ros.spin_until(lambda: (pub.publish(latent(old)), bool(cmds))[1], timeout=10.0)
+    assert node.stats["stale_latents"] >= 1 and node.stats["plans"] == 0
+    np.testing.assert_allclose(cmds[0].points[0].positions[:6], HOME, atol=1e-9)
+    bad = latent(ros.probe.get_clock().now().to_msg())
+    bad.width = 7  # geometry no longer matches the data
+    pub.publish(bad)
+    assert ros.spin_until(lambda: node.stats["bad"] >= 1)
+
+
+def test_parameters_map_onto_the_configs_and_are_validated(ros, tiny_model_dir):
+    node = start(ros, tiny_model_dir, "optimizer:=mppi", "horizon:=4", "control_hz:=20.0")
+    assert node.config.planner.optimizer == "mppi"
+    assert node.config.planner.control_dt == pytest.approx(0.05)
+    assert node.policy.mpc.cfg.horizon == 4
+    with pytest.raises(StartupError, match="trajectory_points"):
+        PlannerNode(
+            context=ros.context,
+            cli_args=["--ros-args", "-p", "trajectory_points:=9", "-p", "horizon:=5"],
+        )
+    with pytest.raises(StartupError, match="optimizer"):
+        PlannerNode(context=ros.context, cli_args=["--ros-args", "-p", "optimizer:=adam"])
+    res = node.set_parameters([Parameter("trajectory_points", value=5)])
+    assert not res[0].successful and "horizon" in res[0].reason
+    assert not node.set_parameters([Parameter("samples", value=1)])[0].successful
+    node.stop()
+    assert node.policy is None

@@ -1,0 +1,225 @@
+"""wm_safety: the hard filter as a node (limits, keep-out, watchdog, latched e-stop)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+DOMAIN = 110  # this module uses 110..119
+
+rclpy = pytest.importorskip("rclpy")
+
+from rcl_interfaces.msg import ParameterType  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Bool  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, make_trajectory, to_seconds  # noqa: E402
+from wm_bringup.nodekit import RELIABLE_QOS, StartupError  # noqa: E402
+from wm_safety.safety_node import SafetyNode  # noqa: E402
+
+from wm_core.robot import ArmKinematics  # noqa: E402
+from wm_core.safety import FilterConfig, SafetyFilter  # noqa: E402
+from wm_core.sim.config import LAYOUT  # noqa: E402
+
+NAMES = arm_joint_names()
+HOME = np.array(LAYOUT.home_q)
+STALE = 0.4
+SMALL = HOME + np.array([0, 0, 0, 0, 0, 0.05])  # wrist_3 turns the cup about its axis
+
+
+@pytest.fixture
+def ros():
+    from ros_harness import Ros, fresh_domain
+
+    r = Ros(fresh_domain(DOMAIN))
+    yield r
+    r.close()
+
+
+class Arm:
+    """A fake arm: publishes joint states at 50 Hz from the probe node."""
+
+    def __init__(self, ros, q=HOME):
+        self.q = np.array(q, float)
+        self.on = True
+        self.pub = ros.publisher(JointState, "/joint_states", RELIABLE_QOS)
+        ros.probe.create_timer(0.02, self.publish)
+
+    def publish(self):
+        if self.on:
+            self.pub.publish(
+                JointState(name=[*NAMES, SUCTION_JOINT], position=[*map(float, self.q), 0.0])
+            )
+
+
+def start_safety(ros, *params: str) -> SafetyNode:
+    args = ["--ros-args", "-p", f"stale_after_s:={STALE}", *[a for p in params for a in ("-p", p)]]
+    node = ros.add(SafetyNode(context=ros.context, cli_args=args))
+    node.autostart()
+    return node
+
+
+def command(q, stamp=None, names=NAMES) -> JointTrajectory:
+    msg = make_trajectory(names, np.asarray(q, float)[None], [0.1], [False])
+    if stamp is not None:
+        msg.header.stamp = stamp
+    return msg
+
+
+def test_commands_pass_clamped_with_reliable_qos_and_zero_stamp(ros):
+    node = start_safety(ros)
+    arm = Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    info = ros.probe.get_publishers_info_by_topic("/arm_controller/joint_trajectory")
+    assert [i.node_name for i in info] == ["wm_safety"]
+    assert info[0].qos_profile.reliability.name == "RELIABLE"
+
+    small = SMALL
+    cmd.publish(command(small, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    msg = out[-1]
+    assert list(msg.joint_names) == [*NAMES, SUCTION_JOINT]
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (0, 0)  # start on receipt
+    np.testing.assert_allclose(msg.points[0].positions[:6], small, atol=1e-9)
+    assert to_seconds(msg.points[0].time_from_start) == pytest.approx(0.1)
+
+    far = HOME.copy()
+    far[5] += 2.0  # far beyond one step of the velocity limit
+    out.clear()
+    cmd.publish(command(far, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    step = np.array(out[-1].points[0].positions[:6]) - small
+    assert np.all(np.abs(step) <= node.filter.max_step + 1e-9)
+    assert 0 < step[5] < 2.0
+    assert arm.q is not None
+
+
+def test_keepout_intrusion_is_held(ros):
+    kin = ArmKinematics()
+    q2 = HOME.copy()
+    q2[0] += 0.03  # a small pan: the tool moves about 1.5 cm, under the speed limit
+    tip, tip0 = kin.tool_position(q2), kin.tool_position(HOME)
+    ahead = tip + 1.5 * (tip - tip0)  # a 1 cm box just ahead of the commanded tool position
+    box = ((*(ahead - 0.005),), (*(ahead + 0.005),))
+    flt = SafetyFilter(FilterConfig(keepout_boxes=(box,)))
+    assert flt.violation(HOME) == 0 and flt.violation(q2) > 0
+    node = start_safety(ros, f"keepout_boxes:={[float(x) for x in (*box[0], *box[1])]}")
+    assert node.config.filter.keepout_boxes == (box,)
+    Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    cmd.publish(command(q2, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], HOME, atol=1e-9)  # held
+    assert node.filter.counts["rejected"] == 1
+
+
+def test_watchdog_holds_when_commands_or_joint_states_stop(ros):
+    node = start_safety(ros)
+    arm = Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    q = HOME.copy()
+    for _ in range(8):  # a planner at 10 Hz, the arm following
+        q[1] += 0.02
+        cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
+        arm.q = q.copy()
+        ros.spin_for(0.1)
+    assert node.holding is None
+    n_before, t_stop = len(out), time.monotonic()
+    assert ros.spin_until(lambda: node.holding is not None, timeout=3.0)
+    waited = time.monotonic() - t_stop
+    assert waited < STALE + 0.3, f"hold after {waited:.2f} s"
+    assert ros.spin_until(lambda: len(out) > n_before)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], arm.q, atol=1e-9)
+    assert "commands" in node.holding
+    assert node.filter.counts["hold_stale"] >= 1
+
+    # commands resume, then the joint states stop: hold at the last safe command
+    cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: node.holding is None)
+    arm.on = False
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:  # keep commanding: only the joint states are stale
+        cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
+        ros.spin_for(0.05)
+    assert node.holding is not None and "joint states" in node.holding
+
+
+def test_stale_command_stamp_is_held(ros):
+    node = start_safety(ros)
+    Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    old = (ros.probe.get_clock().now() - rclpy.duration.Duration(seconds=2.0)).to_msg()
+    cmd.publish(command(SMALL, old))
+    assert ros.spin_until(lambda: node.filter.counts["hold_stale"] >= 1)
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], HOME, atol=1e-9)
+
+
+def test_estop_latches_until_released_by_parameter(ros):
+    node = start_safety(ros)
+    Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    estop.publish(Bool(data=True))
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+    estop.publish(Bool(data=False))  # does not release
+    ros.spin_for(0.2)
+    out.clear()
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], HOME, atol=1e-9)
+    assert node.filter.estopped is not None
+
+    res = node.set_parameters([Parameter("release_estop", value=True)])
+    assert res[0].successful
+    assert node.filter.estopped is None
+    assert ros.spin_until(lambda: node.get_parameter("release_estop").value is False)
+    out.clear()
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], SMALL, atol=1e-9)
+
+
+def test_malformed_commands_hold_and_the_node_keeps_running(ros):
+    node = start_safety(ros)
+    Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    cmd.publish(command(HOME[:5], names=NAMES[:5]))  # a missing joint
+    bad = command(HOME)
+    bad.points[0].positions[2] = float("nan")
+    cmd.publish(bad)
+    assert ros.spin_until(lambda: node.stats["malformed"] == 2)
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: node.holding is None)
+    assert ros.spin_until(lambda: np.allclose(out[-1].points[0].positions[:6], SMALL))
+
+
+def test_bad_parameters_refuse_start_or_are_rejected(ros):
+    with pytest.raises(StartupError, match="stale_after_s"):
+        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "stale_after_s:=-1.0"])
+    with pytest.raises(StartupError, match="keepout_boxes"):
+        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "keepout_boxes:=[1.0, 2.0]"])
+    node = start_safety(ros)
+    res = node.set_parameters([Parameter("control_hz", value=0.0)])
+    assert not res[0].successful  # outside the descriptor's range
+    res = node.set_parameters([Parameter("keepout_boxes", value=[1.0, 1.0, 1.0, 0.0, 2.0, 2.0])])
+    assert not res[0].successful and "keep-out box" in res[0].reason
+    desc = node.describe_parameter("stale_after_s")
+    assert desc.type == ParameterType.PARAMETER_DOUBLE and desc.floating_point_range
+    node.stop()
+    assert node.state_label == "unconfigured" and node.filter is None

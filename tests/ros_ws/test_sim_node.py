@@ -1,0 +1,136 @@
+"""wm_sim: clock, camera, joint states, JTC-style trajectory execution, episode control."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+DOMAIN = 140  # this module uses 140..149
+
+rclpy = pytest.importorskip("rclpy")
+
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import Int64, String  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+from wm_bringup.msgs import (  # noqa: E402
+    SUCTION_JOINT,
+    Trajectory,
+    arm_joint_names,
+    make_trajectory,
+    to_seconds,
+)
+from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, StartupError  # noqa: E402
+from wm_sim.sim_node import SimNode  # noqa: E402
+from wm_sim.trajectory import TrajectoryFollower  # noqa: E402
+
+from wm_core.sim.config import LAYOUT  # noqa: E402
+
+NAMES = arm_joint_names()
+HOME = np.array(LAYOUT.home_q)
+
+
+@pytest.fixture
+def ros():
+    from ros_harness import Ros, fresh_domain
+
+    r = Ros(fresh_domain(DOMAIN))
+    yield r
+    r.close()
+
+
+def start(ros, *params: str) -> SimNode:
+    args = [
+        "--ros-args",
+        "-p",
+        "n_objects:=1",
+        "-p",
+        "image_size:=64",
+        "-p",
+        "real_time_factor:=4.0",
+    ]
+    args += [a for p in params for a in ("-p", p)]
+    node = ros.add(SimNode(context=ros.context, cli_args=args))
+    node.autostart()
+    return node
+
+
+def test_follower_interpolates_and_holds_like_a_jtc():
+    f = TrajectoryFollower(np.zeros(6))
+    traj = Trajectory(np.array([1.0, 2.0]), np.array([np.ones(6), 3 * np.ones(6)]), None, 0.0)
+    f.set(traj, now_s=10.0)
+    np.testing.assert_allclose(f.sample(10.5)[0], 0.5)
+    np.testing.assert_allclose(f.sample(11.5)[0], 2.0)
+    np.testing.assert_allclose(f.sample(99.0)[0], 3.0)  # holds the last point
+    f.set(Trajectory(np.zeros(0), np.zeros((0, 6)), None, 0.0), now_s=11.5)  # empty: stop
+    np.testing.assert_allclose(f.sample(20.0)[0], 2.0)
+
+
+def test_topics_types_stamps_and_qos(ros):
+    node = start(ros)
+    clock = ros.collect(Clock, "/clock", RELIABLE_QOS)
+    js = ros.collect(JointState, "/joint_states", RELIABLE_QOS)
+    img = ros.collect(Image, "/camera/image_raw", SENSOR_QOS)
+    info = ros.collect(CameraInfo, "/camera/camera_info", SENSOR_QOS)
+    assert ros.spin_until(lambda: len(js) >= 3 and img and info and len(clock) >= 3)
+    qos = ros.probe.get_publishers_info_by_topic("/camera/image_raw")[0].qos_profile
+    assert qos.reliability.name == "BEST_EFFORT"
+    qos = ros.probe.get_publishers_info_by_topic("/joint_states")[0].qos_profile
+    assert qos.reliability.name == "RELIABLE"
+    t = [to_seconds(c.clock) for c in clock[:3]]
+    np.testing.assert_allclose(np.diff(t), 0.1, atol=1e-9)  # one agent step per tick
+    m = js[-1]
+    assert list(m.name) == [*NAMES, SUCTION_JOINT] and m.position[6] == 0.0
+    np.testing.assert_allclose(m.position[:6], HOME, atol=0.02)
+    im = img[-1]
+    assert (im.encoding, im.height, im.width, im.step) == ("rgb8", 64, 64, 192)
+    assert len(im.data) == 64 * 192
+    assert to_seconds(im.header.stamp) in [to_seconds(c.clock) for c in clock]
+    ci = info[-1]
+    assert ci.k[2] == pytest.approx(32.0) and ci.k[8] == 1.0 and ci.width == 64
+    assert node.active
+
+
+def test_executes_trajectories_by_joint_name_with_the_suction_joint(ros):
+    node = start(ros)
+    js = ros.collect(JointState, "/joint_states", RELIABLE_QOS)
+    pub = ros.publisher(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    assert ros.spin_until(lambda: len(js) >= 2 and ros.linked())
+    goal = HOME.copy()
+    goal[5] += 0.3  # wrist_3
+    order = [5, 4, 3, 2, 1, 0]  # joint names in another order than the URDF's
+    msg = make_trajectory([NAMES[i] for i in order], goal[order][None], [0.5], [True])
+    pub.publish(msg)
+    assert ros.spin_until(lambda: abs(js[-1].position[5] - goal[5]) < 0.02, timeout=10.0)
+    assert js[-1].position[6] == 1.0  # suction on
+    np.testing.assert_allclose(js[-1].position[:5], HOME[:5], atol=0.02)
+
+    bad = make_trajectory(NAMES[:5], HOME[None, :5], [0.5], None)  # a joint missing
+    pub.publish(bad)
+    assert ros.spin_until(lambda: node.rejected == 1)
+    n = len(js)
+    assert ros.spin_until(lambda: len(js) > n + 2)  # still running
+    assert abs(js[-1].position[5] - goal[5]) < 0.02
+
+
+def test_reset_and_episode_metrics(ros):
+    node = start(ros, "metrics_period_s:=0.5")
+    episodes = ros.collect(String, "/wm/sim/episode", RELIABLE_QOS)
+    reset = ros.publisher(Int64, "/wm/sim/reset", RELIABLE_QOS)
+    assert ros.spin_until(lambda: bool(episodes))
+    m = json.loads(episodes[-1].data)
+    assert {"objects", "cleared", "dropped", "safety", "seed", "done"} <= set(m)
+    assert m["seed"] == 0 and m["objects"] == 1 and m["tool_to_nearest_object_m"] > 0
+    assert ros.spin_until(lambda: ros.linked())
+    reset.publish(Int64(data=7))
+    assert ros.spin_until(lambda: node.episode["seed"] == 7)
+    assert ros.spin_until(lambda: json.loads(episodes[-1].data)["seed"] == 7)
+
+
+def test_bad_parameters_refuse_to_start(ros):
+    with pytest.raises(StartupError, match="n_objects"):
+        SimNode(context=ros.context, cli_args=["--ros-args", "-p", "n_objects:=9"])
+    with pytest.raises(StartupError, match="n_objects"):
+        SimNode(context=ros.context, cli_args=["--ros-args", "-p", "n_objects:=2.5"])
