@@ -314,6 +314,28 @@ def _train_readout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """The ROS 2 stack through the wm_bringup runner (imported here: wm_core never imports
+    rclpy; the runner lives in the ROS workspace)."""
+    try:
+        from wm_bringup.runner import up
+    except ImportError as exc:
+        raise UsageError(
+            f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
+        ) from exc
+    try:
+        return up(
+            args.profile,
+            mode=args.mode,
+            backend=args.backend,
+            params_file=args.params_file,
+            seconds=args.seconds,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from wm_core.models.checkpoint import CheckpointError
     from wm_core.models.export import export_model
@@ -512,6 +534,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline", default=None, help="generative baseline checkpoint to score beside it"
     )
     em.set_defaults(func=cmd_evaluate_model)
+
+    up = sub.add_parser(
+        "up",
+        help="bring up the ROS 2 stack (sim or real) without ros2 launch",
+        description="Starts the nodes of the shared stack description (the same ones the "
+        "launch files start) with the same parameters file.",
+    )
+    up.add_argument("profile", choices=["sim", "real"])
+    up.add_argument("--mode", default="inprocess", help="inprocess or processes")
+    up.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
+    up.add_argument("--params-file", default=None, help="parameters YAML (default: the stack's)")
+    up.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    up.add_argument("--seed", type=int, default=None, help="sim episode seed")
+    up.set_defaults(func=cmd_up)
 
     ex = sub.add_parser(
         "export", help="make a shippable model directory (model.pt, readout.pt, golden.json)"
