@@ -3,12 +3,14 @@ export MUJOCO_GL ?= egl
 export LP_NUM_THREADS ?= 0
 VENV := .venv/bin
 
-.PHONY: setup demo test test-slow lint bench baselines clean
+.PHONY: setup demo test test-slow lint bench baselines compare clean
 setup:
 	@bash scripts/bootstrap.sh
 
+# The learned planner on the shipped model (models/default), from camera images and joint
+# states only, every command through the hard safety filter.
 demo: setup
-	$(VENV)/wm eval --policy oracle --episodes 3 --seed 0 --objects 3 --out out/demo
+	$(VENV)/wm eval --policy latent-mpc --episodes 3 --seed 100000 --objects 3 --out out/demo
 
 test: setup
 	$(VENV)/ruff check .
@@ -22,6 +24,14 @@ lint: setup
 
 bench: setup
 	$(VENV)/wm bench sim --out out/bench
+	$(VENV)/wm bench model --out out/bench
+	$(VENV)/wm bench planner --out out/bench
+
+# The headline comparison: policies and ablations on the same held-out seeds; rewrites the
+# table between the compare markers in README.md.
+compare: setup
+	$(VENV)/wm compare --episodes 5 --seed 100000 --scene-config configs/compare_scene.yaml \
+	  --out out/compare --readme README.md
 
 clean:
 	rm -rf ros_ws/build ros_ws/install ros_ws/log out

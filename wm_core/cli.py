@@ -199,6 +199,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             video=not args.no_video,
             progress=not args.quiet,
             readme=readme,
+            fresh=args.fresh,
         )
     except (CheckpointError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -456,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", required=True, help="output directory")
     cp.add_argument("--readme", default=None, help="also rewrite the table in this Markdown file")
     cp.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4s")
+    cp.add_argument(
+        "--fresh", action="store_true", help="re-run entries that already have a matching report"
+    )
     cp.add_argument("--quiet", action="store_true", help="no progress bars")
     cp.set_defaults(func=cmd_compare)
 

@@ -86,6 +86,25 @@ def replace_between_markers(path: Path, text: str) -> None:
     path.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
 
 
+def _finished(path: Path, episodes: int, seed: int, cfg: SceneConfig) -> dict | None:
+    """A report from an earlier run of this entry with the same seeds and scene, if any."""
+    if not path.is_file():
+        return None
+    try:
+        r = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = (
+        r.get("episodes") == episodes
+        and r.get("seed") == seed
+        and r.get("objects_per_episode") == cfg.n_objects
+        and r.get("camera_jitter_deg") == cfg.camera_jitter_deg
+        and r.get("light_jitter") == cfg.light_jitter
+        and r.get("max_episode_s") == cfg.max_episode_s
+    )
+    return r if same else None
+
+
 def compare(
     entries: list[str],
     episodes: int,
@@ -95,13 +114,20 @@ def compare(
     video: bool = True,
     progress: bool = True,
     readme: Path | None = None,
+    fresh: bool = False,
 ) -> dict[str, dict]:
+    """Run (or, unless ``fresh``, reuse the finished report of) each entry on the same seeds."""
     unknown = [e for e in entries if e not in ENTRIES]
     if unknown:
         raise KeyError(f"unknown compare entries {unknown}; choose from {sorted(ENTRIES)}")
     rows = {}
     for name in entries:
         policy, options = ENTRIES[name]
+        done = None if fresh else _finished(out / name / "report.json", episodes, seed, cfg)
+        if done is not None:
+            log.info("compare: %s already run with these settings; reusing its report", name)
+            rows[name] = done
+            continue
         log.info("compare: %s", name)
         rows[name] = evaluate(
             policy, episodes, seed, cfg, out / name, video, progress, policy_options=options

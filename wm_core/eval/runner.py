@@ -135,6 +135,7 @@ def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[di
         "objects_per_episode": cfg.n_objects,
         "camera_jitter_deg": cfg.camera_jitter_deg,
         "light_jitter": cfg.light_jitter,
+        "max_episode_s": cfg.max_episode_s,
         "objects_total": total,
         "objects_cleared": cleared,
         "clear_rate": cleared / total if total else 0.0,

@@ -14,6 +14,8 @@ from torch import nn
 from wm_core.config import ConfigError
 from wm_core.models.config import ACTION_DIM, PROPRIO_DIM, PROPRIO_SCALE, ModelConfig
 
+DECODER_CHANNELS = 32
+
 
 class Encoder(nn.Module):
     """Stride-2 conv stages: [B, 3, S, S] uint8-range floats -> [B, G*G, D] patch latents."""
@@ -87,12 +89,16 @@ class Predictor(nn.Module):
 
 
 class Decoder(nn.Module):
-    """The generative baseline's pixel decoder: [B, G*G, D] -> [B, 3, S, S] in [-1, 1]."""
+    """The generative baseline's pixel decoder: [B, G*G, D] -> [B, 3, 4G, 4G] in [-1, 1].
+
+    Quarter resolution (32x32 for 128 px input; the loss compares with 4x4-average-pooled
+    frames): a full-resolution decoder costs tens of times more than the encoder and predictor
+    together on this CPU, so the baseline could not get the same training budget."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.g = cfg.grid
-        chans = [cfg.latent_dim, *reversed(cfg.enc_channels)]
+        chans = [cfg.latent_dim, DECODER_CHANNELS, 16]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             layers += [

@@ -162,10 +162,11 @@ def jepa_loss(
     # multi-step rollout from step 0
     z_ro, p_ro = model.rollout(z_all[:, 0], prop[:, 0], act)  # [B, H, N, D], [B, H, 10]
     parts: dict[str, float] = {}
-    if generative:  # the baseline: every latent is judged by its decoded pixels
-        pix = frames.unflatten(0, (b, h1)) * 2.0 - 1.0  # [B, H+1, 3, S, S] in [-1, 1]
+    if generative:  # the baseline: latents are judged by their decoded pixels
+        small = F.avg_pool2d(frames, frames.shape[-1] // (4 * mcfg.grid)) * 2.0 - 1.0
+        pix = small.unflatten(0, (b, h1))  # [B, H+1, 3, 4G, 4G] in [-1, 1]
         recon = F.mse_loss(model.decoder(z_all.flatten(0, 1)), pix.flatten(0, 1))
-        tf_z = F.mse_loss(model.decoder(z_tf), pix[:, 1:].flatten(0, 1))
+        tf_z = torch.zeros((), device=img.device)  # pixels are judged on the decoded rollout
         ro_z = F.mse_loss(model.decoder(z_ro.flatten(0, 1)), pix[:, 1:].flatten(0, 1))
         loss = recon
         parts["recon_pixels"] = recon.item()

@@ -16,6 +16,8 @@ MODELS = Path(__file__).resolve().parents[3] / "models"
 @pytest.mark.parametrize("name", ["default", "generative"])
 def test_shipped_model_matches_its_golden_outputs(name):
     d = MODELS / name
+    if name != "default" and not (d / "model.pt").is_file():
+        pytest.skip(f"no {name} model shipped in models/{name}")
     expected = json.loads((d / "golden.json").read_text())
     got = golden_outputs(load_checkpoint(d / "model.pt"))
     assert got.keys() == expected.keys()

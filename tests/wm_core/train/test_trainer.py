@@ -170,4 +170,4 @@ def test_generative_baseline_trains_on_pixels(data, tmp_path, tiny_cfg):
     assert final["recon_pixels"] > 0 and "vicreg_var" not in final
     assert res.model.decoder is not None
     x = torch.rand(2, 3, 64, 64)
-    assert res.model.decoder(res.model.encode(x)).shape == (2, 3, 64, 64)
+    assert res.model.decoder(res.model.encode(x)).shape == (2, 3, 16, 16)  # 4G, G = 4
