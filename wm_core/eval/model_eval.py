@@ -12,9 +12,10 @@ scored on the second half: different seeds, different scenes.
   patches that hold an object; objects have no fixed order, so one flat regression onto
   "object 0, object 1, ..." would be ill-posed). Variance-weighted R^2 plus the error in cm.
 - ``rollout_error_h{1,5,10}``: predicted state against the encoder of the true future frame and
-  the true proprioception, each dimension divided by its std over the test set (floored at
-  ``STD_FLOOR`` x the median std, so near-constant dimensions cannot dominate); copy-last gets
-  the same treatment, and ``rollout_error_ratio_h5`` = ours / copy-last.
+  the true proprioception, normalised per dimension (latent: per channel, over all patches;
+  proprioception: per entry, floored at its typical one-step change), mean squared; also split
+  into ``rollout_latent_error_h*`` and ``rollout_proprio_error_h*``. Copy-last gets the same
+  treatment, and ``rollout_error_ratio_h5`` = ours / copy-last.
 - ``rollout_obj_err_cm_h5``: the object readout on the 5-step predicted latent, for objects that
   moved > 1 cm in those 5 steps, against their true positions; beside copy-last (the readout
   on the current latent) and, with ``baseline``, the generative model (its own readout).
@@ -32,6 +33,7 @@ import torch
 
 from wm_core.data.collect import CollectConfig, collect_episode
 from wm_core.models.checkpoint import CheckpointError, load_checkpoint
+from wm_core.models.config import PROPRIO_SCALE
 from wm_core.models.losses import effective_rank
 from wm_core.models.readout import fit_readout, position_r2
 from wm_core.robot import ArmKinematics
@@ -45,7 +47,6 @@ HORIZONS = (1, 5, 10)
 
 
 RIDGE_LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-STD_FLOOR = 0.1  # per-dimension std floor, as a fraction of the median std
 
 
 def _ridge_fit(x: np.ndarray, y: np.ndarray, lam: float):
@@ -151,10 +152,14 @@ def model_metrics(model, raw: list, half: int) -> dict:
     r2, err = position_r2(readout, *targets(test_eps))
     rep["probe_r2_objects"] = r2
     rep["probe_objects_err_cm"] = err * 100
-    # open-loop rollouts on the test episodes
-    flat = torch.cat([torch.cat([e["z"].flatten(1), e["p"]], 1) for e in test_eps])
-    std = flat.std(0)  # [N*D + 10]
-    std = std.clamp(min=STD_FLOOR * float(std.median()))
+    # open-loop rollouts on the test episodes. Normalisation: each latent channel by its std
+    # over all patches and frames of the test set (a per-patch std is ~0 on the static
+    # background and would blow any error up); each proprioception entry by its std, floored
+    # at its typical one-step change (PROPRIO_SCALE).
+    z_std = torch.cat([e["z"].flatten(0, 1) for e in test_eps]).std(0)  # [D]
+    p_std = torch.cat([e["p"] for e in test_eps]).std(0).clamp(min=torch.tensor(PROPRIO_SCALE))
+    std = torch.cat([z_std.repeat(cfg.grid * cfg.grid), p_std])  # [N*D + 10]
+    n_lat = cfg.grid * cfg.grid * cfg.latent_dim
     errs = {h: [] for h in HORIZONS}
     base = {h: [] for h in HORIZONS}
     obj_err, obj_base = [], []
@@ -170,8 +175,8 @@ def model_metrics(model, raw: list, half: int) -> dict:
         for h in HORIZONS:
             pred = torch.cat([zr[:, h - 1].flatten(1), pr[:, h - 1]], 1)
             true = torch.cat([e["z"][starts + h].flatten(1), e["p"][starts + h]], 1)
-            errs[h].append((((pred - true) / std) ** 2).mean(1))
-            base[h].append((((last - true) / std) ** 2).mean(1))
+            errs[h].append(((pred - true) / std) ** 2)  # [S, N*D + 10]
+            base[h].append(((last - true) / std) ** 2)
         s = starts.numpy()
         obj_t, obj_h5 = e["obj"][s], e["obj"][s + 5]  # [S, K, 3]
         moved = np.linalg.norm(obj_h5 - obj_t, axis=-1) > 0.01  # [S, K]
@@ -187,8 +192,16 @@ def model_metrics(model, raw: list, half: int) -> dict:
                 obj_err.append(np.linalg.norm(xyz_pred[si, r_, c_].numpy() - truth))
                 obj_base.append(np.linalg.norm(xyz_last[si, r_, c_].numpy() - truth))
     for h in HORIZONS:
-        rep[f"rollout_error_h{h}"] = float(torch.cat(errs[h]).mean()) if errs[h] else None
-        rep[f"copy_last_error_h{h}"] = float(torch.cat(base[h]).mean()) if base[h] else None
+        if not errs[h]:
+            rep[f"rollout_error_h{h}"] = rep[f"copy_last_error_h{h}"] = None
+            continue
+        e_h, b_h = torch.cat(errs[h]), torch.cat(base[h])  # [S_all, N*D + 10]
+        rep[f"rollout_error_h{h}"] = float(e_h.mean())
+        rep[f"copy_last_error_h{h}"] = float(b_h.mean())
+        rep[f"rollout_latent_error_h{h}"] = float(e_h[:, :n_lat].mean())
+        rep[f"copy_last_latent_error_h{h}"] = float(b_h[:, :n_lat].mean())
+        rep[f"rollout_proprio_error_h{h}"] = float(e_h[:, n_lat:].mean())
+        rep[f"copy_last_proprio_error_h{h}"] = float(b_h[:, n_lat:].mean())
     if rep["rollout_error_h5"] is not None:
         rep["rollout_error_ratio_h5"] = rep["rollout_error_h5"] / max(
             rep["copy_last_error_h5"], 1e-12
