@@ -30,7 +30,7 @@ bench: setup
 # The headline comparison: policies and ablations on the same held-out seeds; rewrites the
 # table between the compare markers in README.md.
 compare: setup
-	$(VENV)/wm compare --episodes 5 --seed 100000 --scene-config configs/compare_scene.yaml \
+	$(VENV)/wm compare --episodes 3 --seed 100000 --scene-config configs/compare_scene.yaml \
 	  --out out/compare --readme README.md
 
 clean:

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from wm_core.eval.runner import evaluate
+from wm_core.models.checkpoint import CheckpointError
 from wm_core.sim import SceneConfig
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ def compare_table(rows: dict[str, dict], episodes: int, seed: int, cfg: SceneCon
     )
     lines = []
     for name, r in rows.items():
+        if "not_run" in r:
+            lines.append(f"| {name} | not run: {r['not_run']} |" + " |" * 6)
+            continue
         f = r.get("safety_filter", {})
         blocked = sum(f.get(k, 0) for k in ("rejected", "hold_stale", "hold_nan", "estop"))
         lines.append(
@@ -63,7 +67,7 @@ def bar_chart(rows: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(rows)
+    names = [n for n in rows if "not_run" not in rows[n]]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
     ax.bar(names, [rows[n]["clear_rate"] for n in names], color="tab:blue")
     ax.set_ylim(0, 1.05)
@@ -129,9 +133,13 @@ def compare(
             rows[name] = done
             continue
         log.info("compare: %s", name)
-        rows[name] = evaluate(
-            policy, episodes, seed, cfg, out / name, video, progress, policy_options=options
-        )
+        try:
+            rows[name] = evaluate(
+                policy, episodes, seed, cfg, out / name, video, progress, policy_options=options
+            )
+        except CheckpointError as exc:  # e.g. the generative baseline was never trained
+            log.warning("compare: %s not run: %s", name, exc)
+            rows[name] = {"not_run": str(exc)}
     table = compare_table(rows, episodes, seed, cfg)
     (out / "compare.md").write_text(table)
     (out / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
