@@ -275,6 +275,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             lr=args.lr,
             mode=args.what,
             init=args.init or "",
+            device=args.device,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -513,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="'jepa' (the product) or 'generative' (the pixel-reconstruction baseline)",
     )
     tr.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    tr.add_argument(
+        "--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda"
+    )
     tr.add_argument("--data", required=True, help="directory of shards")
     tr.add_argument("--out", required=True, help="run directory")
     tr.add_argument("--steps", type=int, default=2000, help="optimiser steps")

@@ -52,6 +52,18 @@ from wm_core.train.plots import plot_run
 log = logging.getLogger(__name__)
 
 TRAIN_MODES = ("encoder", "world-model", "all")
+TRAIN_DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a ``TrainConfig.device`` value; "cuda" without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device='cuda' but torch sees no CUDA device (use auto or cpu)")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,9 @@ class TrainConfig:
     init: str = ""
     """Checkpoint whose model weights start the run (required for mode "world-model" unless
     the run directory already has ``last.pt`` to resume from)."""
+    device: str = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu" or "cuda". Under torchrun with CUDA each
+    rank takes the GPU ``LOCAL_RANK``."""
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
@@ -93,6 +108,8 @@ class TrainConfig:
         check_range("lr", self.lr, 1e-7, 1.0)
         check_range("log_every", self.log_every, 1, 1_000_000, integer=True)
         check_range("ckpt_every", self.ckpt_every, 1, 1_000_000, integer=True)
+        if self.device not in TRAIN_DEVICES:
+            raise ConfigError(f"device={self.device!r} must be one of {TRAIN_DEVICES}")
 
 
 def _dist() -> tuple[int, int]:
@@ -250,6 +267,7 @@ def train(
 ) -> TrainResult:
     """Train (or resume from ``out/last.pt``); returns the summary and model. Runs unchanged under
     ``torchrun --nproc_per_node N`` (DistributedSampler + DDP, gloo on CPU)."""
+    device = resolve_device(tcfg.device)
     rank, world = _dist()
     torch.manual_seed(tcfg.seed)
     out = Path(out)
@@ -272,6 +290,7 @@ def train(
     elif not ckpt.exists() and tcfg.mode == "world-model":
         raise CheckpointError("mode world-model trains on a frozen encoder: pass --init CKPT")
     _set_trainable(obj, mcfg, tcfg)
+    obj.to(device)
     opt = torch.optim.AdamW(
         [p for p in obj.parameters() if p.requires_grad], lr=tcfg.lr, weight_decay=tcfg.weight_decay
     )
@@ -284,15 +303,21 @@ def train(
         step = int(state["step"])
         log.info("resumed from %s at step %d", ckpt, step)
     net = DistributedDataParallel(obj) if world > 1 else obj
+    log.info("training on %s (world size %d)", device, world)
     sampler = (
         DistributedSampler(ds, world, rank, shuffle=True, seed=tcfg.seed) if world > 1 else None
     )
+    # a GPU step outruns single-process batching; on CPU, workers would steal the step's cores
+    workers = min(4, (os.cpu_count() or 1) - 1) if device.type == "cuda" else 0
     loader = DataLoader(
         ds,
         batch_size=tcfg.batch_size,
         shuffle=sampler is None,
         sampler=sampler,
         generator=torch.Generator().manual_seed(tcfg.seed + step),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
     )
     fh = writer = None
     if rank == 0:
@@ -306,6 +331,7 @@ def train(
         if sampler is not None:
             sampler.set_epoch(epoch)
         for img, prop, act in loader:
+            img, prop, act = (x.to(device, non_blocking=True) for x in (img, prop, act))
             log_now = step + 1 == tcfg.steps or (step + 1) % tcfg.log_every == 0
             loss, parts = net(img, prop, act, with_metrics=log_now)
             opt.zero_grad(set_to_none=True)
@@ -332,6 +358,7 @@ def train(
     summary = {
         "steps": step,
         "world_size": world,
+        "device": str(device),
         "windows": len(ds),
         "bad_shards": len(ds.skipped),
         "samples_per_s": samples / max(wall, 1e-9),
@@ -341,8 +368,8 @@ def train(
     if rank == 0:
         fh.close()
         with torch.no_grad():  # final per-dimension std on one batch, for the plot
-            img = next(iter(loader))[0]
+            img = next(iter(loader))[0].to(device)
             emb = model.encode(img.flatten(0, 1).float() / 255.0).flatten(0, 1)  # [M, D]
-        summary["plots"] = [p.name for p in plot_run(out, emb.std(dim=0).numpy())]
+        summary["plots"] = [p.name for p in plot_run(out, emb.std(dim=0).cpu().numpy())]
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return TrainResult(summary, model)

@@ -171,3 +171,18 @@ def test_generative_baseline_trains_on_pixels(data, tmp_path, tiny_cfg):
     assert res.model.decoder is not None
     x = torch.rand(2, 3, 64, 64)
     assert res.model.decoder(res.model.encode(x)).shape == (2, 3, 16, 16)  # 4G, G = 4
+
+
+def test_device_is_validated_and_reported(data, tmp_path, tiny_cfg):
+    from wm_core.train.trainer import resolve_device
+
+    with pytest.raises(ValueError, match="device='tpu'"):
+        TrainConfig(device="tpu")
+    res = train(data, tmp_path, tiny_cfg, TrainConfig(steps=1, batch_size=2, device="cpu"), False)
+    assert res.summary["device"] == "cpu"
+    if torch.cuda.is_available():
+        assert resolve_device("auto").type == "cuda"
+    else:
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
