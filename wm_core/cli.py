@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -338,6 +339,47 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    """Record the stack's topics into a rosbag2 MCAP bag (the recorder is a ROS node in
+    wm_bringup, imported here: wm_core never imports rclpy)."""
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise UsageError(f"--seconds {args.seconds} must be a positive number of seconds")
+    try:
+        from wm_bringup.recorder import (
+            STACK_TOPICS,
+            RecorderConfig,
+            RecordError,
+            record,
+            topic_table,
+        )
+    except ImportError as exc:
+        raise UsageError(
+            f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
+        ) from exc
+    topics = tuple(args.topics) if args.topics else tuple(STACK_TOPICS)
+    cfg = RecorderConfig(out=Path(args.out), topics=topics, seconds=args.seconds)
+    try:
+        summary = record(cfg)
+    except RecordError as exc:
+        raise UsageError(str(exc)) from exc
+    (cfg.out / "record.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    for line in topic_table(summary):
+        print(line)
+    written = sum(s.written for s in summary.topics.values())
+    print(f"recorded {written} messages in {summary.duration_s:.1f} s into {cfg.out} (MCAP)")
+    if summary.missed:
+        print(
+            f"wm record: warning: {summary.missed} message(s) were published but never "
+            "arrived (see the missed column)",
+            file=sys.stderr,
+        )
+    if not summary.ok:
+        why = summary.failure or "some messages received were not written"
+        print(f"wm record: error: {why}; the bag holds what was written", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from wm_core.models.checkpoint import CheckpointError
     from wm_core.models.export import export_model
@@ -556,6 +598,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seconds", type=float, default=None, help="stop after this long")
     up.add_argument("--seed", type=int, default=None, help="sim episode seed")
     up.set_defaults(func=cmd_up)
+
+    rc = sub.add_parser(
+        "record",
+        help="record the stack's topics into a rosbag2 bag (MCAP storage)",
+        description="Record ROS 2 topics into a new rosbag2 directory (metadata.yaml + .mcap) "
+        "that Foxglove, ros2 bag and wm import-bag open. Stops on Ctrl-C / SIGTERM or after "
+        "--seconds; writes DIR/record.json with per-topic counts.",
+    )
+    rc.add_argument("--out", required=True, help="bag directory to create (new or empty)")
+    rc.add_argument(
+        "--topics",
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="topics to record (default: every topic of the stack)",
+    )
+    rc.add_argument("--seconds", type=float, default=None, help="stop after this long (wall)")
+    rc.set_defaults(func=cmd_record)
 
     ex = sub.add_parser(
         "export", help="make a shippable model directory (model.pt, readout.pt, golden.json)"
