@@ -13,6 +13,10 @@ Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image'
    the end-to-end age), the planned tool path as markers, the surprise score and diagnostics.
 
 A hold is a one-point command at the measured joints with the suction unchanged.
+
+Activation starts a new task: the policy's episode state (task phase, attempts, ``done``,
+surprise history) is reset, so a lifecycle manager (e.g. the runner's episode driver) starts the
+next table-clearing episode with ``deactivate`` then ``activate``; nothing is reloaded.
 """
 
 from __future__ import annotations
@@ -206,6 +210,7 @@ class PlannerNode(WmNode):
     @guarded_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.policy.reset(0)
+        self.stats["done"], self.stats["phase"] = False, ""
         return super().on_activate(state)
 
     @guarded_transition
