@@ -20,7 +20,9 @@ publishes, right after each arm command it makes from a planner command, that co
 (the source image's) on ``/wm/safety/command_source``; its DDS source timestamp is when the
 command for that frame went to the arm. Latency = the second minus the first, for the same
 stamp. Frames published minus frames encoded by perception (``/wm/latent`` carries the image
-stamp) are the dropped frames; the achieved control rate is frame-linked commands per second.
+stamp) are the dropped frames; frames that perception encoded but the planner skipped (it takes
+the newest latent when it is free) are counted apart, as frames without a command. The achieved
+control rate is frame-linked commands per second.
 
 :func:`run_episodes` writes ``report.json`` with :func:`wm_core.eval.runner.build_report` (the
 ``wm eval`` report) plus the stack figures, and ``episode0.mp4``.
@@ -229,6 +231,7 @@ class StackProbe:
     def call(self, client: Any, request: Any, timeout: float) -> Any:
         if not client.wait_for_service(timeout_sec=timeout):
             raise DriverError(f"service {client.srv_name} is not available after {timeout:.0f} s")
+        log.debug("calling %s", client.srv_name)
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():
@@ -312,6 +315,7 @@ def stack_figures(windows: list[dict]) -> dict:
         **total,
         "p99_vs_target": p99 / LATENCY_TARGET_MS,
         "control_hz_vs_target": cmd_rate / RATE_TARGET_HZ,
+        "frames_without_command": published - total["frames_commanded"],
         "commands_per_frame": total["frames_commanded"] / published if published else 0.0,
         "meets_targets": bool(
             p99 <= LATENCY_TARGET_MS and cmd_rate >= (1.0 - RATE_TOLERANCE) * RATE_TARGET_HZ
@@ -588,6 +592,7 @@ def run_episodes(
         "achieved_control_hz",
         "frames_published",
         "frames_commanded",
+        "frames_without_command",
         "dropped_frames",
     )
     for row, r, w in zip(report["per_episode"], results, windows, strict=True):
@@ -642,7 +647,7 @@ def summary(report: dict) -> str:
         (
             "dropped frames",
             f"{report['dropped_frames']} of {report['frames_published']} published "
-            f"({report['frames_commanded']} commanded)",
+            f"({report['frames_without_command']} without a command)",
         ),
     ]
     width = 25
