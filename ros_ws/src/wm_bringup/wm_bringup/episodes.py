@@ -42,7 +42,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Empty, Header, Int64, String
+from trajectory_msgs.msg import JointTrajectory
 
+from wm_bringup.nodekit import RELIABLE_QOS
 from wm_bringup.runner import ProcessStack, launch_children
 
 log = logging.getLogger(__name__)
@@ -97,18 +108,6 @@ class StackProbe:
     Everything it receives is stored under ``lock``; the main thread reads it."""
 
     def __init__(self) -> None:
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from lifecycle_msgs.srv import ChangeState, GetState
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import Empty, Header, Int64, String
-        from trajectory_msgs.msg import JointTrajectory
-
-        from wm_bringup.nodekit import RELIABLE_QOS
-
         self.lock = threading.Lock()
         self.frame_wall: dict[int, int] = {}
         """sim stamp (ns) -> wall time (ns) the sim published that step's frame."""
@@ -128,7 +127,7 @@ class StackProbe:
         keep = HistoryPolicy.KEEP_LAST
         deep = QoSProfile(history=keep, depth=200, reliability=ReliabilityPolicy.RELIABLE)
         sensor = QoSProfile(history=keep, depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self._image_type, self._sensor_qos = Image, sensor
+        self._sensor_qos = sensor
         self._image_sub = None
         self.subs = [
             node.create_subscription(Clock, "/clock", self._on_clock, deep),
@@ -142,10 +141,8 @@ class StackProbe:
         ]
         self.reset_pub = node.create_publisher(Int64, "/wm/sim/reset", RELIABLE_QOS)
         self.end_pub = node.create_publisher(Empty, "/wm/sim/end_episode", RELIABLE_QOS)
-        self._reset_type, self._end_type = Int64, Empty
         self.change_state = node.create_client(ChangeState, f"/{PLANNER}/change_state")
         self.get_state = node.create_client(GetState, f"/{PLANNER}/get_state")
-        self._change_type, self._get_type = ChangeState, GetState
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(node)
         self._stop = threading.Event()
@@ -154,33 +151,31 @@ class StackProbe:
 
     # ------------------------------------------------------------------ callbacks
     def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
         try:
             while not self._stop.is_set() and self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
         except ExternalShutdownException:
             pass
 
-    def _on_clock(self, msg: Any, info: dict) -> None:
+    def _on_clock(self, msg: Clock, info: dict) -> None:
         s = stamp_ns(msg.clock)
         with self.lock:
             self.frame_wall.setdefault(s, int(info["source_timestamp"]))
             self.latest_ns = max(self.latest_ns, s)
 
-    def _on_latent(self, msg: Any) -> None:
+    def _on_latent(self, msg: Image) -> None:
         with self.lock:
             self.encoded.add(stamp_ns(msg.header.stamp))
 
-    def _on_source(self, msg: Any, info: dict) -> None:
+    def _on_source(self, msg: Header, info: dict) -> None:
         with self.lock:
             self.sources.append((stamp_ns(msg.stamp), int(info["source_timestamp"])))
 
-    def _on_arm(self, msg: Any) -> None:
+    def _on_arm(self, msg: JointTrajectory) -> None:
         with self.lock:
             self.arm_commands += 1
 
-    def _on_status(self, msg: Any) -> None:
+    def _on_status(self, msg: String) -> None:
         try:
             status = json.loads(msg.data)
         except json.JSONDecodeError:
@@ -189,13 +184,13 @@ class StackProbe:
         with self.lock:
             self.statuses.append(status)
 
-    def _on_diag(self, msg: Any) -> None:
+    def _on_diag(self, msg: DiagnosticArray) -> None:
         s = stamp_ns(msg.header.stamp)
         with self.lock:
             for st in msg.status:
                 self.diag[st.name.lstrip("/")] = (s, {kv.key: kv.value for kv in st.values})
 
-    def _on_image(self, msg: Any) -> None:
+    def _on_image(self, msg: Image) -> None:
         if msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.step:
             return
         rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
@@ -212,7 +207,7 @@ class StackProbe:
             with self.lock:
                 self.images = []
             self._image_sub = self.node.create_subscription(
-                self._image_type, "/camera/image_raw", self._on_image, self._sensor_qos
+                Image, "/camera/image_raw", self._on_image, self._sensor_qos
             )
             return []
         if not on and self._image_sub is not None:
@@ -223,10 +218,10 @@ class StackProbe:
         return frames
 
     def reset(self, seed: int) -> None:
-        self.reset_pub.publish(self._reset_type(data=int(seed)))
+        self.reset_pub.publish(Int64(data=int(seed)))
 
     def end_episode(self) -> None:
-        self.end_pub.publish(self._end_type())
+        self.end_pub.publish(Empty())
 
     def call(self, client: Any, request: Any, timeout: float) -> Any:
         if not client.wait_for_service(timeout_sec=timeout):
@@ -236,19 +231,20 @@ class StackProbe:
         deadline = time.monotonic() + timeout
         while not future.done():
             if time.monotonic() > deadline:
+                client.remove_pending_request(future)
                 raise DriverError(f"service {client.srv_name} did not answer in {timeout:.0f} s")
             time.sleep(0.005)
         return future.result()
 
     def planner_state(self, timeout: float = 10.0) -> str:
-        return self.call(self.get_state, self._get_type.Request(), timeout).current_state.label
+        return self.call(self.get_state, GetState.Request(), timeout).current_state.label
 
     def planner_transition(self, transition: str, timeout: float = 30.0) -> None:
-        from lifecycle_msgs.msg import Transition
-
-        tid = {"activate": Transition.TRANSITION_ACTIVATE}
-        tid["deactivate"] = Transition.TRANSITION_DEACTIVATE
-        req = self._change_type.Request(transition=Transition(id=tid[transition]))
+        tid = {
+            "activate": Transition.TRANSITION_ACTIVATE,
+            "deactivate": Transition.TRANSITION_DEACTIVATE,
+        }[transition]
+        req = ChangeState.Request(transition=Transition(id=tid))
         if not self.call(self.change_state, req, timeout).success:
             raise DriverError(f"the planner refused to {transition}")
 

@@ -9,7 +9,8 @@ stamped with the simulated time.
 Episode control: ``/wm/sim/reset`` (std_msgs/Int64: the seed) starts a new episode, and
 ``/wm/sim/end_episode`` (std_msgs/Empty) ends the current one early (an evaluator does this when
 the planner reports that it is done; the world keeps stepping). Scores go out as JSON
-(std_msgs/String) on ``/wm/sim/episode`` every ``metrics_period_s`` and when an episode ends:
+(std_msgs/String) on ``/wm/sim/episode`` every ``metrics_period_s`` while an episode runs and
+once when it ends (the last message stands until the next reset):
 ``wm_core``'s ``episode_metrics()`` (objects, cleared, dropped, sim_time_s, safety events by
 kind) plus ``seed``, ``done``, ``end_reason`` (``table_empty``, ``time_limit``, ``ended`` or
 ``reset``; null while it runs), ``started_s`` and ``stamp_s`` (the simulated times of the
@@ -248,7 +249,7 @@ class SimNode(WmNode):
             self._end_episode("table_empty" if terminated else "time_limit")
             if self.auto_reset:
                 self._reset_episode(self.episode["seed"] + 1)
-        elif self.sim_ns >= self.next_metrics_ns:
+        elif not self.episode["done"] and self.sim_ns >= self.next_metrics_ns:
             self._publish_episode(final=False)
 
     def _end_episode(self, reason: str) -> None:
