@@ -7,10 +7,11 @@ VENV := .venv/bin
 setup:
 	@bash scripts/bootstrap.sh
 
-# The learned planner on the shipped model (models/default), from camera images and joint
-# states only, every command through the hard safety filter.
+# The full ROS 2 stack through the runner (sim, perception, planner on the shipped model,
+# safety filter): 3 episodes; out/demo/report.json (the wm eval report plus end-to-end latency)
+# and episode0.mp4.
 demo: setup
-	$(VENV)/wm eval --policy latent-mpc --episodes 3 --seed 100000 --objects 3 --out out/demo
+	$(VENV)/wm up sim --episodes 3 --seed 100000 --out out/demo
 
 test: setup
 	$(VENV)/ruff check .
@@ -26,6 +27,7 @@ bench: setup
 	$(VENV)/wm bench sim --out out/bench
 	$(VENV)/wm bench model --out out/bench
 	$(VENV)/wm bench planner --out out/bench
+	$(VENV)/wm bench stack --out out/bench
 
 # The headline comparison: policies and ablations on the same held-out seeds; rewrites the
 # table between the compare markers in README.md.

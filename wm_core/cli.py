@@ -319,13 +319,23 @@ def _train_readout(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The ROS 2 stack through the wm_bringup runner (imported here: wm_core never imports
-    rclpy; the runner lives in the ROS workspace)."""
+    rclpy; the runner lives in the ROS workspace). With ``--episodes N``: N table-clearing
+    episodes through the running stack, and the ``wm eval`` report plus end-to-end latency."""
     try:
-        from wm_bringup.runner import up
+        from wm_bringup.runner import MODES, up
+        from wm_bringup.stack import BACKENDS
     except ImportError as exc:
         raise UsageError(
             f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
         ) from exc
+    if args.mode not in MODES:
+        raise UsageError(f"--mode {args.mode!r} must be one of {list(MODES)}")
+    if args.backend not in BACKENDS:
+        raise UsageError(f"--backend {args.backend!r} must be one of {list(BACKENDS)}")
+    if args.episodes is not None:
+        return _up_episodes(args)
+    if args.out is not None or args.no_video or args.objects is not None:
+        raise UsageError("--out, --objects and --no-video go with --episodes N")
     try:
         return up(
             args.profile,
@@ -377,6 +387,42 @@ def cmd_record(args: argparse.Namespace) -> int:
         why = summary.failure or "some messages received were not written"
         print(f"wm record: error: {why}; the bag holds what was written", file=sys.stderr)
         return 1
+    return 0
+
+
+def _up_episodes(args: argparse.Namespace) -> int:
+    if args.profile != "sim":
+        raise UsageError("--episodes needs the sim profile (the simulator scores the episodes)")
+    if args.seconds is not None:
+        raise UsageError("--seconds does not go with --episodes (each episode ends by itself)")
+    seed = 0 if args.seed is None else args.seed
+    _check_episodes_seed(argparse.Namespace(episodes=args.episodes, seed=seed))
+    if args.objects is not None and not 1 <= args.objects <= 6:
+        raise UsageError(f"--objects {args.objects} must be in [1, 6]")
+    if args.out is None:
+        raise UsageError("--episodes needs --out DIR (where report.json goes)")
+    out = _writable_dir(args.out)
+    from wm_bringup.episodes import DriverError, run_episodes, summary
+
+    logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
+    overrides = {} if args.objects is None else {"wm_sim": {"n_objects": args.objects}}
+    try:
+        report = run_episodes(
+            args.episodes,
+            seed,
+            out,
+            mode=args.mode,
+            video=not args.no_video,
+            backend=args.backend,
+            params_file=args.params_file,
+            overrides=overrides,
+        )
+    except DriverError as exc:
+        print(f"wm up: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary(report))
+    video = f" and {out / report['video']}" if "video" in report else ""
+    print(f"report: {out / 'report.json'}{video}")
     return 0
 
 
@@ -438,8 +484,25 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.seconds is not None and args.what != "stack":
+        raise UsageError("--seconds is for `wm bench stack` only")
+    if args.seconds is not None and not args.seconds > 0:
+        raise UsageError(f"--seconds {args.seconds} must be > 0")
     out = _writable_dir(args.out)
-    if args.what == "sim":
+    if args.what == "stack":  # imported here: wm_core never imports rclpy
+        try:
+            from wm_bringup.bench import bench_stack
+            from wm_bringup.episodes import DriverError
+        except ImportError as exc:
+            raise UsageError(
+                f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
+            ) from exc
+        try:
+            result = bench_stack(seconds=args.seconds or 20.0, log_dir=out / "bench_stack_logs")
+        except DriverError as exc:
+            print(f"wm bench: error: {exc}", file=sys.stderr)
+            return 1
+    elif args.what == "sim":
         from wm_core.bench.sim import bench_sim
 
         result = bench_sim()
@@ -596,7 +659,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
     up.add_argument("--params-file", default=None, help="parameters YAML (default: the stack's)")
     up.add_argument("--seconds", type=float, default=None, help="stop after this long")
-    up.add_argument("--seed", type=int, default=None, help="sim episode seed")
+    up.add_argument("--seed", type=int, default=None, help="sim episode seed (first episode)")
+    up.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="run N table-clearing episodes through the stack (seeds SEED..SEED+N-1), write "
+        "DIR/report.json (the wm eval report + end-to-end latency) and DIR/episode0.mp4, exit",
+    )
+    up.add_argument("--out", default=None, help="output directory (with --episodes)")
+    up.add_argument(
+        "--objects", type=int, default=None, help="objects per episode, 1-6 (with --episodes)"
+    )
+    up.add_argument("--no-video", action="store_true", help="skip episode0.mp4")
     up.set_defaults(func=cmd_up)
 
     rc = sub.add_parser(
@@ -626,8 +701,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
-    be.add_argument("what", choices=["sim", "model", "planner"], help="what to benchmark")
+    be.add_argument("what", choices=["sim", "model", "planner", "stack"], help="what to benchmark")
     be.add_argument("--out", default="out/bench", help="output directory")
+    be.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stack only: measured seconds per runner mode (default 20)",
+    )
     be.set_defaults(func=cmd_bench)
     return parser
 

@@ -128,3 +128,33 @@ def test_parameters_map_onto_the_configs_and_are_validated(ros, tiny_model_dir):
     assert not node.set_parameters([Parameter("samples", value=1)])[0].successful
     node.stop()
     assert node.policy is None
+
+
+def test_lifecycle_services_are_answered_while_plans_keep_it_busy(ros, tiny_model_dir):
+    """A multi-threaded executor (the in-process runner's) must not starve the lifecycle
+    services behind the always-waiting next latent: the episode driver needs them."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    node = start(ros, tiny_model_dir, "samples:=4096", "iterations:=4")
+    feed_joints(ros)
+    pub = ros.publisher(Image, "/wm/latent", SENSOR_QOS)
+    ros.probe.create_timer(0.02, lambda: pub.publish(latent(ros.probe.get_clock().now().to_msg())))
+    get_state = ros.probe.create_client(GetState, "/wm_planner/get_state")
+    change = ros.probe.create_client(ChangeState, "/wm_planner/change_state")
+    assert ros.spin_until(lambda: node.stats["plans"] >= 3 and get_state.service_is_ready(), 30)
+    assert node.stats["plan_ms"] > 20.0  # each plan outlasts the 20 ms latent period
+
+    def answered(future, timeout: float = 5.0) -> bool:
+        return ros.spin_until(future.done, timeout=timeout)
+
+    t0 = node.stats["plans"]
+    assert answered(get_state.call_async(GetState.Request()))
+    future = change.call_async(
+        ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))
+    )
+    assert answered(future) and future.result().success
+    assert node.stats["plans"] > t0  # it was planning all along
+    plans = node.stats["plans"]
+    ros.spin_for(0.5)
+    assert node.stats["plans"] == plans  # inactive: no more plans

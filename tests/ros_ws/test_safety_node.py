@@ -14,7 +14,7 @@ rclpy = pytest.importorskip("rclpy")
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Bool  # noqa: E402
+from std_msgs.msg import Bool, Header  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, make_trajectory, to_seconds  # noqa: E402
 from wm_bringup.nodekit import RELIABLE_QOS, StartupError  # noqa: E402
@@ -97,6 +97,26 @@ def test_commands_pass_clamped_with_reliable_qos_and_zero_stamp(ros):
     assert np.all(np.abs(step) <= node.filter.max_step + 1e-9)
     assert 0 < step[5] < 2.0
     assert arm.q is not None
+
+
+def test_each_planner_command_reports_its_source_stamp_beside_the_arm_command(ros):
+    node = start_safety(ros)
+    Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    sources = ros.collect(Header, "/wm/safety/command_source", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    stamps = []
+    for k in range(3):
+        stamps.append(ros.probe.get_clock().now().to_msg())
+        cmd.publish(command(SMALL if k % 2 else HOME, stamps[-1]))
+        assert ros.spin_until(lambda n=k + 1: len(sources) >= n)
+    assert [(h.stamp.sec, h.stamp.nanosec) for h in sources] == [(t.sec, t.nanosec) for t in stamps]
+    assert all((m.header.stamp.sec, m.header.stamp.nanosec) == (0, 0) for m in out)
+    n_out, n_src = len(out), len(sources)
+    assert ros.spin_until(lambda: len(out) > n_out, timeout=3.0)  # the watchdog's hold
+    ros.spin_for(0.2)
+    assert node.holding == "commands stale" and len(sources) == n_src  # it answers no frame
 
 
 def test_keepout_intrusion_is_held(ros):

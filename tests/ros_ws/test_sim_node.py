@@ -13,7 +13,7 @@ rclpy = pytest.importorskip("rclpy")
 
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
-from std_msgs.msg import Int64, String  # noqa: E402
+from std_msgs.msg import Empty, Int64, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from wm_bringup.msgs import (  # noqa: E402
     SUCTION_JOINT,
@@ -127,6 +127,29 @@ def test_reset_and_episode_metrics(ros):
     reset.publish(Int64(data=7))
     assert ros.spin_until(lambda: node.episode["seed"] == 7)
     assert ros.spin_until(lambda: json.loads(episodes[-1].data)["seed"] == 7)
+    ended = json.loads(episodes[-2].data)  # the reset ended the seed-0 episode
+    assert (ended["seed"], ended["done"], ended["end_reason"]) == (0, True, "reset")
+
+
+def test_end_episode_publishes_the_final_scores_once(ros):
+    node = start(ros, "metrics_period_s:=0.5")
+    episodes = ros.collect(String, "/wm/sim/episode", RELIABLE_QOS)
+    end = ros.publisher(Empty, "/wm/sim/end_episode", RELIABLE_QOS)
+    assert ros.spin_until(lambda: bool(episodes) and ros.linked())
+    m = json.loads(episodes[-1].data)
+    assert m["done"] is False and m["end_reason"] is None
+    assert m["scene"]["n_objects"] == 1 and m["scene"]["real_time_factor"] == 4.0
+    assert m["started_s"] <= m["stamp_s"]
+    end.publish(Empty())
+    assert ros.spin_until(lambda: node.episode["done"])
+    assert ros.spin_until(lambda: json.loads(episodes[-1].data)["done"])
+    final = json.loads(episodes[-1].data)
+    assert final["end_reason"] == "ended" and final["seed"] == 0
+    assert final["sim_time_s"] == pytest.approx(final["stamp_s"] - final["started_s"], abs=1e-6)
+    n = len(episodes)
+    end.publish(Empty())  # already over: no second final, and the scores stay frozen
+    ros.spin_for(1.0)
+    assert len(episodes) == n
 
 
 def test_bad_parameters_refuse_to_start(ros):

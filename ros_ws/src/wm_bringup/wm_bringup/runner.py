@@ -9,12 +9,16 @@ Two modes, both from :func:`wm_bringup.stack.describe`:
   period.
 
 :func:`up` is the entry point for ``python -m wm_bringup`` and for ``wm up``.
+:func:`launch_children` starts either mode in child processes (the whole in-process stack is
+then one ``python -m wm_bringup`` child), for a caller that stays outside the stack: the episode
+driver and ``wm bench stack`` (:mod:`wm_bringup.episodes`).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -96,9 +100,10 @@ class InProcessStack:
 
 
 def package_paths(stack: Stack) -> list[str]:
-    """Directories that make the stack's packages importable (for child processes)."""
+    """Directories that make the stack's packages (and the wm_core this process imports)
+    importable, for child processes."""
     paths = []
-    for pkg in {"wm_bringup", *(n.package for n in stack.nodes)}:
+    for pkg in ("wm_core", "wm_bringup", *sorted({n.package for n in stack.nodes})):
         spec = importlib.util.find_spec(pkg)
         if spec is None or spec.origin is None:
             raise ModuleNotFoundError(f"package {pkg} is not importable (see launch/README.md)")
@@ -115,6 +120,86 @@ def process_commands(stack: Stack) -> list[list[str]]:
     ]
 
 
+class ProcessStack:
+    """Named child processes of a stack: start, watch, stop (SIGINT, then SIGTERM).
+
+    With ``log_dir``, each child's output goes to ``<log_dir>/<name>.log`` (else to ours)."""
+
+    def __init__(self, commands: dict[str, list[str]], paths: list[str], log_dir=None):
+        self.commands = commands
+        self.paths = paths
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([*self.paths, env.get("PYTHONPATH", "")])
+        for name, cmd in self.commands.items():
+            out = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.log_path(name), "wb")  # noqa: SIM115 (lives with the child)
+            self.procs[name] = subprocess.Popen(
+                cmd,
+                env=env,
+                start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+            )
+            if out is not None:
+                out.close()  # the child holds its own descriptor
+
+    def log_path(self, name: str) -> Path | None:
+        return None if self.log_dir is None else self.log_dir / f"{name}.log"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    def ended(self) -> tuple[str, int] | None:
+        """(name, exit status) of a child that has exited, or None while all run."""
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                return name, p.returncode
+        return None
+
+    def stop(self, grace_s: float = 5.0) -> int:
+        """Stop every child; the first bad exit status (0 if all ended cleanly)."""
+        return _stop(self.procs, grace_s)
+
+
+def launch_children(
+    profile: str = "sim",
+    *,
+    mode: str = "inprocess",
+    backend: str = "torch",
+    params_file: str | Path | None = None,
+    overrides: dict[str, dict] | None = None,
+    log_dir: Path | None = None,
+) -> ProcessStack:
+    """Start the stack in child processes and return them (started).
+
+    ``processes``: one child per node. ``inprocess``: one child, ``python -m wm_bringup`` with
+    the same profile, parameters file and overrides, running every node in one process."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} must be one of {MODES}")
+    stack = describe(profile, backend=backend, params_file=params_file, overrides=overrides or {})
+    if mode == "processes":
+        commands = {
+            n.name: cmd for n, cmd in zip(stack.running(), process_commands(stack), strict=True)
+        }
+    else:
+        cmd = [sys.executable, "-m", "wm_bringup", profile, "--mode", "inprocess"]
+        cmd += ["--backend", backend, "--params-file", str(stack.params_file)]
+        for node, params in (overrides or {}).items():
+            for key, value in params.items():
+                cmd += ["--set", f"{node}:{key}={json.dumps(value)}"]
+        commands = {"stack": cmd}
+    children = ProcessStack(commands, package_paths(stack), log_dir)
+    children.start()
+    return children
+
+
 def run_processes(
     stack: Stack,
     seconds: float | None = None,
@@ -125,23 +210,12 @@ def run_processes(
     With ``log_dir``, each node's output goes to ``<log_dir>/<node>.log`` (else to ours).
 
     Returns the first non-zero exit status of a node (0 if all ended cleanly)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*package_paths(stack), env.get("PYTHONPATH", "")])
-    procs = {}
-    for n, cmd in zip(stack.running(), process_commands(stack), strict=True):
-        out = None
-        if log_dir is not None:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            out = open(Path(log_dir) / f"{n.name}.log", "wb")  # noqa: SIM115 (lives with the child)
-        procs[n.name] = subprocess.Popen(
-            cmd,
-            env=env,
-            start_new_session=True,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-        )
-        if out is not None:
-            out.close()  # the child holds its own descriptor
+    commands = {
+        n.name: cmd for n, cmd in zip(stack.running(), process_commands(stack), strict=True)
+    }
+    children = ProcessStack(commands, package_paths(stack), log_dir)
+    children.start()
+    procs = children.procs
     stopping = {"signal": False}
 
     def on_signal(signum, frame) -> None:

@@ -13,11 +13,22 @@ Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image'
    the end-to-end age), the planned tool path as markers, the surprise score and diagnostics.
 
 A hold is a one-point command at the measured joints with the suction unchanged.
+
+Activation starts a new task: the policy's episode state (task phase, attempts, ``done``,
+surprise history) is reset, so a lifecycle manager (e.g. the runner's episode driver) starts the
+next table-clearing episode with ``deactivate`` then ``activate``; nothing is reloaded.
+
+Callback groups: the latent (planning) and the joint states each have their own group, so the
+lifecycle services and the diagnostics timer (the default group) are answered while a plan
+runs. Sharing one mutually exclusive group with the latent would starve them under a
+multi-threaded executor, which serves the always-waiting next latent first. A lock keeps a
+transition and a plan from overlapping: a transition waits for the plan in progress.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +128,7 @@ class PlannerNode(WmNode):
         self.js_time: Time | None = None
         self.stats: dict[str, Any] = {"plans": 0, "holds": 0, "stale_latents": 0, "bad": 0}
         self.stats |= {"plan_ms": 0.0, "surprise": 0.0, "phase": "", "done": False}
+        self._plan_lock = threading.Lock()
 
     def build_config(self, values: dict[str, Any]) -> PlannerNodeConfig:
         super().build_config(values)
@@ -187,7 +199,13 @@ class PlannerNode(WmNode):
         )
         self.pub_surprise = self.create_lifecycle_publisher(Float32, "/wm/surprise", RELIABLE_QOS)
         self.subs = [
-            self.create_subscription(Image, "/wm/latent", self._on_latent, SENSOR_QOS),
+            self.create_subscription(
+                Image,
+                "/wm/latent",
+                self._on_latent,
+                SENSOR_QOS,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            ),
             # its own group: joint states keep flowing while a plan is being computed
             self.create_subscription(
                 JointState,
@@ -205,16 +223,24 @@ class PlannerNode(WmNode):
 
     @guarded_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.policy.reset(0)
-        return super().on_activate(state)
+        with self._plan_lock:
+            self.policy.reset(0)
+            self.stats["done"], self.stats["phase"] = False, ""
+            return super().on_activate(state)
+
+    @guarded_transition
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._plan_lock:
+            return super().on_deactivate(state)
 
     @guarded_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for s in self.subs:
-            self.destroy_subscription(s)
-        for p in (self.pub_cmd, self.pub_markers, self.pub_surprise):
-            self.destroy_lifecycle_publisher(p)
-        self.release()
+        with self._plan_lock:
+            for s in self.subs:
+                self.destroy_subscription(s)
+            for p in (self.pub_cmd, self.pub_markers, self.pub_surprise):
+                self.destroy_lifecycle_publisher(p)
+            self.release()
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
@@ -233,6 +259,10 @@ class PlannerNode(WmNode):
         return max(0.0, (self.get_clock().now() - stamp).nanoseconds * 1e-9)
 
     def _on_latent(self, msg: Image) -> None:
+        with self._plan_lock:
+            self._plan(msg)
+
+    def _plan(self, msg: Image) -> None:
         if not self.active or self.policy is None:
             return
         cfg = self.config

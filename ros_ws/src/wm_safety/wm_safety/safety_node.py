@@ -8,6 +8,12 @@ output is re-timed to at least ``control_dt`` per point and stops before the fir
 filter holds. The next command's velocity clamp starts from the first output point (commands
 are replanned every step).
 
+The arm command keeps a zero stamp (start on receipt), so its timing never depends on the arm's
+clock agreeing with ours. Which camera frame a command came from goes out beside it instead:
+right after each arm command made from a planner command, ``/wm/safety/command_source``
+(std_msgs/Header) carries that planner command's stamp, the source image's. An evaluator pairs
+it with the frame to measure the end-to-end latency (``wm_bringup.episodes``).
+
 Holds (a one-point trajectory at the measured joints, suction unchanged):
 
 - **watchdog**: a timer checks every ``watchdog_period_s`` that a command and a joint state
@@ -32,7 +38,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
     arm_joint_names,
@@ -161,6 +167,9 @@ class SafetyNode(WmNode):
             JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS
         )
         self.pub_suction = self.create_lifecycle_publisher(Bool, "/suction/command", RELIABLE_QOS)
+        self.pub_source = self.create_lifecycle_publisher(
+            Header, "/wm/safety/command_source", RELIABLE_QOS
+        )
         self.subs = [
             self.create_subscription(JointState, "/joint_states", self._on_joints, RELIABLE_QOS),
             self.create_subscription(
@@ -187,6 +196,7 @@ class SafetyNode(WmNode):
             self.destroy_subscription(s)
         self.destroy_lifecycle_publisher(self.pub_arm)
         self.destroy_lifecycle_publisher(self.pub_suction)
+        self.destroy_lifecycle_publisher(self.pub_source)
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -258,10 +268,11 @@ class SafetyNode(WmNode):
             self.get_logger().warning(f"malformed command held: {exc}", throttle_duration_sec=2.0)
             self._hold("malformed command")
             return
-        if len(traj.times) == 0:
-            self._hold("empty command (stop)")
-            return
         stamp = msg.header.stamp
+        source = None if is_zero(stamp) else msg.header
+        if len(traj.times) == 0:
+            self._hold("empty command (stop)", source=source)
+            return
         cmd_age = (
             0.0
             if is_zero(stamp)
@@ -284,13 +295,13 @@ class SafetyNode(WmNode):
             )
         if not passed:
             if held.q is None:  # nothing safe sent yet: hold where the arm is
-                self._hold(held.status)
+                self._hold(held.status, source=source)
             else:
-                self._send(held.q[None], [held.suction], [self.dt])
+                self._send(held.q[None], [held.suction], [self.dt], source)
                 self.stats["holds"] += 1
             return
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
-        self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times)
+        self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times, source)
         flt.last_q, flt.last_suction = passed[0].q, passed[0].suction
         self.last_status = passed[0].status if held is None else self.last_status
         if self.holding:
@@ -315,8 +326,9 @@ class SafetyNode(WmNode):
             self._hold(f"{what} stale", measured=state_age <= stale)
 
     # ------------------------------------------------------------------ outputs
-    def _hold(self, why: str, measured: bool = True) -> None:
-        """Hold at the measured joints (or, if those are stale, at the last safe command)."""
+    def _hold(self, why: str, measured: bool = True, source: Header | None = None) -> None:
+        """Hold at the measured joints (or, if those are stale, at the last safe command).
+        ``source``: the header of the planner command this hold answers (None: no command)."""
         flt = self.filter
         q = self.q if measured or flt.last_q is None else flt.last_q
         suction = self.suction_meas if self.suction_meas is not None else flt.last_suction
@@ -324,10 +336,17 @@ class SafetyNode(WmNode):
         self.holding = why
         self.last_status = f"hold: {why}"
         self.stats["holds"] += 1
-        self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt])
+        self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt], source)
 
-    def _send(self, qs: np.ndarray, suction: list[bool], times: list[float]) -> None:
-        """qs [P, 6] -> the arm (zero stamp: start on receipt)."""
+    def _send(
+        self,
+        qs: np.ndarray,
+        suction: list[bool],
+        times: list[float],
+        source: Header | None = None,
+    ) -> None:
+        """qs [P, 6] -> the arm (zero stamp: start on receipt), then ``source`` (the planner
+        command's header) on ``/wm/safety/command_source``."""
         if not self.active:
             return
         with_suction = self.config.suction_in_trajectory
@@ -336,6 +355,8 @@ class SafetyNode(WmNode):
         )
         if not with_suction:
             self.publish(self.pub_suction, Bool(data=bool(suction[0])))
+        if source is not None:
+            self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
         self.stats["sent"] += 1
 
     def diagnostics(self):

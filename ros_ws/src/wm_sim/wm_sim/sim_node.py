@@ -6,10 +6,17 @@ wants the arm at the end of that step. It then publishes ``/clock``, ``/joint_st
 ``suction_cup`` pseudo-joint), ``/camera/image_raw`` (rgb8) and ``/camera/camera_info``, all
 stamped with the simulated time.
 
-Episode control: ``/wm/sim/reset`` (std_msgs/Int64: the seed) starts a new episode; scores go
-out as JSON (std_msgs/String) on ``/wm/sim/episode`` every ``metrics_period_s`` and when an
-episode ends. Those scores use simulator ground truth: they are for evaluation only and no
-planner subscribes to them.
+Episode control: ``/wm/sim/reset`` (std_msgs/Int64: the seed) starts a new episode, and
+``/wm/sim/end_episode`` (std_msgs/Empty) ends the current one early (an evaluator does this when
+the planner reports that it is done; the world keeps stepping). Scores go out as JSON
+(std_msgs/String) on ``/wm/sim/episode`` every ``metrics_period_s`` while an episode runs and
+once when it ends (the last message stands until the next reset):
+``wm_core``'s ``episode_metrics()`` (objects, cleared, dropped, sim_time_s, safety events by
+kind) plus ``seed``, ``done``, ``end_reason`` (``table_empty``, ``time_limit``, ``ended`` or
+``reset``; null while it runs), ``started_s`` and ``stamp_s`` (the simulated times of the
+episode's start and of the message) and ``scene`` (the scene settings an evaluation report
+records). Those scores use simulator ground truth:
+they are for evaluation only and no planner subscribes to them.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Int64, String
+from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, parse_trajectory
 from wm_bringup.nodekit import (
@@ -76,7 +83,8 @@ class SimNode(WmNode):
         self.follower: TrajectoryFollower | None = None
         self.sim_ns = 0
         self.rejected = 0
-        self.episode = {"seed": 0, "done": False}
+        self.episode: dict[str, Any] = {"seed": 0, "done": False, "end_reason": None}
+        self.scene: dict[str, Any] = {}
 
     def build_config(self, values: dict[str, Any]) -> SceneConfig:
         super().build_config(values)
@@ -101,6 +109,17 @@ class SimNode(WmNode):
         self.dt_ns = int(round(1e9 / self.config.control_hz))
         self.sim_ns = int(round(v["clock_start_s"] * 1e9))
         self.frames = {k: v[k] for k in ("base_frame", "camera_frame")}
+        c = self.config
+        self.scene = {
+            "n_objects": c.n_objects,
+            "image_size": c.image_size,
+            "control_hz": c.control_hz,
+            "physics_dt": c.physics_dt,
+            "max_episode_s": c.max_episode_s,
+            "light_jitter": c.light_jitter,
+            "camera_jitter_deg": c.camera_jitter_deg,
+            "real_time_factor": v["real_time_factor"],
+        }
         self.auto_reset, self.metrics_period_ns = v["auto_reset"], int(v["metrics_period_s"] * 1e9)
         self._reset_episode(v["seed"])
         self.pub_clock = self.create_lifecycle_publisher(ClockMsg, "/clock", RELIABLE_QOS)
@@ -125,6 +144,9 @@ class SimNode(WmNode):
             ),
             self.create_subscription(
                 Int64, "/wm/sim/reset", self._on_reset, RELIABLE_QOS, callback_group=inputs
+            ),
+            self.create_subscription(
+                Empty, "/wm/sim/end_episode", self._on_end, RELIABLE_QOS, callback_group=inputs
             ),
         ]
         period = 1.0 / (self.config.control_hz * v["real_time_factor"])
@@ -187,13 +209,21 @@ class SimNode(WmNode):
             self.get_logger().warning(f"ignored reset: seed {msg.data} is outside [0, 2^31)")
             return
         with self._lock:
-            self._publish_episode(final=True)
+            if not self.episode["done"]:
+                self._end_episode("reset")
             self._reset_episode(int(msg.data))
+
+    def _on_end(self, msg: Empty) -> None:
+        if self.env is None:
+            return
+        with self._lock:
+            if not self.episode["done"]:
+                self._end_episode("ended")
 
     def _reset_episode(self, seed: int) -> None:
         self.obs, self.info = self._in_mujoco(self.env.reset, seed)
         self.follower = TrajectoryFollower(self.env.q_cmd, False)
-        self.episode = {"seed": seed, "done": False}
+        self.episode = {"seed": seed, "done": False, "end_reason": None, "started_s": self._now_s()}
         self.next_metrics_ns = self.sim_ns
         self.get_logger().info(f"episode with seed {seed}: {len(self.env.objects)} objects")
 
@@ -216,12 +246,15 @@ class SimNode(WmNode):
         self._publish_sensors(stamp)
         ended = terminated or truncated
         if ended and not self.episode["done"]:
-            self.episode["done"] = True
-            self._publish_episode(final=True)
+            self._end_episode("table_empty" if terminated else "time_limit")
             if self.auto_reset:
                 self._reset_episode(self.episode["seed"] + 1)
-        elif self.sim_ns >= self.next_metrics_ns:
+        elif not self.episode["done"] and self.sim_ns >= self.next_metrics_ns:
             self._publish_episode(final=False)
+
+    def _end_episode(self, reason: str) -> None:
+        self.episode["done"], self.episode["end_reason"] = True, reason
+        self._publish_episode(final=True)
 
     def _publish_sensors(self, stamp) -> None:
         env, obs, v = self.env, self.obs, self.frames
@@ -244,7 +277,14 @@ class SimNode(WmNode):
     def _publish_episode(self, final: bool) -> None:
         if self.env is None or self.env.model is None:
             return
-        m = self.env.episode_metrics() | {"seed": self.episode["seed"], "done": final}
+        m = self.env.episode_metrics() | {
+            "seed": self.episode["seed"],
+            "done": final,
+            "end_reason": self.episode["end_reason"],
+            "started_s": self.episode["started_s"],
+            "stamp_s": self._now_s(),
+            "scene": self.scene,
+        }
         info = self.info  # ground truth: scoring only
         left = ~(info["cleared"] | info["dropped"])  # [K]
         d = np.linalg.norm(info["object_pos"][left, :2] - info["tool_pos"][None, :2], axis=1)
