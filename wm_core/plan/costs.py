@@ -20,7 +20,7 @@ import torch
 from wm_core.plan.config import PlannerConfig
 from wm_core.robot import ArmKinematics
 from wm_core.robot.capsules import ArmCapsules, box_penetration, capsule_points
-from wm_core.sim.config import LAYOUT
+from wm_core.sim.config import bin_wall_boxes
 
 CM2 = 1e-4  # m^2 per cm^2
 
@@ -46,18 +46,6 @@ class Goal:
     tool: torch.Tensor  # [3] tool position subgoal (m)
     suction: float  # desired suction state, 0 or 1
     latent: torch.Tensor | None = None  # [N, D] goal latent (latent_goal term)
-
-
-def bin_wall_boxes() -> list[tuple[np.ndarray, np.ndarray]]:
-    cx, cy = LAYOUT.bin_center
-    h, t, top = LAYOUT.bin_inner_half, LAYOUT.bin_wall_thickness, LAYOUT.bin_wall_height
-    o = h + t
-    return [
-        (np.array([cx - o, cy - o, 0.0]), np.array([cx - h, cy + o, top])),
-        (np.array([cx + h, cy - o, 0.0]), np.array([cx + o, cy + o, top])),
-        (np.array([cx - o, cy - o, 0.0]), np.array([cx + o, cy - h, top])),
-        (np.array([cx - o, cy + h, 0.0]), np.array([cx + o, cy + o, top])),
-    ]
 
 
 class CostStack:

@@ -9,7 +9,8 @@ Every joint command passes through :meth:`SafetyFilter.filter` before it reaches
 4. clamps the step from the last command to the joint velocity limits, and shortens it so the
    tool moves no faster than the tool speed limit (ISO 10218-1 reduced speed by default);
 5. rejects (holds) a command whose forward kinematics, at the end of the step or half way,
-   puts an arm capsule into the table or a keep-out box deeper than the last command did.
+   puts an arm capsule into the table, a fixed obstacle (the bin's walls) or a keep-out box
+   deeper than the last command did.
 
 Holding means re-sending the last command that passed, with the suction state unchanged
 (dropping a held object is not safe either).
@@ -27,7 +28,7 @@ import torch
 from wm_core.config import ConfigError, check_range
 from wm_core.robot import ArmKinematics
 from wm_core.robot.capsules import ArmCapsules, box_penetration, capsule_points
-from wm_core.sim.config import LAYOUT, SceneConfig
+from wm_core.sim.config import LAYOUT, SceneConfig, bin_wall_boxes
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class FilterConfig:
     """Arm capsules (from the upper arm on) must stay this far (m) above the table top."""
     keepout_boxes: tuple = SceneConfig().keepout_boxes
     """Axis-aligned boxes ((lo3), (hi3)) no arm capsule may enter (default: the scene's)."""
+    obstacle_boxes: tuple = tuple((tuple(lo), tuple(hi)) for lo, hi in bin_wall_boxes())
+    """Fixed obstacles as boxes no arm capsule may enter (default: the bin's four walls)."""
     tool_speed_limit: float = 0.7 * SceneConfig().tool_speed_limit
     """Tool speed (m/s) a command step may ask for. The margin under the monitored limit covers
     the joint-space interpolation, which bends the tool path, and the servo: lagging behind its
@@ -64,7 +67,7 @@ class FilterConfig:
         check_range("table_clearance", self.table_clearance, 0.0, 0.5)
         check_range("stale_after_s", self.stale_after_s, 1e-3, 60.0)
         check_range("tool_speed_limit", self.tool_speed_limit, 1e-3, 10.0)
-        for box in self.keepout_boxes:
+        for box in (*self.keepout_boxes, *self.obstacle_boxes):
             lo, hi = np.asarray(box[0], float), np.asarray(box[1], float)
             if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
                 raise ConfigError(f"keep-out box {box!r} must be ((x,y,z)lo, (x,y,z)hi), lo < hi")
@@ -120,7 +123,8 @@ class SafetyFilter:
 
     # ------------------------------------------------------------------ geometry
     def violation(self, q: np.ndarray) -> float:
-        """Deepest intrusion (m) of an arm capsule into the table or a keep-out box at q [6]."""
+        """Deepest intrusion (m) of an arm capsule into the table, an obstacle or a keep-out box
+        at q [6]."""
         with torch.no_grad():
             ends, _ = self.capsules(torch.as_tensor(q, dtype=torch.float32)[None])  # [1,C,2,3]
             pts = capsule_points(ends[0, self._checked], 4)  # [Cc, 4, 3]
@@ -134,9 +138,10 @@ class SafetyFilter:
             )
             table = torch.relu(self.cfg.table_clearance + r[:, None] - z) * on_table  # [Cc, 4]
             worst = float(table.max())
-            if self.cfg.keepout_boxes:
+            boxes = (*self.cfg.keepout_boxes, *self.cfg.obstacle_boxes)
+            if boxes:
                 all_pts = capsule_points(ends[0], 4)  # [C, 4, 3]
-                for lo, hi in self.cfg.keepout_boxes:
+                for lo, hi in boxes:
                     pen = box_penetration(all_pts, self.capsules.radii, lo, hi)
                     worst = max(worst, float(pen.max()))
         return worst
@@ -207,5 +212,7 @@ class SafetyFilter:
         for probe in (self.last_q + 0.5 * step, q):
             v = self.violation(probe)
             if v > 0 and v > before + 1e-6:
-                return self._hold("rejected", f"table/keep-out intrusion {v * 1000:.1f} mm")
+                return self._hold(
+                    "rejected", f"table/obstacle/keep-out intrusion {v * 1000:.1f} mm"
+                )
         return FilterResult(q, bool(suction), "clamped" if reasons else "ok", tuple(reasons))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from wm_core.config import ConfigError, check_range
 
 Box3 = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -114,3 +116,16 @@ class _Layout:
 
 
 LAYOUT = _Layout()
+
+
+def bin_wall_boxes() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The bin's four walls as axis-aligned boxes (lo [3], hi [3]) in the world frame (m)."""
+    cx, cy = LAYOUT.bin_center
+    h, t, top = LAYOUT.bin_inner_half, LAYOUT.bin_wall_thickness, LAYOUT.bin_wall_height
+    o = h + t
+    return [
+        (np.array([cx - o, cy - o, 0.0]), np.array([cx - h, cy + o, top])),
+        (np.array([cx + h, cy - o, 0.0]), np.array([cx + o, cy + o, top])),
+        (np.array([cx - o, cy - o, 0.0]), np.array([cx + o, cy - h, top])),
+        (np.array([cx - o, cy + h, 0.0]), np.array([cx + o, cy + o, top])),
+    ]

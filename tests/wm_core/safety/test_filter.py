@@ -105,3 +105,27 @@ def test_random_and_adversarial_commands_cause_no_violations():
     env.close()
     assert sum(counts.values()) == 0, counts
     assert {"rejected", "clamped", "hold_nan"} <= set(kinds)
+
+
+def test_a_step_into_a_fixed_obstacle_is_rejected():
+    """The bin's walls are obstacles by default; a box placed where the next command would put
+    the tool makes the filter hold, and the same command passes without it."""
+    from wm_core.sim.config import bin_wall_boxes
+
+    assert FilterConfig().obstacle_boxes == tuple(
+        (tuple(lo), tuple(hi)) for lo, hi in bin_wall_boxes()
+    )
+    q0 = np.array(LAYOUT.home_q)
+    q1 = q0 + np.array([0.25, 0.0, 0.0, 0.0, 0.0, 0.0])  # base turn: the cup swings ~10 cm
+    fast = {"tool_speed_limit": 10.0}  # this test is about obstacles, not speed
+    free = SafetyFilter(FilterConfig(obstacle_boxes=(), **fast))
+    free.reset(q0)
+    assert free.filter(q1, False, q0).status == "ok"
+    tip = free.kin.tool_position(q1)
+    box = (tuple(tip - 0.01), tuple(tip + 0.01))  # around the commanded cup only
+    blocked = SafetyFilter(FilterConfig(obstacle_boxes=(box,), **fast))
+    assert blocked.violation(q0) == 0.0 and blocked.violation(q1) > 0.0
+    blocked.reset(q0)
+    res = blocked.filter(q1, False, q0)
+    assert res.status == "rejected" and "obstacle" in res.reasons[0]
+    assert np.array_equal(res.q, q0)  # holds the last safe command
