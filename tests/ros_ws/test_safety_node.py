@@ -234,7 +234,10 @@ def test_bad_parameters_refuse_start_or_are_rejected(ros):
         SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "stale_after_s:=-1.0"])
     with pytest.raises(StartupError, match="keepout_boxes"):
         SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "keepout_boxes:=[1.0, 2.0]"])
+    with pytest.raises(StartupError, match="obstacle_boxes"):
+        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "obstacle_boxes:=[1.0]"])
     node = start_safety(ros)
+    assert node.config.filter.obstacle_boxes == FilterConfig().obstacle_boxes  # the bin walls
     res = node.set_parameters([Parameter("control_hz", value=0.0)])
     assert not res[0].successful  # outside the descriptor's range
     res = node.set_parameters([Parameter("keepout_boxes", value=[1.0, 1.0, 1.0, 0.0, 2.0, 2.0])])

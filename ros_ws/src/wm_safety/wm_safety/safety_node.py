@@ -60,6 +60,7 @@ from wm_core.safety import FilterConfig, SafetyFilter
 
 DEFAULT_FILTER = FilterConfig()
 DEFAULT_KEEPOUT = [x for box in DEFAULT_FILTER.keepout_boxes for corner in box for x in corner]
+DEFAULT_OBSTACLES = [x for box in DEFAULT_FILTER.obstacle_boxes for corner in box for x in corner]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,11 @@ class SafetyNode(WmNode):
             60.0,
         ),
         Param("keepout_boxes", DEFAULT_KEEPOUT, "Keep-out boxes, 6 numbers each (lo, hi xyz)."),
+        Param(
+            "obstacle_boxes",
+            DEFAULT_OBSTACLES,
+            "Fixed obstacles (default: the sim bin's walls), 6 numbers each (lo, hi xyz).",
+        ),
         Param("watchdog_period_s", 0.05, "Period of the staleness watchdog (s).", 0.005, 1.0),
         Param(
             "resync_tolerance_rad", 0.5, "Arm-vs-last-command gap that re-syncs (rad).", 0.05, 6.3
@@ -149,6 +155,7 @@ class SafetyNode(WmNode):
                 control_dt=1.0 / values["control_hz"],
                 table_clearance=values["table_clearance"],
                 keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
+                obstacle_boxes=boxes_from_flat("obstacle_boxes", values["obstacle_boxes"]),
                 tool_speed_limit=values["tool_speed_limit"],
                 stale_after_s=values["stale_after_s"],
             ),
@@ -180,7 +187,8 @@ class SafetyNode(WmNode):
         self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
         self.get_logger().info(
             f"safety filter ready: stale after {cfg.filter.stale_after_s} s, "
-            f"{len(cfg.filter.keepout_boxes)} keep-out box(es)"
+            f"{len(cfg.filter.keepout_boxes)} keep-out box(es), "
+            f"{len(cfg.filter.obstacle_boxes)} obstacle box(es)"
         )
         return TransitionCallbackReturn.SUCCESS
 
