@@ -15,10 +15,10 @@ demo: setup
 
 test: setup
 	$(VENV)/ruff check .
-	$(VENV)/python -m pytest -q -m "not slow"
+	$(VENV)/python -m pytest -q -m "not slow and not flaky"
 
 test-slow: setup
-	$(VENV)/python -m pytest -q -m slow
+	$(VENV)/python -m pytest -q -m "slow or flaky"
 
 lint: setup
 	$(VENV)/ruff check .

@@ -27,9 +27,11 @@ transition and a plan from overlapping: a transition waits for the plan in progr
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,10 @@ class PlannerNode(WmNode):
         self.stats: dict[str, Any] = {"plans": 0, "holds": 0, "stale_latents": 0, "bad": 0}
         self.stats |= {"plan_ms": 0.0, "surprise": 0.0, "phase": "", "done": False}
         self._plan_lock = threading.Lock()
+        self._transition_waiting = threading.Event()  # latents yield to a waiting transition
+        # set under the plan lock by activate/deactivate; read by the plan instead of the
+        # lifecycle state, which a transition in progress holds (lock-order deadlock otherwise)
+        self._planning_enabled = False
 
     def build_config(self, values: dict[str, Any]) -> PlannerNodeConfig:
         super().build_config(values)
@@ -223,19 +229,22 @@ class PlannerNode(WmNode):
 
     @guarded_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._plan_lock:
+        with self._transition():
             self.policy.reset(0)
             self.stats["done"], self.stats["phase"] = False, ""
+            self._planning_enabled = True
             return super().on_activate(state)
 
     @guarded_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._plan_lock:
+        with self._transition():
+            self._planning_enabled = False
             return super().on_deactivate(state)
 
     @guarded_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._plan_lock:
+        with self._transition():
+            self._planning_enabled = False
             for s in self.subs:
                 self.destroy_subscription(s)
             for p in (self.pub_cmd, self.pub_markers, self.pub_surprise):
@@ -258,12 +267,26 @@ class PlannerNode(WmNode):
     def _age(self, stamp: Time) -> float:
         return max(0.0, (self.get_clock().now() - stamp).nanoseconds * 1e-9)
 
+    @contextlib.contextmanager
+    def _transition(self) -> Iterator[None]:
+        """Hold the plan lock for a lifecycle transition. The lock is not fair, so a waiting
+        transition first tells new latents to stand aside; it then waits for the plan in
+        progress only."""
+        self._transition_waiting.set()
+        try:
+            with self._plan_lock:
+                yield
+        finally:
+            self._transition_waiting.clear()
+
     def _on_latent(self, msg: Image) -> None:
+        if self._transition_waiting.is_set():
+            return  # a transition is waiting for the lock; this latent would starve it
         with self._plan_lock:
             self._plan(msg)
 
     def _plan(self, msg: Image) -> None:
-        if not self.active or self.policy is None:
+        if not self._planning_enabled or self.policy is None:
             return
         cfg = self.config
         state_age = self._age(self.js_time) if self.js_time is not None else float("inf")
