@@ -76,18 +76,26 @@ class ObjectReadout(nn.Module):
         return out[:, 0], xyz
 
     @torch.no_grad()
-    def detect(self, z: torch.Tensor, threshold: float = 0.5) -> list[np.ndarray]:
+    def detect(
+        self, z: torch.Tensor, threshold: float = 0.5, min_separation: float = 0.05
+    ) -> list[np.ndarray]:
         """Per image, the detected object positions [M, 4] = (x, y, z, probability), strongest
-        first: patches above ``threshold`` that are maxima of their 3x3 neighbourhood."""
+        first: patches above ``threshold``, suppressed greedily in world space (a patch whose
+        position lies within ``min_separation`` m, in xy, of a stronger kept one is the same
+        object seen from a neighbouring patch). Suppressing by distance instead of by grid
+        neighbourhood keeps two objects in adjacent patches apart."""
         logit, xyz = self(z)
         prob = torch.sigmoid(logit)  # [B, G, G]
-        peak = prob >= F.max_pool2d(prob[:, None], 3, 1, 1)[:, 0]
-        keep = peak & (prob > threshold)
         found = []
         for i in range(z.shape[0]):
-            sel = keep[i]
+            sel = prob[i] > threshold  # [G, G]
             rows = torch.cat([xyz[i][sel], prob[i][sel][:, None]], dim=1).numpy()  # [M, 4]
-            found.append(rows[np.argsort(-rows[:, 3])])
+            rows = rows[np.argsort(-rows[:, 3], kind="stable")]
+            kept: list[np.ndarray] = []
+            for r in rows:
+                if all(np.hypot(*(r[:2] - k[:2])) >= min_separation for k in kept):
+                    kept.append(r)
+            found.append(np.array(kept, dtype=np.float32).reshape(-1, 4))
         return found
 
 

@@ -123,6 +123,12 @@ class TaskConfig:
     """Tool distance (m) to a subgoal that counts as reached."""
     lock_radius: float = 0.06
     """Within this xy distance (m) of the target the arm occludes it: the target is locked."""
+    min_reach_radius: float = 0.28
+    """Transport keeps the tool at least this far (m, in xy) from the arm's base axis: closer
+    in, the arm folds over itself and the tool-down IK stops converging."""
+    route_step: float = 0.10
+    """Transport subgoals lead the tool by this much (m) along a path interpolated in polar
+    coordinates around the base, so the swing goes around the base instead of past it."""
     grip_steps: int = 3
     release_steps: int = 4
     empty_checks: int = 3
@@ -140,6 +146,8 @@ class TaskConfig:
         check_range("detect_threshold", self.detect_threshold, 0.01, 0.99)
         check_range("reach_tol", self.reach_tol, 0.001, 0.1)
         check_range("lock_radius", self.lock_radius, 0.0, 0.5)
+        check_range("min_reach_radius", self.min_reach_radius, 0.0, 0.5)
+        check_range("route_step", self.route_step, 0.01, 1.0)
         check_range("grip_steps", self.grip_steps, 0, 100, integer=True)
         check_range("release_steps", self.release_steps, 0, 100, integer=True)
         check_range("empty_checks", self.empty_checks, 1, 100, integer=True)

@@ -102,7 +102,7 @@ class LatentMPCPolicy:
         self.model, self.readout = load_bundle(Path(model_dir), world_model)
         self.kin = ArmKinematics()
         self.mpc = LatentMPC(self.model, pcfg, keepout_boxes=cfg.keepout_boxes)
-        self.task = TableClearingTask(self.tcfg)
+        self.task = TableClearingTask(self.tcfg, base_xy=self.kin.base_pose[:2, 3])
         self.surprise = SurpriseMonitor(self.tcfg.surprise_threshold)
         self.settings = {
             "planner": pcfg.optimizer,

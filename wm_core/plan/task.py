@@ -11,8 +11,10 @@ Phases: choose (nearest detected object on the table, outside the bin) -> above 
 it) -> descend (suction on, down to its top) -> grip -> lift -> carry (over a bin slot) ->
 lower -> release -> choose ... -> done when the table reads empty ``empty_checks`` times in a
 row. The target is re-read from each new latent until the tool is close enough to occlude
-it, then locked. A failed pick needs no special case: the object is still on the table, so
-it is chosen again.
+it, then locked. After the lift, a detection still resting where the target was, and none
+in the air under the tool, means the pick failed: the spot is remembered, other objects go
+first, and the next tries there probe a few centimetres to each side (two objects close
+together can read as one detection between them, which no straight pick can take).
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from wm_core.sim.config import LAYOUT
 
 log = logging.getLogger(__name__)
 
-HELD_Z = 0.09  # detections above this (m) are in the air (held), not on the table
+HELD_Z = 0.06  # detections above this (m) are not resting objects (their centres sit at most
+# 0.045 m up, the largest half size the scene allows): held objects, or the arm itself
+REREAD_RADIUS = 0.04  # m: a re-read detection further than this from the target is another thing
+REREAD_DZ = 0.015  # m: ... and one whose height differs more than this is the arm over it
+PROBE_OFFSET = 0.035  # m: where a pick failed, the next tries probe this far to each side
 DESCEND_BELOW_TOP = 0.03  # m below the estimated object top that the descent aims for
 STALL_DZ = 0.002  # m: a descent step shorter than this means the tool is on something
 
@@ -46,6 +52,26 @@ def in_bin(xy: np.ndarray, margin: float = 0.03) -> bool:
     return abs(xy[0] - cx) < h and abs(xy[1] - cy) < h
 
 
+def route(tool_xy, goal_xy, base_xy, r_min: float, step: float) -> np.ndarray:
+    """The next transport waypoint [2] from ``tool_xy`` towards ``goal_xy``: ``step`` m along
+    the path interpolated in polar coordinates about the arm's base (radius and bearing
+    change together), never closer than ``r_min`` to the base. A straight line between two
+    far points can pass next to the base, where the arm folds and the IK fails; the polar
+    path swings around it, as the shoulder pan joint would. A goal inside ``r_min`` lowers
+    the floor to its own radius, so every goal stays reachable."""
+    t, g = np.asarray(tool_xy, float) - base_xy, np.asarray(goal_xy, float) - base_xy
+    rt, rg = np.hypot(*t), np.hypot(*g)
+    r_min = min(r_min, rg)
+    dth = (np.arctan2(g[1], g[0]) - np.arctan2(t[1], t[0]) + np.pi) % (2 * np.pi) - np.pi
+    length = np.hypot(rg - rt, max(r_min, 0.5 * (rt + rg)) * dth)
+    if length <= step and rt >= r_min:
+        return np.asarray(goal_xy, float)
+    f = min(1.0, step / max(length, 1e-9))
+    r = max(r_min, rt + f * (rg - rt))
+    th = np.arctan2(t[1], t[0]) + f * dth
+    return np.asarray(base_xy, float) + r * np.array([np.cos(th), np.sin(th)])
+
+
 def table_objects(detections: np.ndarray) -> np.ndarray:
     """Detections [M, 4] (x, y, z, prob) -> those resting on the table outside the bin."""
     keep = [d for d in detections if d[2] < HELD_Z and not in_bin(d[:2])]
@@ -53,8 +79,9 @@ def table_objects(detections: np.ndarray) -> np.ndarray:
 
 
 class TableClearingTask:
-    def __init__(self, cfg: TaskConfig | None = None):
+    def __init__(self, cfg: TaskConfig | None = None, base_xy=(0.0, 0.0)):
         self.cfg = cfg or TaskConfig()
+        self.base_xy = np.asarray(base_xy, float)  # [2] the arm base axis, world frame (m)
         self.reset()
 
     def reset(self) -> None:
@@ -65,13 +92,30 @@ class TableClearingTask:
         self.empty = 0
         self.attempts = 0
         self.picks = 0
+        self.failures: list[np.ndarray] = []  # [2] xy of each failed pick
+        self.retry = False  # the next choice re-tries after a surprise: not a new attempt
         self.last_tool_z: float | None = None
 
     def on_surprise(self) -> None:
         """The world did not do what the model predicted: unlock and re-read the target."""
         self.locked = False
         if self.phase in ("above", "descend"):
-            self.phase = "choose"
+            self.phase, self.retry = "choose", True
+
+    def _failed_near(self, xy: np.ndarray) -> int:
+        return sum(np.linalg.norm(f - xy) < REREAD_RADIUS + PROBE_OFFSET for f in self.failures)
+
+    def _choose(self, objs: np.ndarray, tool: np.ndarray) -> None:
+        """Target the nearest detected object, those with the fewest failed picks first; at a
+        spot that failed k times, probe PROBE_OFFSET to one of four sides."""
+        fails = np.array([self._failed_near(o[:2]) for o in objs])
+        dist = np.linalg.norm(objs[:, :2] - tool[:2], axis=1)
+        i = int(np.lexsort((dist, fails))[0])
+        self.target, self.locked = objs[i, :3].copy(), False
+        if fails[i]:
+            ang = np.pi / 2 * (fails[i] - 1)
+            self.target[:2] += PROBE_OFFSET * np.array([np.cos(ang), np.sin(ang)])
+            self.locked = True  # a probe: the detection would pull it back to the failed spot
 
     def _bin_slot(self) -> np.ndarray:
         slot = self.picks % 4
@@ -85,6 +129,10 @@ class TableClearingTask:
         hover = lambda xy: np.array([xy[0], xy[1], c.hover_z])  # noqa: E731
         near = lambda goal: np.linalg.norm(tool - goal) < c.reach_tol  # noqa: E731
 
+        def via(goal: np.ndarray) -> np.ndarray:  # transport waypoint towards goal [3]
+            xy = route(tool[:2], goal[:2], self.base_xy, c.min_reach_radius, c.route_step)
+            return np.array([*xy, goal[2]])
+
         if self.phase == "choose":
             if len(objs) == 0:
                 self.empty += 1
@@ -93,14 +141,14 @@ class TableClearingTask:
             if self.attempts >= c.max_attempts:
                 return Subgoal(hover(self._bin_slot()), False, "gave_up", True)
             self.empty = 0
-            i = int(np.argmin(np.linalg.norm(objs[:, :2] - tool[:2], axis=1)))
-            self.target, self.locked = objs[i, :3].copy(), False
-            self.attempts += 1
-            self.phase = "above"
+            self._choose(objs, tool)
+            self.attempts += 0 if self.retry else 1
+            self.phase, self.retry = "above", False
         if self.phase in ("above", "descend") and not self.locked and len(objs):
             # re-read the target from this frame: the detection nearest the current estimate
             j = int(np.argmin(np.linalg.norm(objs[:, :2] - self.target[:2], axis=1)))
-            if np.linalg.norm(objs[j, :2] - self.target[:2]) < 0.06:
+            close = np.linalg.norm(objs[j, :2] - self.target[:2]) < REREAD_RADIUS
+            if close and abs(objs[j, 2] - self.target[2]) < REREAD_DZ:
                 self.target = objs[j, :3].copy()
         if np.linalg.norm(tool[:2] - self.target[:2]) < c.lock_radius:
             self.locked = True
@@ -110,7 +158,7 @@ class TableClearingTask:
             if np.linalg.norm(tool[:2] - goal[:2]) < c.reach_tol * 0.5 and near(goal):
                 self.phase = "descend"
             else:
-                return Subgoal(goal, False, "above")
+                return Subgoal(via(goal), False, "above")
         if self.phase == "descend":
             # Aim below the estimated top (the height estimate is the least certain number)
             # and stop on contact: the tool stalls on the object (or reaches the aim point).
@@ -130,6 +178,14 @@ class TableClearingTask:
         if self.phase == "lift":
             goal = np.array([*tool[:2], c.hover_z])
             if tool[2] > c.hover_z - 0.015:
+                left = np.linalg.norm(objs[:, :2] - self.target[:2], axis=1) < REREAD_RADIUS
+                d = np.asarray(detections).reshape(-1, 4)
+                up = (d[:, 2] >= HELD_Z) & (np.linalg.norm(d[:, :2] - tool[:2], axis=1) < 0.06)
+                if left.any() and not up.any():  # still resting there, nothing under the tool
+                    log.info("pick at %s failed: the object is still there", self.target[:2])
+                    self.failures.append(self.target[:2].copy())
+                    self.phase = "choose"
+                    return Subgoal(goal, False, "lift")
                 self.phase = "carry"
             else:
                 return Subgoal(goal, True, "lift")
@@ -138,7 +194,7 @@ class TableClearingTask:
             if near(goal):
                 self.phase = "lower"
             else:
-                return Subgoal(goal, True, "carry")
+                return Subgoal(via(goal), True, "carry")
         if self.phase == "lower":
             goal = np.array([*self._bin_slot(), c.release_z])
             if near(goal):

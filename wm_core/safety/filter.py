@@ -7,7 +7,8 @@ Every joint command passes through :meth:`SafetyFilter.filter` before it reaches
 2. holds on NaN/inf in the command or the joint state, or when either is stale;
 3. clamps the target to the joint position limits (minus a margin);
 4. clamps the step from the last command to the joint velocity limits, and shortens it so the
-   tool moves no faster than the tool speed limit (ISO 10218-1 reduced speed by default);
+   tool moves no faster than the tool speed limit (ISO 10218-1 reduced speed by default) and
+   the commanded tool leads the measured tool by no more than ``max_tool_lead``;
 5. rejects (holds) a command whose forward kinematics, at the end of the step or half way,
    puts an arm capsule into the table, a fixed obstacle (the bin's walls) or a keep-out box
    deeper than the last command did.
@@ -54,6 +55,13 @@ class FilterConfig:
     the joint-space interpolation, which bends the tool path, and the servo: lagging behind its
     command while it holds an object, it catches up faster than it was commanded (measured in
     the sim: 0.254 m/s peak after steps commanded at 0.8 x 0.25 = 0.2 m/s)."""
+    max_tool_lead: float = 0.02
+    """How far (m) the commanded tool may run ahead of the measured tool, along the step's
+    direction of travel. A servo that lags (carrying a load) and is then given a command far
+    ahead closes the gap faster than any single step asked for; bounding the lead bounds that
+    catch-up speed. Only the lead along the motion counts, so a static offset across it (a
+    load's sag, the tool resting on an object) cannot freeze the arm, and a step back towards
+    the arm always passes."""
     stale_after_s: float = 0.5
     """Inputs older than this (s) make the filter hold."""
     first_checked_link: int = 2
@@ -67,6 +75,7 @@ class FilterConfig:
         check_range("table_clearance", self.table_clearance, 0.0, 0.5)
         check_range("stale_after_s", self.stale_after_s, 1e-3, 60.0)
         check_range("tool_speed_limit", self.tool_speed_limit, 1e-3, 10.0)
+        check_range("max_tool_lead", self.max_tool_lead, 1e-3, 1.0)
         for box in (*self.keepout_boxes, *self.obstacle_boxes):
             lo, hi = np.asarray(box[0], float), np.asarray(box[1], float)
             if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
@@ -125,9 +134,14 @@ class SafetyFilter:
     def violation(self, q: np.ndarray) -> float:
         """Deepest intrusion (m) of an arm capsule into the table, an obstacle or a keep-out box
         at q [6]."""
+        return float(self.violations(np.asarray(q, float)[None])[0])
+
+    def violations(self, qs: np.ndarray) -> np.ndarray:
+        """:meth:`violation` for a batch of joint configurations qs [K, 6] -> [K] (one forward
+        kinematics pass: the filter checks three configurations per command)."""
         with torch.no_grad():
-            ends, _ = self.capsules(torch.as_tensor(q, dtype=torch.float32)[None])  # [1,C,2,3]
-            pts = capsule_points(ends[0, self._checked], 4)  # [Cc, 4, 3]
+            ends, _ = self.capsules(torch.as_tensor(qs, dtype=torch.float32))  # [K, C, 2, 3]
+            pts = capsule_points(ends[:, self._checked], 4)  # [K, Cc, 4, 3]
             r = self.capsules.radii[self._checked]  # [Cc]
             x, y, z = pts.unbind(-1)
             on_table = (
@@ -136,15 +150,15 @@ class SafetyFilter:
                 & (y > LAYOUT.table_y[0])
                 & (y < LAYOUT.table_y[1])
             )
-            table = torch.relu(self.cfg.table_clearance + r[:, None] - z) * on_table  # [Cc, 4]
-            worst = float(table.max())
+            table = torch.relu(self.cfg.table_clearance + r[:, None] - z) * on_table  # [K, Cc, 4]
+            worst = table.flatten(1).max(dim=1).values  # [K]
             boxes = (*self.cfg.keepout_boxes, *self.cfg.obstacle_boxes)
             if boxes:
-                all_pts = capsule_points(ends[0], 4)  # [C, 4, 3]
+                all_pts = capsule_points(ends, 4)  # [K, C, 4, 3]
                 for lo, hi in boxes:
-                    pen = box_penetration(all_pts, self.capsules.radii, lo, hi)
-                    worst = max(worst, float(pen.max()))
-        return worst
+                    pen = box_penetration(all_pts, self.capsules.radii, lo, hi)  # [K, C, 4]
+                    worst = torch.maximum(worst, pen.flatten(1).max(dim=1).values)
+        return worst.numpy().astype(float)
 
     def _limit_tool_speed(self, step: np.ndarray) -> np.ndarray:
         """Shorten a joint step until its tool displacement (checked half way and at the end)
@@ -159,6 +173,17 @@ class SafetyFilter:
             if d <= max_d:
                 return step
             step = step * (0.95 * max_d / d)
+        return step * 0.0
+
+    def _limit_lead(self, step: np.ndarray, q_meas: np.ndarray) -> np.ndarray:
+        """Shorten a joint step so the commanded tool runs at most ``max_tool_lead`` ahead of
+        the measured tool, ahead meaning along the step's direction of travel."""
+        meas, start = self.kin.tool_position(q_meas), self.kin.tool_position(self.last_q)
+        for f in (1.0, 0.75, 0.5, 0.25):
+            end = self.kin.tool_position(self.last_q + f * step)
+            travel = np.linalg.norm(end - start)
+            if travel < 1e-6 or (end - meas) @ (end - start) / travel <= self.cfg.max_tool_lead:
+                return f * step
         return step * 0.0
 
     # ------------------------------------------------------------------ the filter
@@ -204,13 +229,15 @@ class SafetyFilter:
         step = np.clip(q - self.last_q, -self.max_step, self.max_step)
         if not np.allclose(step, q - self.last_q):
             reasons.append("joint velocity limit")
-        step = self._limit_tool_speed(step)
-        if not np.allclose(step, np.clip(q - self.last_q, -self.max_step, self.max_step)):
+        limited = self._limit_tool_speed(step)
+        if not np.allclose(limited, step):
             reasons.append("tool speed limit")
+        step = self._limit_lead(limited, q_meas)
+        if not np.allclose(step, limited):
+            reasons.append("tool lead limit")
         q = self.last_q + step
-        before = self.violation(self.last_q)
-        for probe in (self.last_q + 0.5 * step, q):
-            v = self.violation(probe)
+        before, *probes = self.violations(np.stack([self.last_q, self.last_q + 0.5 * step, q]))
+        for v in probes:
             if v > 0 and v > before + 1e-6:
                 return self._hold(
                     "rejected", f"table/obstacle/keep-out intrusion {v * 1000:.1f} mm"

@@ -47,11 +47,12 @@ def test_fit_learns_a_linearly_encoded_scene():
     """Latents that carry objectness and offsets linearly: the probe must recover them."""
     g, d = 8, 8
     priors = np.zeros((g, g, 3), np.float32)
+    priors[..., 0], priors[..., 1] = np.meshgrid(np.arange(g) * 0.1, np.arange(g) * 0.1)
     ro = ObjectReadout(d, g, priors)
     gen = torch.Generator().manual_seed(0)
     occ = (torch.rand(600, g, g, generator=gen) < 0.06).float()
     off = torch.rand(600, g, g, 3, generator=gen) * 0.1 - 0.05
-    pos = off * occ[..., None]
+    pos = (torch.as_tensor(priors) + off) * occ[..., None]
     z = torch.randn(600, g * g, d, generator=gen) * 0.1
     z[..., 0] += occ.flatten(1) * 3
     z[..., 1:4] += (off / 0.05).flatten(1, 2)
@@ -60,6 +61,27 @@ def test_fit_learns_a_linearly_encoded_scene():
     assert r2 > 0.9 and err < 0.01
     found = ro.detect(z[500:501])[0]
     assert abs(len(found) - int(occ[500].sum())) <= 1
+
+
+def test_detect_suppresses_by_world_distance_not_by_patch_neighbourhood():
+    """Two objects in adjacent patches are both found (a 3x3 max-pool would keep only the
+    stronger); a weaker patch that sees the same object (within min_separation) is dropped."""
+    g, d = 8, 4
+    priors = np.zeros((g, g, 3), np.float32)
+    priors[..., 0], priors[..., 1] = np.meshgrid(np.arange(g) * 0.07, np.arange(g) * 0.07)
+    ro = ObjectReadout(d, g, priors)
+    with torch.no_grad():  # a probe that reads objectness from channel 0, no offsets
+        ro.conv.weight.zero_()
+        ro.conv.bias.zero_()
+        ro.conv.bias[0] = -2.0  # empty patches: objectness 0.12
+        ro.conv.weight[0, 0, 1, 1] = 1.0
+    z = torch.full((1, g, g, d), 0.0)
+    z[0, 3, 3, 0], z[0, 3, 4, 0] = 7.0, 5.0  # two objects, adjacent patches, 7 cm apart
+    found = ro.detect(z.reshape(1, g * g, d), threshold=0.5)[0]
+    assert len(found) == 2 and found[0, 3] > found[1, 3]
+    assert np.allclose(found[:, :2], [[0.21, 0.21], [0.28, 0.21]], atol=1e-5)
+    only_one = ro.detect(z.reshape(1, g * g, d), threshold=0.5, min_separation=0.08)[0]
+    assert len(only_one) == 1 and np.allclose(only_one[0, :2], [0.21, 0.21], atol=1e-5)
 
 
 def test_readout_file_errors_name_the_problem(tmp_path):

@@ -5,13 +5,14 @@ import torch
 
 from wm_core.plan.config import TaskConfig
 from wm_core.plan.surprise import SurpriseMonitor
-from wm_core.plan.task import TableClearingTask, in_bin, table_objects
+from wm_core.plan.task import TableClearingTask, in_bin, route, table_objects
 from wm_core.sim.config import LAYOUT
 
 
 def test_detections_in_the_bin_or_in_the_air_are_not_table_objects():
     bin_xy = np.array(LAYOUT.bin_center)
     det = np.array([[0.45, 0.0, 0.025, 0.9], [*bin_xy, 0.03, 0.9], [0.4, 0.1, 0.2, 0.8]])
+    det = np.concatenate([det, [[0.6, -0.2, 0.075, 0.9]]])  # too high to rest: the arm
     objs = table_objects(det)
     assert objs.shape == (1, 4) and objs[0, 0] == 0.45
     assert in_bin(bin_xy) and not in_bin(np.array([0.45, 0.0]))
@@ -23,8 +24,11 @@ def test_pick_and_place_cycle_then_done():
     obj = np.array([[0.45, 0.05, 0.025, 0.95]])
     tool = np.array([0.3, 0.1, 0.3])
     phases = []
+    held = False
     for _ in range(400):
-        g = task.update(obj if task.picks == 0 else np.zeros((0, 4)), tool, False)
+        held = held or task.phase == "lift"  # the suction took it at the grip
+        seen = np.array([[*tool[:2], tool[2] - 0.03, 0.95]]) if held else obj  # it hangs below
+        g = task.update(seen if task.picks == 0 else np.zeros((0, 4)), tool, False)
         phases.append(g.phase)
         if g.done:
             break
@@ -36,6 +40,32 @@ def test_pick_and_place_cycle_then_done():
     assert order[:8] == ["above", "descend", "grip", "lift", "carry", "lower", "release", "choose"]
     # descend asked for suction, release switched it off
     assert task.target is not None and abs(task.target[0] - 0.45) < 1e-9
+
+
+def test_transport_route_swings_around_the_base_instead_of_past_it():
+    """From an object near the base to the bin, a tool that heads straight for the goal with
+    per-axis limited steps (as the MPC's clipped actions do) passes 0.16 m from the base axis,
+    where the arm folds and the IK fails. Following the route never comes closer than
+    min_reach_radius, and still arrives."""
+    base, r_min = np.zeros(2), 0.28
+    start, goal = np.array([0.33, -0.13]), np.array([0.145, 0.425])
+
+    def follow(waypoint):
+        xy, radii = start.copy(), []
+        for _ in range(200):
+            xy = xy + np.clip(waypoint(xy) - xy, -0.018, 0.018)
+            radii.append(np.hypot(*xy))
+            if np.linalg.norm(xy - goal) < 1e-6:
+                break
+        return xy, min(radii)
+
+    xy, closest = follow(lambda xy: goal)
+    assert np.linalg.norm(xy - goal) < 1e-6 and closest < 0.2
+    xy, closest = follow(lambda xy: route(xy, goal, base, r_min, 0.10))
+    assert np.linalg.norm(xy - goal) < 1e-6 and closest > r_min - 0.02
+    # a tool already inside the radius is led outwards first; a goal inside it is reachable
+    assert np.hypot(*route([0.1, 0.0], [0.4, 0.3], base, r_min, 0.1)) >= r_min - 1e-9
+    assert np.allclose(route([0.22, 0.01], [0.2, 0.0], base, r_min, 0.1), [0.2, 0.0])
 
 
 def test_target_locks_when_the_tool_occludes_it():
@@ -62,3 +92,29 @@ def test_surprise_spikes_on_a_jump_and_counts_rising_edges():
     assert max(scores[4:12]) < 3.0
     assert scores[12] > 6.0 and mon.events == 1
     assert scores[14] < 6.0 and not mon.active
+
+
+def test_a_failed_pick_is_noticed_and_the_spot_probed_after_the_other_objects():
+    """Two objects read as one detection between them: after the lift the detection is still
+    there, so the pick failed. The other object goes first; the next try at the failed spot
+    probes to one side instead of repeating the same pick."""
+    task = TableClearingTask(TaskConfig())
+    phantom, other = [0.46, 0.12, 0.025, 0.99], [0.47, -0.2, 0.025, 0.9]
+    tool = np.array([0.4, 0.1, 0.3])
+    dets = np.array([phantom, other])
+    for _ in range(300):
+        g = task.update(dets, tool, False)
+        if task.failures:
+            break
+        tool = tool + np.clip(g.tool - tool, -0.018, 0.018)
+        if g.phase == "descend" and tool[2] <= 0.05:
+            tool[2] = 0.05
+    assert len(task.failures) == 1 and np.allclose(task.failures[0], phantom[:2], atol=0.02)
+    assert task.phase == "choose" and not g.suction
+    task.update(dets, tool, False)
+    assert np.allclose(task.target[:2], other[:2])  # the untried object first
+    task.failures.append(np.array(other[:2]))  # say that one failed too: back to the phantom
+    task.phase = "choose"
+    task.update(dets, tool, False)
+    assert np.isclose(np.linalg.norm(task.target[:2] - phantom[:2]), 0.035, atol=1e-6)
+    assert task.locked  # the probe is not pulled back onto the failed detection

@@ -117,7 +117,7 @@ def test_a_step_into_a_fixed_obstacle_is_rejected():
     )
     q0 = np.array(LAYOUT.home_q)
     q1 = q0 + np.array([0.25, 0.0, 0.0, 0.0, 0.0, 0.0])  # base turn: the cup swings ~10 cm
-    fast = {"tool_speed_limit": 10.0}  # this test is about obstacles, not speed
+    fast = {"tool_speed_limit": 10.0, "max_tool_lead": 1.0}  # about obstacles, not speed
     free = SafetyFilter(FilterConfig(obstacle_boxes=(), **fast))
     free.reset(q0)
     assert free.filter(q1, False, q0).status == "ok"
@@ -129,3 +129,31 @@ def test_a_step_into_a_fixed_obstacle_is_rejected():
     res = blocked.filter(q1, False, q0)
     assert res.status == "rejected" and "obstacle" in res.reasons[0]
     assert np.array_equal(res.q, q0)  # holds the last safe command
+
+
+def test_the_command_may_not_run_far_ahead_of_a_lagging_arm():
+    """The measured arm lags the last command by 1.5 cm; a command 1.2 cm further on is
+    shortened so the commanded tool leads by at most max_tool_lead (2 cm). Without a lag the
+    same step passes untouched; a lag across the motion (a static offset) does not hold a
+    step back, and a step back towards the arm always passes."""
+    flt = SafetyFilter()
+    kin = flt.kin
+    q0 = np.array(LAYOUT.home_q)
+    jac = kin.jacobian(q0)[:3]  # [3, 6] tool position Jacobian
+    dx = lambda v: np.linalg.lstsq(jac, np.asarray(v, float), rcond=None)[0]  # noqa: E731
+    lag, ahead = q0 - dx([0.015, 0, 0]), q0 + dx([0.012, 0, 0])
+    flt.reset(q0)
+    free = flt.filter(ahead, False, q0)
+    assert free.status == "ok"
+    flt.reset(q0)
+    res = flt.filter(ahead, False, lag)
+    assert res.status == "clamped" and "tool lead limit" in res.reasons
+    lead = np.linalg.norm(kin.tool_position(res.q) - kin.tool_position(lag))
+    assert lead <= FilterConfig().max_tool_lead + 1e-9
+    assert np.linalg.norm(kin.tool_position(res.q) - kin.tool_position(q0)) > 0.001  # not frozen
+    far_lag = q0 - dx([0.05, 0, 0])  # 5 cm behind: beyond the limit already
+    flt.reset(q0)
+    sideways = flt.filter(q0 + dx([0, 0.005, 0]), False, far_lag)
+    assert sideways.status in ("ok", "clamped") and "tool lead limit" not in sideways.reasons
+    back = flt.filter(q0 - dx([0.01, 0, 0]), False, far_lag)
+    assert back.status == "ok"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -168,6 +169,9 @@ class SafetyNode(WmNode):
     @guarded_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.config = cfg = self.build_config(self.values())
+        # The filter's forward kinematics are tiny torch ops: a second intra-op thread only
+        # spin-waits between them (measured: 57 % CPU at 10 commands/s against 11 % with one).
+        torch.set_num_threads(1)
         self.filter = SafetyFilter(cfg.filter)
         self.dt = cfg.filter.control_dt
         self.pub_arm = self.create_lifecycle_publisher(
