@@ -43,6 +43,10 @@ class BagTopics:
     joint_states: str = "/joint_states"
     command: str = "/arm_controller/joint_trajectory"
     suction: str = "/suction"
+    """A std_msgs/Bool suction command topic; used when /joint_states has no suction joint."""
+    suction_joint: str = "suction_cup"
+    """The suction state as a joint in /joint_states (position > 0.5: on), as wm_sim and the
+    wm stack publish it; stamped, so it is preferred to the (unstamped) suction topic."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def import_bag(
     kin = ArmKinematics()
     names = kin.arm.joint_names
     typestore = get_typestore(Stores.ROS2_JAZZY)
-    images, joints, commands, suction = [], [], [], []
+    images, joints, commands, suction, suction_js = [], [], [], [], []
     with Reader(bag) as reader:
         present = {c.topic for c in reader.connections}
         for needed in (topics.image, topics.joint_states):
@@ -106,18 +110,22 @@ def import_bag(
             for c in reader.connections
             if c.topic in (topics.image, topics.joint_states, topics.command, topics.suction)
         ]
-        for conn, _, raw in reader.messages(connections=wanted):
+        for conn, logged_ns, raw in reader.messages(connections=wanted):
             msg = typestore.deserialize_cdr(raw, conn.msgtype)
             if conn.topic == topics.image:
                 images.append((_stamp(msg), _image_to_rgb(msg, cfg.image_size)))
             elif conn.topic == topics.joint_states:
                 joints.append((_stamp(msg), _joint_vector(msg, names)))
+                if topics.suction_joint in msg.name:
+                    i = list(msg.name).index(topics.suction_joint)
+                    suction_js.append((_stamp(msg), bool(msg.position[i] > 0.5)))
             elif conn.topic == topics.command and len(msg.points):
                 commands.append((_stamp(msg), _command_vector(msg, names)))
             elif conn.topic == topics.suction:
-                suction.append((_stamp_or_none(msg), bool(msg.data)))
+                suction.append((_stamp_or_logged(msg, logged_ns), bool(msg.data)))
     joints.sort(key=lambda x: x[0])
     commands.sort(key=lambda x: x[0])
+    suction = sorted(suction_js or suction, key=lambda x: x[0])
     j_t = [t for t, _ in joints]
     c_t = [t for t, _ in commands]
     steps, dropped = [], 0
@@ -181,8 +189,9 @@ def _command_vector(msg, names: tuple[str, ...]) -> np.ndarray:
     return np.array([last[index[n]] for n in names], np.float64)
 
 
-def _stamp_or_none(msg) -> float:
-    return _stamp(msg) if hasattr(msg, "header") else 0.0
+def _stamp_or_logged(msg, logged_ns: int) -> float:
+    """The header stamp, or for an unstamped message the time the recorder logged it."""
+    return _stamp(msg) if hasattr(msg, "header") else logged_ns * 1e-9
 
 
 def _latest(series: list[tuple[float, bool]], t: float) -> bool:

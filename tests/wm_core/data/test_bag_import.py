@@ -26,26 +26,42 @@ def header(t: float, frame: str = "cam"):
     )
 
 
-def write_bag(path, plugin, n=12, encoding="rgb8", with_commands=True, nan_at=None):
+def write_bag(
+    path,
+    plugin,
+    n=12,
+    encoding="rgb8",
+    with_commands=True,
+    nan_at=None,
+    suction_joint=False,
+    suction_topic=False,
+):
     img_t, js_t = "sensor_msgs/msg/Image", "sensor_msgs/msg/JointState"
     cmd_t = "trajectory_msgs/msg/JointTrajectory"
     with Writer(path, version=9, storage_plugin=plugin) as w:
         ci = w.add_connection("/camera/image_raw", img_t, typestore=TS)
         cj = w.add_connection("/joint_states", js_t, typestore=TS)
         cc = w.add_connection("/arm_controller/joint_trajectory", cmd_t, typestore=TS)
+        cs = w.add_connection("/suction", "std_msgs/msg/Bool", typestore=TS)
         for k in range(n):
             t = 100.0 + 0.1 * k
             q = HOME + np.array([0.02 * k, 0, 0, 0, 0, 0])
             if nan_at == k:
                 q = q * np.nan
+            names, pos = list(NAMES), q.astype(np.float64)
+            if suction_joint:  # as wm_sim publishes it: on from step 5
+                names, pos = [*names, "suction_cup"], np.append(pos, 1.0 if k >= 5 else 0.0)
             js = T[js_t](
                 header=header(t - 0.01, "base"),
-                name=list(NAMES),
-                position=q.astype(np.float64),
-                velocity=np.zeros(6),
+                name=names,
+                position=pos,
+                velocity=np.zeros(len(names)),
                 effort=np.zeros(0),
             )
             w.write(cj, int((t - 0.01) * 1e9), TS.serialize_cdr(js, js_t))
+            if suction_topic and k in (0, 5):  # unstamped: timed by when it was logged
+                on = T["std_msgs/msg/Bool"](data=k == 5)
+                w.write(cs, int((t - 0.02) * 1e9), TS.serialize_cdr(on, "std_msgs/msg/Bool"))
             ch = 1 if encoding == "mono8" else 3
             data = np.full((48, 64, ch), 10 * k % 255, np.uint8)
             im = T[img_t](
@@ -82,6 +98,16 @@ def test_import_bag_both_storage_plugins(tmp_path, plugin):
     # a pan step of 0.02 rad moves the tool ~1 cm: well inside one unit action
     assert np.all(np.abs(ep.action[:, :3]) <= 1) and np.abs(ep.action[:, :3]).max() > 0.1
     assert np.all(ep.action[:, 3] == -1.0)  # no suction topic: off
+
+
+@pytest.mark.parametrize("source", ["suction_joint", "suction_topic"])
+def test_suction_is_read_from_the_joint_states_or_the_suction_topic(tmp_path, source):
+    bag = tmp_path / "rec"
+    write_bag(bag, StoragePlugin.MCAP, **{source: True})
+    import_bag(bag, tmp_path / "out")
+    ep = load_shard(tmp_path / "out" / "rec_0000.npz", with_labels=True)
+    np.testing.assert_array_equal(ep.obs["suction"][:, 0], [0] * 5 + [1] * 7)
+    np.testing.assert_array_equal(ep.action[:, 3], [-1] * 5 + [1] * 6)
 
 
 def test_remapped_topics_missing_topic_and_bad_encoding(tmp_path):

@@ -110,6 +110,13 @@ class SafetyNode(WmNode):
             10.0,
         ),
         Param(
+            "max_tool_lead",
+            DEFAULT_FILTER.max_tool_lead,
+            "How far (m) the commanded tool may run ahead of the measured one.",
+            0.001,
+            1.0,
+        ),
+        Param(
             "stale_after_s",
             DEFAULT_FILTER.stale_after_s,
             "Commands/joint states older than this hold.",
@@ -158,6 +165,7 @@ class SafetyNode(WmNode):
                 keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
                 obstacle_boxes=boxes_from_flat("obstacle_boxes", values["obstacle_boxes"]),
                 tool_speed_limit=values["tool_speed_limit"],
+                max_tool_lead=values["max_tool_lead"],
                 stale_after_s=values["stale_after_s"],
             ),
             watchdog_period_s=values["watchdog_period_s"],
