@@ -128,7 +128,11 @@ def test_keepout_intrusion_is_held(ros):
     box = ((*(ahead - 0.005),), (*(ahead + 0.005),))
     flt = SafetyFilter(FilterConfig(keepout_boxes=(box,)))
     assert flt.violation(HOME) == 0 and flt.violation(q2) > 0
-    node = start_safety(ros, f"keepout_boxes:={[float(x) for x in (*box[0], *box[1])]}")
+    node = start_safety(
+        ros,
+        f"keepout_boxes:={[float(x) for x in (*box[0], *box[1])]}",
+        "tool_accel_limit:=100.0",  # one step from rest straight into the box
+    )
     assert node.config.filter.keepout_boxes == (box,)
     Arm(ros)
     out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)

@@ -28,7 +28,7 @@ def test_clamps_position_and_velocity(flt):
 
 
 def test_nan_and_stale_inputs_hold_the_last_command(flt):
-    ok = flt.filter(HOME + 0.01, False, HOME)
+    ok = flt.filter(HOME + 0.003, False, HOME)
     assert ok.status == "ok"
     for res in (
         flt.filter(np.full(6, np.nan), True, HOME),
@@ -117,7 +117,7 @@ def test_a_step_into_a_fixed_obstacle_is_rejected():
     )
     q0 = np.array(LAYOUT.home_q)
     q1 = q0 + np.array([0.25, 0.0, 0.0, 0.0, 0.0, 0.0])  # base turn: the cup swings ~10 cm
-    fast = {"tool_speed_limit": 10.0, "max_tool_lead": 1.0}  # about obstacles, not speed
+    fast = {"tool_speed_limit": 10.0, "max_tool_lead": 1.0, "tool_accel_limit": 100.0}
     free = SafetyFilter(FilterConfig(obstacle_boxes=(), **fast))
     free.reset(q0)
     assert free.filter(q1, False, q0).status == "ok"
@@ -136,7 +136,7 @@ def test_the_command_may_not_run_far_ahead_of_a_lagging_arm():
     shortened so the commanded tool leads by at most max_tool_lead (2 cm). Without a lag the
     same step passes untouched; a lag across the motion (a static offset) does not hold a
     step back, and a step back towards the arm always passes."""
-    flt = SafetyFilter()
+    flt = SafetyFilter(FilterConfig(tool_accel_limit=100.0))  # about the lead, not ramps
     kin = flt.kin
     q0 = np.array(LAYOUT.home_q)
     jac = kin.jacobian(q0)[:3]  # [3, 6] tool position Jacobian
@@ -157,3 +157,24 @@ def test_the_command_may_not_run_far_ahead_of_a_lagging_arm():
     assert sideways.status in ("ok", "clamped") and "tool lead limit" not in sideways.reasons
     back = flt.filter(q0 - dx([0.01, 0, 0]), False, far_lag)
     assert back.status == "ok"
+
+
+def test_the_commanded_tool_speeds_up_gradually():
+    """From rest, a full-speed step (1.5 cm in 0.1 s) is cut to tool_accel_limit * dt^2 (1 cm);
+    the next one may be full length; after a hold the arm is at rest again."""
+    flt = SafetyFilter()
+    kin, q0 = flt.kin, np.array(LAYOUT.home_q)
+    jac = kin.jacobian(q0)[:3]
+    dx = lambda v: np.linalg.lstsq(jac, np.asarray(v, float), rcond=None)[0]  # noqa: E731
+    flt.reset(q0)
+    first = flt.filter(q0 + dx([0.015, 0, 0]), False, q0)
+    assert first.status == "clamped" and "tool acceleration limit" in first.reasons
+    moved = np.linalg.norm(kin.tool_position(first.q) - kin.tool_position(q0))
+    assert 0.008 < moved <= 0.01
+    tool1 = kin.tool_position(first.q)
+    second = flt.filter(first.q + dx([0.015, 0, 0]), False, first.q)
+    assert "tool acceleration limit" not in second.reasons
+    assert np.linalg.norm(kin.tool_position(second.q) - tool1) > 0.014
+    assert flt.filter(second.q, False, second.q, command_age_s=5.0).status == "hold_stale"
+    again = flt.filter(second.q + dx([0.015, 0, 0]), False, second.q)
+    assert "tool acceleration limit" in again.reasons

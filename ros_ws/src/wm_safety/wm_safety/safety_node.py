@@ -117,6 +117,13 @@ class SafetyNode(WmNode):
             1.0,
         ),
         Param(
+            "tool_accel_limit",
+            DEFAULT_FILTER.tool_accel_limit,
+            "How fast (m/s^2) the commanded tool speed may grow between commands.",
+            0.001,
+            100.0,
+        ),
+        Param(
             "stale_after_s",
             DEFAULT_FILTER.stale_after_s,
             "Commands/joint states older than this hold.",
@@ -166,6 +173,7 @@ class SafetyNode(WmNode):
                 obstacle_boxes=boxes_from_flat("obstacle_boxes", values["obstacle_boxes"]),
                 tool_speed_limit=values["tool_speed_limit"],
                 max_tool_lead=values["max_tool_lead"],
+                tool_accel_limit=values["tool_accel_limit"],
                 stale_after_s=values["stale_after_s"],
             ),
             watchdog_period_s=values["watchdog_period_s"],
