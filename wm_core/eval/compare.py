@@ -9,6 +9,7 @@ markers in that file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -90,13 +91,33 @@ def replace_between_markers(path: Path, text: str) -> None:
     path.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
 
 
+PACKAGE = Path(__file__).resolve().parents[1]  # wm_core
+MODELS = PACKAGE.parent / "models"
+STAMP = "compare_stamp.json"
+
+
+def code_stamp() -> str:
+    """A hash of everything a compare row depends on: the wm_core sources and the shipped
+    models. A report made by other code or other weights is not reused."""
+    h = hashlib.sha256()
+    files = sorted(PACKAGE.rglob("*.py")) + sorted(MODELS.glob("*/*.pt"))
+    for f in files:
+        h.update(str(f.relative_to(PACKAGE.parent)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def _finished(path: Path, episodes: int, seed: int, cfg: SceneConfig) -> dict | None:
-    """A report from an earlier run of this entry with the same seeds and scene, if any."""
+    """A report from an earlier run of this entry with the same seeds, scene, code and
+    models (an interrupted compare resumes where it stopped), if any."""
     if not path.is_file():
         return None
     try:
         r = json.loads(path.read_text())
+        stamp = json.loads((path.parent / STAMP).read_text())
     except (OSError, ValueError):
+        return None
+    if stamp.get("code") != code_stamp():
         return None
     same = (
         r.get("episodes") == episodes
@@ -137,6 +158,7 @@ def compare(
             rows[name] = evaluate(
                 policy, episodes, seed, cfg, out / name, video, progress, policy_options=options
             )
+            (out / name / STAMP).write_text(json.dumps({"code": code_stamp()}) + "\n")
         except CheckpointError as exc:  # e.g. the generative baseline was never trained
             log.warning("compare: %s not run: %s", name, exc)
             rows[name] = {"not_run": str(exc)}

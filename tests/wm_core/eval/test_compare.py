@@ -28,3 +28,21 @@ def test_compare_writes_table_chart_reports_and_readme_block(tmp_path):
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
     doc = readme.read_text()
     assert "old table" not in doc and "| oracle |" in doc and doc.endswith("outro\n")
+
+
+def test_a_finished_entry_is_reused_only_when_code_and_models_match(tmp_path, monkeypatch):
+    """An interrupted compare resumes: a report made with the same settings and the same code
+    stamp is reused; one from other code (another stamp) is run again."""
+    import wm_core.eval.compare as cmp
+
+    cfg = SceneConfig(n_objects=1, max_episode_s=2.0)
+    out = tmp_path / "cmp"
+    args = (["random"], 1, 3, cfg, out)
+    cmp.compare(*args, video=False, progress=False)
+    report = out / "random" / "report.json"
+    marked = json.loads(report.read_text()) | {"marker": 1}
+    report.write_text(json.dumps(marked))
+    assert cmp.compare(*args, video=False, progress=False)["random"].get("marker") == 1
+    monkeypatch.setattr(cmp, "code_stamp", lambda: "other code")
+    assert "marker" not in cmp.compare(*args, video=False, progress=False)["random"]
+    assert json.loads((out / "random" / cmp.STAMP).read_text()) == {"code": "other code"}
