@@ -117,6 +117,7 @@ class SafetyFilter:
         self.last_q: np.ndarray | None = None
         self.last_suction = False
         self._moved: tuple[np.ndarray, float] | None = None  # (command, its tool step (m))
+        self._step_moved: float | None = None  # tool step (m) of the command being filtered
         self.estopped: str | None = None
 
     # ------------------------------------------------------------------ state
@@ -169,11 +170,10 @@ class SafetyFilter:
                     worst = torch.maximum(worst, pen.flatten(1).max(dim=1).values)
         return worst.numpy().astype(float)
 
-    def _limit_tool_speed(self, step: np.ndarray) -> np.ndarray:
+    def _limit_tool_speed(self, step: np.ndarray, start: np.ndarray) -> np.ndarray:
         """Shorten a joint step until its tool displacement (checked half way and at the end)
         stays under ``tool_speed_limit * control_dt``."""
         max_d = self.cfg.tool_speed_limit * self.cfg.control_dt
-        start = self.kin.tool_position(self.last_q)
         for _ in range(8):
             d = max(
                 np.linalg.norm(self.kin.tool_position(self.last_q + f * step) - start) / f
@@ -184,10 +184,10 @@ class SafetyFilter:
             step = step * (0.95 * max_d / d)
         return step * 0.0
 
-    def _limit_lead(self, step: np.ndarray, q_meas: np.ndarray) -> np.ndarray:
+    def _limit_lead(self, step: np.ndarray, start: np.ndarray, q_meas: np.ndarray) -> np.ndarray:
         """Shorten a joint step so the commanded tool runs at most ``max_tool_lead`` ahead of
         the measured tool, ahead meaning along the step's direction of travel."""
-        meas, start = self.kin.tool_position(q_meas), self.kin.tool_position(self.last_q)
+        meas = self.kin.tool_position(q_meas)
         for f in (1.0, 0.75, 0.5, 0.25):
             end = self.kin.tool_position(self.last_q + f * step)
             travel = np.linalg.norm(end - start)
@@ -195,18 +195,22 @@ class SafetyFilter:
                 return f * step
         return step * 0.0
 
-    def _limit_accel(self, step: np.ndarray) -> np.ndarray:
+    def _limit_accel(self, step: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
         """Shorten a joint step so its tool displacement exceeds the last command's by at most
         ``tool_accel_limit * control_dt^2``. After a hold, or when the last command was set
-        from outside (a re-sync), the arm counts as at rest."""
+        from outside (a re-sync), the arm counts as at rest. -> (step, its tool displacement)"""
         dt = self.cfg.control_dt
         prev = 0.0
         if self._moved is not None and np.array_equal(self._moved[0], self.last_q):
             prev = self._moved[1]
         allowed = prev + self.cfg.tool_accel_limit * dt * dt
-        start = self.kin.tool_position(self.last_q)
-        d = np.linalg.norm(self.kin.tool_position(self.last_q + step) - start)
-        return step if d <= allowed else step * (0.98 * allowed / d)
+        d = float(np.linalg.norm(self.kin.tool_position(self.last_q + step) - start))
+        if d <= allowed:
+            return step, d
+        f = 0.98 * allowed / d
+        return step * f, float(
+            np.linalg.norm(self.kin.tool_position(self.last_q + f * step) - start)
+        )
 
     # ------------------------------------------------------------------ the filter
     def filter(
@@ -218,14 +222,13 @@ class SafetyFilter:
         state_age_s: float = 0.0,
     ) -> FilterResult:
         """One command in, one safe command out (see the module docstring)."""
-        last = self.last_q
+        self._step_moved = None
         res = self._filter(q_target, suction, joint_pos, command_age_s, state_age_s)
         self.counts[res.status] += 1
         self._moved = None
         if res.q is not None and res.passed:
-            if last is not None:
-                moved = np.linalg.norm(self.kin.tool_position(res.q) - self.kin.tool_position(last))
-                self._moved = (res.q.copy(), float(moved))
+            if self._step_moved is not None:
+                self._moved = (res.q.copy(), self._step_moved)
             self.last_q, self.last_suction = res.q, res.suction
         return res
 
@@ -256,13 +259,14 @@ class SafetyFilter:
         step = np.clip(q - self.last_q, -self.max_step, self.max_step)
         if not np.allclose(step, q - self.last_q):
             reasons.append("joint velocity limit")
-        limited = self._limit_tool_speed(step)
+        start = self.kin.tool_position(self.last_q)  # [3] the last command's tool position
+        limited = self._limit_tool_speed(step, start)
         if not np.allclose(limited, step):
             reasons.append("tool speed limit")
-        led = self._limit_lead(limited, q_meas)
+        led = self._limit_lead(limited, start, q_meas)
         if not np.allclose(led, limited):
             reasons.append("tool lead limit")
-        step = self._limit_accel(led)
+        step, self._step_moved = self._limit_accel(led, start)
         if not np.allclose(step, led):
             reasons.append("tool acceleration limit")
         q = self.last_q + step
