@@ -156,7 +156,10 @@ def test_watchdog_holds_when_commands_or_joint_states_stop(ros):
         cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
         arm.q = q.copy()
         ros.spin_for(0.1)
-    assert node.holding is None
+    # a fresh command clears any hold (a stall of this test process longer than STALE between
+    # two commands is, to the node, commands stopping, and it rightly holds)
+    cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: node.holding is None)
     n_before, t_stop = len(out), time.monotonic()
     assert ros.spin_until(lambda: node.holding is not None, timeout=3.0)
     waited = time.monotonic() - t_stop
