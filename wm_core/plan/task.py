@@ -35,6 +35,7 @@ REREAD_RADIUS = 0.04  # m: a re-read detection further than this from the target
 REREAD_DZ = 0.015  # m: ... and one whose height differs more than this is the arm over it
 PROBE_OFFSET = 0.035  # m: where a pick failed, the next tries probe this far to each side
 DESCEND_BELOW_TOP = 0.03  # m below the estimated object top that the descent aims for
+LIFT_STEP = 0.03  # m: the lift's subgoal leads the tool by this much
 STALL_DZ = 0.002  # m: a descent step shorter than this means the tool is on something
 
 
@@ -95,6 +96,7 @@ class TableClearingTask:
         self.failures: list[np.ndarray] = []  # [2] xy of each failed pick
         self.retry = False  # the next choice re-tries after a surprise: not a new attempt
         self.last_tool_z: float | None = None
+        self.lift_xy = np.zeros(2)  # [2] where the lift started (m)
 
     def on_surprise(self) -> None:
         """The world did not do what the model predicted: unlock and re-read the target."""
@@ -173,10 +175,13 @@ class TableClearingTask:
         if self.phase == "grip":
             self.wait -= 1
             if self.wait <= 0:
-                self.phase = "lift"
+                self.phase, self.lift_xy = "lift", tool[:2].copy()
             return Subgoal(np.array([*tool[:2], tool[2] - 0.004]), True, "grip")
         if self.phase == "lift":
-            goal = np.array([*tool[:2], c.hover_z])
+            # straight up from where the object was gripped, a few cm at a time: with the
+            # whole lift height in the goal its cost swamps sideways error, and the held
+            # object is dragged along the table, then springs free
+            goal = np.array([*self.lift_xy, min(c.hover_z, tool[2] + LIFT_STEP)])
             if tool[2] > c.hover_z - 0.015:
                 left = np.linalg.norm(objs[:, :2] - self.target[:2], axis=1) < REREAD_RADIUS
                 d = np.asarray(detections).reshape(-1, 4)

@@ -5,7 +5,7 @@ import torch
 
 from wm_core.plan.config import TaskConfig
 from wm_core.plan.surprise import SurpriseMonitor
-from wm_core.plan.task import TableClearingTask, in_bin, route, table_objects
+from wm_core.plan.task import LIFT_STEP, TableClearingTask, in_bin, route, table_objects
 from wm_core.sim.config import LAYOUT
 
 
@@ -40,6 +40,24 @@ def test_pick_and_place_cycle_then_done():
     assert order[:8] == ["above", "descend", "grip", "lift", "carry", "lower", "release", "choose"]
     # descend asked for suction, release switched it off
     assert task.target is not None and abs(task.target[0] - 0.45) < 1e-9
+
+
+def test_the_lift_goes_straight_up_from_the_grip_a_few_cm_ahead_of_the_tool():
+    """A lift goal that followed the tool let CEM noise drag a held object sideways along the
+    table until it sprang free (a tool-speed event, seed 100042). The goal stays over the grip
+    point, so a drift is pulled back, and leads the tool by LIFT_STEP, so its height does not
+    swamp the sideways error in the cost."""
+    cfg = TaskConfig()
+    task = TableClearingTask(cfg)
+    task.phase, task.wait, task.target = "grip", 1, np.array([0.45, 0.05, 0.025])
+    grip = np.array([0.45, 0.05, 0.03])
+    assert task.update(np.zeros((0, 4)), grip, True).phase == "grip"
+    drifted = np.array([0.43, 0.06, 0.04])  # the held object dragged the tool aside
+    g = task.update(np.zeros((0, 4)), drifted, True)
+    assert g.phase == "lift" and g.suction
+    assert np.allclose(g.tool, [0.45, 0.05, 0.04 + LIFT_STEP])
+    high = np.array([0.45, 0.05, cfg.hover_z - 0.02])
+    assert np.isclose(task.update(np.zeros((0, 4)), high, True).tool[2], cfg.hover_z)
 
 
 def test_transport_route_swings_around_the_base_instead_of_past_it():
