@@ -42,8 +42,11 @@ class ArmCapsules(torch.nn.Module):
             origins.append(torch.as_tensor(j.origin, dtype=torch.float32))
             axes.append(torch.as_tensor(j.axis, dtype=torch.float32))
             kinds.append(j.type == "revolute")
-        self.register_buffer("origins", torch.stack(origins))  # [J, 4, 4]
+        origins = torch.stack(origins)  # [J, 4, 4]
+        self.register_buffer("origin_rot", origins[:, :3, :3].contiguous())  # [J, 3, 3]
+        self.register_buffer("origin_pos", origins[:, :3, 3].contiguous())  # [J, 3]
         self.register_buffer("axes", torch.stack(axes))  # [J, 3]
+        self.z_axis = [bool(torch.allclose(a, torch.tensor([0.0, 0.0, 1.0]))) for a in axes]
         self.revolute = kinds
         # capsules per link, in the link frame: two end points (homogeneous)
         link_order = [self.arm.base_link] + [j.child for j in self.arm.joints]
@@ -62,28 +65,40 @@ class ArmCapsules(torch.nn.Module):
         self.owners = owners  # link index of each capsule (0 = base)
         self.tool_index = link_order.index("suction_cup")
 
-    def link_frames(self, q: torch.Tensor) -> list[torch.Tensor]:
-        """q [B, 6] -> world frames [B, 4, 4] of the base and of every joint's child link."""
+    def link_poses(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q [B, 6] -> rotations [B, L, 3, 3] and positions [B, L, 3] (world) of the base and
+        of every joint's child link.
+
+        Rotation and translation are kept apart (no 4x4 products), and a joint about its own
+        z axis (every joint of this arm) turns two columns of the parent rotation by (cos,
+        sin) instead of multiplying by a rotation matrix: the planner runs this for every
+        step of every candidate, and it was most of a plan's time."""
         b = q.shape[0]
-        t = torch.eye(4, dtype=q.dtype, device=q.device).expand(b, 4, 4)
-        frames, i = [t], 0
-        for k in range(len(self.revolute)):
-            t = t @ self.origins[k]
-            if self.revolute[k]:
-                rot = torch.zeros(b, 4, 4, dtype=q.dtype, device=q.device)
-                rot[:, :3, :3] = _rotation(self.axes[k], q[:, i])
-                rot[:, 3, 3] = 1.0
-                t = t @ rot
+        rot = torch.eye(3, dtype=q.dtype, device=q.device).expand(b, 3, 3)
+        pos = torch.zeros(b, 3, dtype=q.dtype, device=q.device)
+        rots, poss, i = [rot], [pos], 0
+        for k, revolute in enumerate(self.revolute):
+            pos = pos + rot @ self.origin_pos[k]  # [B, 3]
+            rot = rot @ self.origin_rot[k]  # [B, 3, 3]
+            if revolute:
+                angle = q[:, i, None]  # [B, 1]
                 i += 1
-            frames.append(t)
-        return frames
+                if self.z_axis[k]:
+                    c, s = torch.cos(angle), torch.sin(angle)
+                    x, y = rot[..., 0], rot[..., 1]  # columns [B, 3]
+                    rot = torch.stack([c * x + s * y, c * y - s * x, rot[..., 2]], dim=-1)
+                else:
+                    rot = rot @ _rotation(self.axes[k], angle[:, 0])
+            rots.append(rot)
+            poss.append(pos)
+        return torch.stack(rots, 1), torch.stack(poss, 1)
 
     def forward(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = torch.stack(self.link_frames(q), 1)  # [B, L, 4, 4]
-        owner = frames[:, self.owners]  # [B, C, 4, 4]
-        ends = torch.einsum("bcij,ckj->bcki", owner, self.segments)[..., :3]  # [B, C, 2, 3]
-        tool = frames[:, self.tool_index, :3, 3]  # [B, 3]
-        return ends, tool
+        rot, pos = self.link_poses(q)  # [B, L, 3, 3], [B, L, 3]
+        seg = self.segments[..., :3]  # [C, 2, 3]
+        ends = torch.einsum("bcij,ckj->bcki", rot[:, self.owners], seg)  # [B, C, 2, 3]
+        ends = ends + pos[:, self.owners, None, :]
+        return ends, pos[:, self.tool_index]  # [B, C, 2, 3], [B, 3]
 
 
 def capsule_points(ends: torch.Tensor, n: int = 3) -> torch.Tensor:
