@@ -197,3 +197,15 @@ def test_describe_rejects_unknown_names():
     with pytest.raises(KeyError, match="wm_nope"):
         stack_mod.describe("sim", overrides={"wm_nope": {"x": 1}})
     assert Path(stack_mod.describe("sim").params_file).is_file()
+
+
+def test_the_stack_planner_budget_is_the_one_benchmarked_and_validated():
+    """``wm bench planner`` times the stack's budget as its ``stack`` row, and the README and
+    docs/benchmarks.md report a 50-episode clear-rate run at it: a change to the YAML must
+    change them too."""
+    from wm_core.bench.planner import BUDGETS
+
+    params = yaml.safe_load(stack_mod.default_params_file().read_text())
+    planner = params["wm_planner"]["ros__parameters"]
+    budget = {"samples": planner["samples"], "iterations": planner["iterations"]}
+    assert budget == BUDGETS["stack"]

@@ -1,6 +1,6 @@
 """``wm bench planner``: plan latency and rollout throughput per optimiser and sample budget.
 
-Budgets: small, default and large, plus a V-JEPA-2-AC-like setting (CEM, 800 samples,
+Budgets: small, the ROS stack's (``stack.yaml``), default and large, plus a V-JEPA-2-AC-like setting (CEM, 800 samples,
 10 iterations). Every latency is also given as a ratio to the default CEM setting measured
 in the same run (the machines are noisy; ratios travel better than milliseconds). Uses the
 shipped model when present; the timing does not depend on the weights.
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BUDGETS = {
     "small": {"samples": 64, "iterations": 2},
+    "stack": {"samples": 128, "iterations": 3},  # the ROS stack's budget (stack.yaml)
     "default": {},
     "large": {"samples": 1024, "iterations": 6},
 }
