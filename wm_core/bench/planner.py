@@ -1,9 +1,10 @@
 """``wm bench planner``: plan latency and rollout throughput per optimiser and sample budget.
 
-Budgets: small, the ROS stack's (``stack.yaml``), default and large, plus a V-JEPA-2-AC-like setting (CEM, 800 samples,
-10 iterations). Every latency is also given as a ratio to the default CEM setting measured
-in the same run (the machines are noisy; ratios travel better than milliseconds). Uses the
-shipped model when present; the timing does not depend on the weights.
+Budgets: small, the ROS stack's (``stack.yaml``), default and large, plus a V-JEPA-2-AC-like
+setting (CEM, 800 samples, 10 iterations). Every latency is also given as a ratio to the
+default CEM setting measured in the same run (the machines are noisy; ratios travel better
+than milliseconds). Uses the shipped model when present; the timing does not depend on the
+weights.
 """
 
 from __future__ import annotations
