@@ -655,7 +655,12 @@ def build_parser() -> argparse.ArgumentParser:
         "launch files start) with the same parameters file.",
     )
     up.add_argument("profile", choices=["sim", "real"])
-    up.add_argument("--mode", default="inprocess", help="inprocess or processes")
+    up.add_argument(
+        "--mode",
+        default="processes",
+        help="processes (default: one per node, as ros2 launch runs them) or inprocess (one "
+        "process, a multi-threaded executor; GIL-bound at about half the control rate)",
+    )
     up.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
     up.add_argument("--params-file", default=None, help="parameters YAML (default: the stack's)")
     up.add_argument("--seconds", type=float, default=None, help="stop after this long")

@@ -52,7 +52,7 @@ def eval_report_keys() -> set[str]:
 
 
 def test_one_episode_through_the_runner_writes_the_eval_report(tiny_model_dir, tmp_path):
-    report = run_episodes(1, 5, tmp_path, overrides=tiny_stack(tiny_model_dir))
+    report = run_episodes(1, 5, tmp_path, mode="inprocess", overrides=tiny_stack(tiny_model_dir))
     disk = json.loads((tmp_path / "report.json").read_text())
     assert disk == json.loads(json.dumps(report))
     assert eval_report_keys() <= set(disk), eval_report_keys() - set(disk)

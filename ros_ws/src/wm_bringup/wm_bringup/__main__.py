@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the wm ROS 2 stack from its stack description (no `ros2 launch`).",
     )
     ap.add_argument("profile", choices=PROFILES)
-    ap.add_argument("--mode", choices=MODES, default="inprocess")
+    ap.add_argument("--mode", choices=MODES, default="processes")
     ap.add_argument("--backend", choices=BACKENDS, default="torch")
     ap.add_argument("--params-file", default=None, help="default: wm_bringup config/stack.yaml")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this long (wall)")

@@ -525,7 +525,7 @@ def run_episodes(
     seed: int,
     out_dir: Path,
     *,
-    mode: str = "inprocess",
+    mode: str = "processes",
     video: bool = True,
     backend: str = "torch",
     params_file: str | Path | None = None,

@@ -171,7 +171,7 @@ class ProcessStack:
 def launch_children(
     profile: str = "sim",
     *,
-    mode: str = "inprocess",
+    mode: str = "processes",
     backend: str = "torch",
     params_file: str | Path | None = None,
     overrides: dict[str, dict] | None = None,
@@ -263,7 +263,7 @@ def _stop(procs: dict[str, subprocess.Popen], grace_s: float) -> int:
 def up(
     profile: str = "sim",
     *,
-    mode: str = "inprocess",
+    mode: str = "processes",
     backend: str = "torch",
     params_file: str | Path | None = None,
     seconds: float | None = None,
