@@ -15,10 +15,10 @@ demo: setup
 
 test: setup
 	$(VENV)/ruff check .
-	$(VENV)/python -m pytest -q -m "not slow and not flaky"
+	$(VENV)/python -m pytest -q -m "not slow"
 
 test-slow: setup
-	$(VENV)/python -m pytest -q -m "slow or flaky"
+	$(VENV)/python -m pytest -q -m slow
 
 lint: setup
 	$(VENV)/ruff check .

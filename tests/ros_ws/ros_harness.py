@@ -37,12 +37,12 @@ class Ros:
 
     def __init__(self, domain: int):
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from wm_bringup.executor import ThreadedExecutor
 
         os.environ["ROS_DOMAIN_ID"] = str(domain)
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = ThreadedExecutor(num_threads=4, context=self.context)
         self.nodes: list = []
         self.endpoints: list = []
         self.probe = self.add(rclpy.create_node("wm_test_probe", context=self.context))

@@ -130,15 +130,12 @@ def test_parameters_map_onto_the_configs_and_are_validated(ros, tiny_model_dir):
     assert node.policy is None
 
 
-@pytest.mark.flaky
 def test_lifecycle_services_are_answered_while_plans_keep_it_busy(ros, tiny_model_dir):
     """A multi-threaded executor (the in-process runner's) must not starve the lifecycle
     services behind the always-waiting next latent: the episode driver needs them.
 
-    Flaky (about 1 run in 3 on the 2-core VM): the deactivate request is sometimes not answered
-    within 5 s while plans run, even with latents standing aside for a waiting transition and
-    the plan no longer reading the lifecycle state. Cause not found yet; kept out of
-    ``make test`` and run by ``make test-slow``."""
+    It failed about 1 run in 3 with rclpy's MultiThreadedExecutor, whose spinning thread
+    resubmits queued callbacks and starves the workers of the GIL (wm_bringup.executor)."""
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 

@@ -13,6 +13,7 @@ brings it up.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import sys
 import traceback
@@ -258,6 +259,17 @@ class WmNode(LifecycleNode):
         self.publish(self._diag_pub, msg)
 
 
+def freeze_heap() -> None:
+    """Move every object alive now (torch, rclpy, the model) out of the garbage collector's
+    reach, so that a later full collection walks only what the node allocates while it runs.
+
+    Without it a full collection walks about 200,000 start-up objects and stops the process
+    for 85-100 ms (measured in each node process on the 2-core VM), two periods of the safety
+    watchdog; after it, under 1 ms. Call it once a node (or the in-process stack) has started."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
     """The ``main()`` of a node process: start, spin, and shut down quietly on Ctrl-C/SIGTERM.
 
@@ -269,6 +281,7 @@ def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
     try:
         node = node_cls()
         node.autostart()
+        freeze_heap()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -2,7 +2,8 @@
 
 Two modes, both from :func:`wm_bringup.stack.describe`:
 
-- ``inprocess``: every node in this process, one ``MultiThreadedExecutor``, its own rclpy
+- ``inprocess``: every node in this process, one multi-threaded executor
+  (:class:`wm_bringup.executor.ThreadedExecutor`), its own rclpy
   context. Each node gets exactly the ``--ros-args`` a process would (``cli_args``).
 - ``processes``: one ``python -m <module> --ros-args ...`` process per node (what launch does
   with the console scripts); Ctrl-C / SIGTERM is forwarded as SIGINT, then SIGTERM after a grace
@@ -49,15 +50,15 @@ class InProcessStack:
         """Create, configure and activate every node (raise StartupError, logged, if one
         refuses; the nodes already started are shut down)."""
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
+        from wm_bringup.executor import ThreadedExecutor
         from wm_bringup.nodekit import StartupError
 
         self.context = rclpy.Context()
         handlers = SignalHandlerOptions.ALL if self.handle_signals else SignalHandlerOptions.NO
         rclpy.init(context=self.context, signal_handler_options=handlers)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = ThreadedExecutor(num_threads=4, context=self.context)
         try:
             for spec in self.stack.running():
                 cls = importlib.import_module(spec.module).NODE_CLASS
@@ -288,11 +289,12 @@ def up(
         return run_processes(stack, seconds)
     from rclpy.executors import ExternalShutdownException
 
-    from wm_bringup.nodekit import StartupError
+    from wm_bringup.nodekit import StartupError, freeze_heap
 
     running = InProcessStack(stack, handle_signals=True)
     try:
         running.start()
+        freeze_heap()  # this process is the stack: keep start-up objects out of collections
         running.spin(seconds)
     except StartupError as exc:
         log.error("the stack did not start: %s", exc)
