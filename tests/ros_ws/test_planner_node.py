@@ -21,11 +21,11 @@ from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, StartupError  # noqa: E
 from wm_perception.perception_node import latent_msg  # noqa: E402
 from wm_planner.planner_node import PlannerNode  # noqa: E402
 
+from wm_core.cell import sim_cell  # noqa: E402
 from wm_core.robot import ArmKinematics  # noqa: E402
-from wm_core.sim.config import LAYOUT  # noqa: E402
 
 NAMES = arm_joint_names()
-HOME = np.array(LAYOUT.home_q)
+HOME = np.array(sim_cell().arm.home_q)
 
 
 @pytest.fixture

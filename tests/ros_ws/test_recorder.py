@@ -31,14 +31,14 @@ from wm_bringup.msgs import arm_joint_names, make_trajectory  # noqa: E402
 from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from wm_bringup.recorder import BAG_STORE, BagRecorder, RecorderConfig, record  # noqa: E402
 
+from wm_core.cell import sim_cell  # noqa: E402
 from wm_core.cli import main as wm_main  # noqa: E402
 from wm_core.data.bag_import import import_bag  # noqa: E402
 from wm_core.data.shards import load_shard  # noqa: E402
-from wm_core.sim.config import LAYOUT  # noqa: E402
 
 IMG, JS, CMD = "/camera/image_raw", "/joint_states", "/arm_controller/joint_trajectory"
 NAMES = arm_joint_names()
-HOME = np.array(LAYOUT.home_q)
+HOME = np.array(sim_cell().arm.home_q)
 N = 12
 TS = get_typestore(BAG_STORE)
 

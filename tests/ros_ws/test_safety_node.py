@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -20,12 +21,12 @@ from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, make_trajectory, to_
 from wm_bringup.nodekit import RELIABLE_QOS, StartupError  # noqa: E402
 from wm_safety.safety_node import SafetyNode  # noqa: E402
 
+from wm_core.cell import SIM_CELL_FILE, sim_cell  # noqa: E402
 from wm_core.robot import ArmKinematics  # noqa: E402
 from wm_core.safety import FilterConfig, SafetyFilter  # noqa: E402
-from wm_core.sim.config import LAYOUT  # noqa: E402
 
 NAMES = arm_joint_names()
-HOME = np.array(LAYOUT.home_q)
+HOME = np.array(sim_cell().arm.home_q)
 STALE = 0.4
 SMALL = HOME + np.array([0, 0, 0, 0, 0, 0.05])  # wrist_3 turns the cup about its axis
 
@@ -119,21 +120,32 @@ def test_each_planner_command_reports_its_source_stamp_beside_the_arm_command(ro
     assert node.holding == "commands stale" and len(sources) == n_src  # it answers no frame
 
 
-def test_keepout_intrusion_is_held(ros):
+def cell_file(tmp_path, **changes) -> str:
+    """The sim cell with ``changes``, written as a cell file; -> its path."""
+    import yaml
+
+    data = yaml.safe_load(SIM_CELL_FILE.read_text()) | changes
+    path = tmp_path / "cell.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_keepout_intrusion_is_held(ros, tmp_path):
     kin = ArmKinematics()
     q2 = HOME.copy()
     q2[0] += 0.03  # a small pan: the tool moves about 1.5 cm, under the speed limit
     tip, tip0 = kin.tool_position(q2), kin.tool_position(HOME)
     ahead = tip + 1.5 * (tip - tip0)  # a 1 cm box just ahead of the commanded tool position
     box = ((*(ahead - 0.005),), (*(ahead + 0.005),))
-    flt = SafetyFilter(FilterConfig(keepout_boxes=(box,)))
+    flt = SafetyFilter(FilterConfig(), dataclasses.replace(sim_cell(), keepout_boxes=(box,)))
     assert flt.violation(HOME) == 0 and flt.violation(q2) > 0
+    path = cell_file(tmp_path, keepout_boxes=[[list(map(float, c)) for c in box]])
     node = start_safety(
         ros,
-        f"keepout_boxes:={[float(x) for x in (*box[0], *box[1])]}",
+        f"cell_file:={path}",
         "tool_accel_limit:=100.0",  # one step from rest straight into the box
     )
-    assert node.config.filter.keepout_boxes == (box,)
+    assert node.config.cell.keepout_boxes == (box,)
     Arm(ros)
     out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
     cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
@@ -236,19 +248,20 @@ def test_malformed_commands_hold_and_the_node_keeps_running(ros):
     assert ros.spin_until(lambda: np.allclose(out[-1].points[0].positions[:6], SMALL))
 
 
-def test_bad_parameters_refuse_start_or_are_rejected(ros):
+def test_bad_parameters_refuse_start_or_are_rejected(ros, tmp_path):
     with pytest.raises(StartupError, match="stale_after_s"):
         SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "stale_after_s:=-1.0"])
+    bad = cell_file(tmp_path, keepout_boxes=[[[1.0, 1.0, 1.0], [0.0, 2.0, 2.0]]])
     with pytest.raises(StartupError, match="keepout_boxes"):
-        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "keepout_boxes:=[1.0, 2.0]"])
-    with pytest.raises(StartupError, match="obstacle_boxes"):
-        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "obstacle_boxes:=[1.0]"])
+        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", f"cell_file:={bad}"])
+    with pytest.raises(StartupError, match="cannot read cell file"):
+        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "cell_file:=/no/such.yaml"])
     node = start_safety(ros)
-    assert node.config.filter.obstacle_boxes == FilterConfig().obstacle_boxes  # the bin walls
+    assert node.config.cell == sim_cell() and len(node.filter.boxes) == 5  # keep-out + 4 walls
     res = node.set_parameters([Parameter("control_hz", value=0.0)])
     assert not res[0].successful  # outside the descriptor's range
-    res = node.set_parameters([Parameter("keepout_boxes", value=[1.0, 1.0, 1.0, 0.0, 2.0, 2.0])])
-    assert not res[0].successful and "keep-out box" in res[0].reason
+    res = node.set_parameters([Parameter("cell_file", value=bad)])
+    assert not res[0].successful and "keepout_boxes" in res[0].reason
     desc = node.describe_parameter("stale_after_s")
     assert desc.type == ParameterType.PARAMETER_DOUBLE and desc.floating_point_range
     node.stop()

@@ -26,10 +26,10 @@ from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, StartupError  # noqa: E
 from wm_sim.sim_node import SimNode  # noqa: E402
 from wm_sim.trajectory import TrajectoryFollower  # noqa: E402
 
-from wm_core.sim.config import LAYOUT  # noqa: E402
+from wm_core.cell import sim_cell  # noqa: E402
 
 NAMES = arm_joint_names()
-HOME = np.array(LAYOUT.home_q)
+HOME = np.array(sim_cell().arm.home_q)
 
 
 @pytest.fixture

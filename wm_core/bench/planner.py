@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from wm_core.bench.model import _times_ms
+from wm_core.cell import sim_cell
 from wm_core.models import ModelConfig, WorldModel
 from wm_core.plan.config import PlannerConfig
 from wm_core.plan.costs import Goal
 from wm_core.plan.planner import LatentMPC
 from wm_core.plan.policy import DEFAULT_MODEL
-from wm_core.sim.config import LAYOUT, SceneConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ def bench_planner(repeats: int = 20, only: tuple[str, ...] | None = None) -> dic
     z = torch.randn(1, cfg.grid * cfg.grid, cfg.latent_dim)  # [1, N, D]
     from wm_core.robot import ArmKinematics
 
-    q = np.array(LAYOUT.home_q)
+    cell = sim_cell()
+    q = np.array(cell.arm.home_q)
     tool = ArmKinematics().tool_position(q)
     p = torch.tensor(np.concatenate([q, tool, [0.0]]), dtype=torch.float32)[None]  # [1, 10]
     goal = Goal(torch.tensor([0.45, 0.0, 0.1]), 1.0)
-    keepout = SceneConfig().keepout_boxes
     settings = {
         f"{opt}_{name}": {"optimizer": opt, **budget}
         for opt in ("cem", "mppi", "gradient")
@@ -71,7 +71,7 @@ def bench_planner(repeats: int = 20, only: tuple[str, ...] | None = None) -> dic
     results = {}
     for name, over in settings.items():
         pcfg = dataclasses.replace(PlannerConfig(), **over)
-        mpc = LatentMPC(model, pcfg, keepout_boxes=keepout)
+        mpc = LatentMPC(model, pcfg, cell)
         plan = mpc.plan(z, p, goal)  # warm-up; also gives the rollout count
         n = max(3, repeats // 4) if pcfg.samples * pcfg.iterations > 4000 else repeats
         t = _times_ms(lambda mpc=mpc: mpc.plan(z, p, goal), n, warmup=1)

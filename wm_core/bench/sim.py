@@ -37,7 +37,7 @@ def bench_sim(
     render_fps = _rate(lambda: env.render("scene_cam", 128), frames)
 
     def run_env(env_: TableClearingEnv, n: int) -> float:
-        pol = OraclePolicy(env_.cfg)
+        pol = OraclePolicy(env_.cfg, env_.cell)
         obs, info = env_.reset(seed)
         pol.reset(seed)
         t0 = time.perf_counter()

@@ -64,7 +64,7 @@ def collect_episode(seed: int, scene: SceneConfig, cfg: CollectConfig) -> Episod
     env = TableClearingEnv(
         dataclasses.replace(scene, render_images=True, image_size=cfg.image_size)
     )
-    oracle = OraclePolicy(env.cfg)
+    oracle = OraclePolicy(env.cfg, env.cell)
     obs, info = env.reset(seed)
     oracle.reset(seed)
     frames, actions, tool, objs = [obs], [], [info["tool_pos"]], [info["object_pos"]]

@@ -214,12 +214,11 @@ def model_metrics(model, raw: list, half: int) -> dict:
 
 def _cells(model, obj: np.ndarray) -> np.ndarray:
     """Object centres [S, K, 3] -> their (row, col) latent cells [S, K, 2]; -1 if off-image."""
+    from wm_core.cell import sim_cell
     from wm_core.models.readout import project
-    from wm_core.sim.env import nominal_camera
 
-    cfg = model.cfg
-    cam = nominal_camera(cfg.image_size)
-    uvd = project(obj, cam.K, cam.T_world_cam)
+    cfg, cam = model.cfg, sim_cell().camera
+    uvd = project(obj, cam.k_for(cfg.image_size), cam.pose)
     cell = cfg.image_size / cfg.grid
     rc = np.stack([np.floor(uvd[..., 1] / cell), np.floor(uvd[..., 0] / cell)], -1).astype(int)
     bad = (rc < 0).any(-1) | (rc >= cfg.grid).any(-1) | (uvd[..., 2] <= 0)

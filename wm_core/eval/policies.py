@@ -17,8 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
+from wm_core.cell import Workcell
 from wm_core.robot import ArmKinematics
-from wm_core.sim.config import LAYOUT, SceneConfig
+from wm_core.sim.config import SceneConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class Policy(Protocol):
     def act(self, obs: dict, info: dict | None) -> np.ndarray: ...
 
 
-PolicyFactory = Callable[[SceneConfig], Policy]
+PolicyFactory = Callable[..., Policy]
+"""``factory(scene_config, cell, **options) -> Policy``."""
 _REGISTRY: dict[str, PolicyFactory] = {}
 
 
@@ -46,8 +48,6 @@ def register_policy(name: str) -> Callable[[PolicyFactory], PolicyFactory]:
 
 def available_policies() -> dict[str, PolicyFactory]:
     """In-tree registrations plus the ``wm.policies`` entry points."""
-    import wm_core.plan.policy  # noqa: F401  (registers latent-mpc; imported late: it needs torch)
-
     found = dict(_REGISTRY)
     for ep in entry_points(group="wm.policies"):
         if ep.name not in found:
@@ -55,12 +55,22 @@ def available_policies() -> dict[str, PolicyFactory]:
     return found
 
 
-def make_policy(name: str, cfg: SceneConfig, **options) -> Policy:
-    """Build a registered policy; ``options`` (e.g. ``planner="mppi"``) go to its factory."""
+def make_policy(name: str, cfg: SceneConfig, cell: Workcell, **options) -> Policy:
+    """Build a registered policy for episodes of ``cfg`` in ``cell``; ``options`` (e.g.
+    ``planner="mppi"``) go to its factory."""
     pols = available_policies()
     if name not in pols:
         raise KeyError(f"--policy {name!r} unknown; choose one of {sorted(pols)}")
-    return pols[name](cfg, **options) if options else pols[name](cfg)
+    return pols[name](cfg, cell, **options)
+
+
+@register_policy("latent-mpc")
+def _latent_mpc(cfg: SceneConfig, cell: Workcell, **options) -> Policy:
+    """The product's policy (``wm_core.plan.policy``), imported late: it needs torch, and the
+    brain does not import the evaluator."""
+    from wm_core.plan.policy import LatentMPCPolicy
+
+    return LatentMPCPolicy(cell, **options)
 
 
 @register_policy("random")
@@ -70,7 +80,7 @@ class RandomPolicy:
     privileged = False
     needs_images = False
 
-    def __init__(self, cfg: SceneConfig):
+    def __init__(self, cfg: SceneConfig, cell: Workcell):
         self.rng = np.random.default_rng(0)
 
     def reset(self, seed: int) -> None:
@@ -93,9 +103,9 @@ class OraclePolicy:
     hover_z = 0.22
     release_z = 0.17
 
-    def __init__(self, cfg: SceneConfig):
-        self.cfg = cfg
-        self.kin = ArmKinematics()
+    def __init__(self, cfg: SceneConfig, cell: Workcell):
+        self.cfg, self.cell = cfg, cell
+        self.kin = ArmKinematics(base_pose=cell.arm.T_world_base)
         self.reset(0)
 
     def reset(self, seed: int) -> None:
@@ -117,7 +127,7 @@ class OraclePolicy:
         tool = info["tool_pos"]
         pos, hh = info["object_pos"], info["object_half_height"]
         done = info["cleared"] | info["dropped"]
-        bin_xy = np.array(LAYOUT.bin_center)
+        bin_xy = np.array(self.cell.bin.center)
         if self.target is not None:  # spread drops over a 2x2 grid of slots in the bin
             slot = self.target % 4
             bin_xy = bin_xy + 0.055 * np.array([1 if slot % 2 else -1, 1 if slot // 2 else -1])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.eval.policies import make_policy
 from wm_core.safety import FilterConfig, SafetyFilter
 from wm_core.safety.filter import STATUSES as FILTER_STATUSES
@@ -37,10 +38,8 @@ def safe_step(env: TableClearingEnv, flt: SafetyFilter, action: np.ndarray):
     return (*env.step_joint(q, res.suction), res)
 
 
-def make_filter(cfg: SceneConfig) -> SafetyFilter:
-    return SafetyFilter(
-        FilterConfig(keepout_boxes=cfg.keepout_boxes, control_dt=1 / cfg.control_hz)
-    )
+def make_filter(cfg: SceneConfig, cell: Workcell) -> SafetyFilter:
+    return SafetyFilter(FilterConfig(control_dt=1 / cfg.control_hz), cell)
 
 
 def run_episode(
@@ -49,7 +48,7 @@ def run_episode(
     """One episode; returns its metrics plus per-step wall-clock latencies (ms)."""
     obs, info = env.reset(seed)
     policy.reset(seed)
-    flt = flt or make_filter(env.cfg)
+    flt = flt or make_filter(env.cfg, env.cell)
     flt.reset(obs["joint_pos"], suction=False)
     latencies = []
     while True:
@@ -89,11 +88,14 @@ def evaluate(
     video: bool = True,
     progress: bool = True,
     policy_options: dict | None = None,
+    cell: Workcell | None = None,
 ) -> dict:
-    """Run ``episodes`` episodes with seeds ``seed .. seed+episodes-1``; write the report."""
-    policy = make_policy(policy_name, cfg, **(policy_options or {}))
+    """Run ``episodes`` episodes with seeds ``seed .. seed+episodes-1`` in ``cell`` (default:
+    the sim cell, which the scene is built from); write the report."""
+    cell = cell or sim_cell()
+    policy = make_policy(policy_name, cfg, cell, **(policy_options or {}))
     cfg = dataclasses.replace(cfg, render_images=bool(getattr(policy, "needs_images", True)))
-    env = TableClearingEnv(cfg)
+    env = TableClearingEnv(cfg, cell)
     results, frames = [], []
     t_start = time.perf_counter()
     try:

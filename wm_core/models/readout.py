@@ -8,7 +8,7 @@ probe is) and then reads only the image latent at run time. The task layer uses 
 the next object; ``wm evaluate-model`` scores it on held-out seeds.
 
 Each patch's prior position is where its pixel-centre ray meets the table-top plane, from
-the nominal scene-camera calibration, so the probe predicts small offsets:
+the cell's scene-camera calibration (``wm_core.cell``), so the probe predicts small offsets:
 ``xyz = prior + 0.05 m * out``. An object belongs to the patch its centre projects into.
 """
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 OFFSET_SCALE = 0.05  # m per unit of probe output
 READOUT_VERSION = 1
-TABLE_TOP_Z = 0.0  # the table-top plane (wm_core.sim.config.LAYOUT: the slab is below z = 0)
+OBJECT_CENTRE_Z = 0.025  # m above the table top: a typical object centre height
 
 
 def project(points: np.ndarray, k: np.ndarray, t_world_cam: np.ndarray) -> np.ndarray:
@@ -36,8 +36,11 @@ def project(points: np.ndarray, k: np.ndarray, t_world_cam: np.ndarray) -> np.nd
     return np.concatenate([uv, pc[..., 2:3]], axis=-1)
 
 
-def cell_priors(k: np.ndarray, t_world_cam: np.ndarray, size: int, grid: int) -> np.ndarray:
-    """[G, G, 3] world points where each patch's centre ray meets the table-top plane."""
+def cell_priors(
+    k: np.ndarray, t_world_cam: np.ndarray, size: int, grid: int, table_z: float = 0.0
+) -> np.ndarray:
+    """[G, G, 3] world points where each patch's centre ray meets the table-top plane
+    z = ``table_z`` (the cell's), lifted to a typical object centre."""
     cell = size / grid
     centres = (np.arange(grid) + 0.5) * cell
     u, v = np.meshgrid(centres, centres)  # [G, G] each; row index = v
@@ -46,9 +49,9 @@ def cell_priors(k: np.ndarray, t_world_cam: np.ndarray, size: int, grid: int) ->
     )  # [G, G, 3] in the camera frame
     d = rays @ t_world_cam[:3, :3].T  # [G, G, 3] in the world frame
     c = t_world_cam[:3, 3]
-    s = (TABLE_TOP_Z - c[2]) / np.where(np.abs(d[..., 2]) < 1e-9, -1e-9, d[..., 2])
+    s = (table_z - c[2]) / np.where(np.abs(d[..., 2]) < 1e-9, -1e-9, d[..., 2])
     pts = c + d * s[..., None]
-    pts[..., 2] = TABLE_TOP_Z + 0.025  # a typical object centre height
+    pts[..., 2] = table_z + OBJECT_CENTRE_Z
     return pts.astype(np.float32)
 
 

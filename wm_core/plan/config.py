@@ -114,9 +114,9 @@ class TaskConfig:
     """The hierarchical table-clearing layer (subgoals for the MPC)."""
 
     hover_z: float = 0.22
-    """Tool height (m) for approach and transport."""
+    """Tool height (m) above the table top for approach and transport."""
     release_z: float = 0.17
-    """Tool height (m) at which an object is released over the bin."""
+    """Tool height (m) above the table top at which an object is released over the bin."""
     detect_threshold: float = 0.5
     """Objectness probability above which the readout reports an object."""
     reach_tol: float = 0.012

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.plan.config import PlannerConfig
 from wm_core.robot import ArmKinematics
 from wm_core.robot.capsules import ArmCapsules, box_penetration, capsule_points
-from wm_core.sim.config import bin_wall_boxes
 
 CM2 = 1e-4  # m^2 per cm^2
 
@@ -51,16 +51,22 @@ class Goal:
 class CostStack:
     """The weighted sum of the cost terms; ``breakdown`` keeps each term for diagnostics."""
 
-    def __init__(self, cfg: PlannerConfig, keepout_boxes=(), kin: ArmKinematics | None = None):
+    def __init__(
+        self, cfg: PlannerConfig, cell: Workcell | None = None, kin: ArmKinematics | None = None
+    ):
+        """Guardrail geometry (table top, obstacles, keep-out boxes, the arm's base) is the
+        cell's: the same file the safety filter reads."""
         self.cfg, self.w = cfg, cfg.weights
-        kin = kin or ArmKinematics()
-        self.capsules = ArmCapsules(kin.arm)
+        cell = cell or sim_cell()
+        kin = kin or ArmKinematics(base_pose=cell.arm.T_world_base)
+        self.capsules = ArmCapsules(kin.arm, base_pose=kin.base_pose)
+        self.table_z = cell.table.top_z
         self.lower = torch.tensor(kin.lower, dtype=torch.float32)
         self.upper = torch.tensor(kin.upper, dtype=torch.float32)
         self.vmax = torch.tensor(kin.velocity_limit, dtype=torch.float32) * cfg.velocity_fraction
         self.checked = torch.tensor([i for i, o in enumerate(self.capsules.owners) if o >= 2])
-        self.obstacles = bin_wall_boxes()
-        self.keepout = [(np.asarray(lo), np.asarray(hi)) for lo, hi in keepout_boxes]
+        self.obstacles = [(np.asarray(lo), np.asarray(hi)) for lo, hi in cell.obstacles]
+        self.keepout = [(np.asarray(lo), np.asarray(hi)) for lo, hi in cell.keepout_boxes]
         self.terms: dict[str, Callable[[Rollout, Goal], torch.Tensor]] = {
             "goal": self.goal,
             "suction": self.suction,
@@ -136,7 +142,7 @@ class CostStack:
     def collision(self, r: Rollout, g: Goal) -> torch.Tensor:
         pts, radii = self._points(r)  # [B, H, C, 3, 3], [C]
         sel, rs = pts[:, :, self.checked], radii[self.checked]
-        table = torch.relu(rs[:, None] - sel[..., 2])  # [B, H, Cc, 3]
+        table = torch.relu(rs[:, None] - (sel[..., 2] - self.table_z))  # [B, H, Cc, 3]
         cost = (table**2).sum(dim=(-3, -2, -1))
         for lo, hi in self.obstacles:
             cost = cost + (box_penetration(sel, rs, lo, hi) ** 2).sum(dim=(-3, -2, -1))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wm_core.cell import Workcell
 from wm_core.models.config import ACTION_DIM, PROPRIO_DIM
 from wm_core.plan.config import PlannerConfig
 from wm_core.plan.costs import CostStack, Goal, Rollout
@@ -39,12 +40,12 @@ class Plan:
 
 
 class LatentMPC:
-    def __init__(self, model, cfg: PlannerConfig | None = None, keepout_boxes=()):
+    def __init__(self, model, cfg: PlannerConfig | None = None, cell: Workcell | None = None):
         self.model, self.cfg = model, cfg or PlannerConfig()
         torch.set_num_threads(self.cfg.threads)  # process-wide: the planner owns this process
         for prm in self.model.parameters():  # inference only; gradients flow to actions
             prm.requires_grad_(False)
-        self.costs = CostStack(self.cfg, keepout_boxes)
+        self.costs = CostStack(self.cfg, cell)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self.reset()
 

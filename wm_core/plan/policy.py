@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from wm_core.eval.policies import register_policy
+from wm_core.cell import Workcell, sim_cell
 from wm_core.models import WorldModel
 from wm_core.models.checkpoint import load_checkpoint
 from wm_core.plan.config import PlannerConfig, TaskConfig
@@ -31,7 +31,6 @@ from wm_core.plan.planner import LatentMPC
 from wm_core.plan.surprise import SurpriseMonitor
 from wm_core.plan.task import TableClearingTask
 from wm_core.robot import ArmKinematics
-from wm_core.sim import SceneConfig
 from wm_core.train.readout import load_readout
 
 log = logging.getLogger(__name__)
@@ -63,15 +62,18 @@ class CopyLastModel(torch.nn.Module):
         return p0[:, None].expand(-1, actions.shape[1], -1)
 
 
-def load_bundle(model_dir: Path, world_model: str = "learned", seed: int = 0):
-    """(model, object readout) from a model directory (``model.pt`` + ``readout.pt``)."""
+def load_bundle(
+    model_dir: Path, world_model: str = "learned", seed: int = 0, cell: Workcell | None = None
+):
+    """(model, object readout) from a model directory (``model.pt`` + ``readout.pt``); the
+    readout's per-patch priors come from the cell's camera and table (default: the sim's)."""
     if world_model not in WORLD_MODELS:
         raise ValueError(f"world_model={world_model!r} must be one of {WORLD_MODELS}")
     if world_model == "generative":
         model_dir = GENERATIVE_MODEL if Path(model_dir) == DEFAULT_MODEL else Path(model_dir)
     model_dir = Path(model_dir)
     model = load_checkpoint(model_dir / "model.pt")
-    readout = load_readout(model_dir / "readout.pt", model)
+    readout = load_readout(model_dir / "readout.pt", model, cell)
     if world_model == "copy-last":
         model = CopyLastModel(model)
     elif world_model == "random":
@@ -86,7 +88,7 @@ class LatentMPCPolicy:
 
     def __init__(
         self,
-        cfg: SceneConfig,
+        cell: Workcell | None = None,
         planner: str = "cem",
         model_dir: str | Path = DEFAULT_MODEL,
         world_model: str = "learned",
@@ -94,15 +96,15 @@ class LatentMPCPolicy:
         planner_config: PlannerConfig | None = None,
         task_config: TaskConfig | None = None,
     ):
-        self.scene = cfg
+        self.cell = cell = cell or sim_cell()
         pcfg = planner_config or PlannerConfig(optimizer=planner)
         if not guardrails:
             pcfg = dataclasses.replace(pcfg, weights=pcfg.weights.guardrails_off())
         self.pcfg, self.tcfg = pcfg, task_config or TaskConfig()
-        self.model, self.readout = load_bundle(Path(model_dir), world_model)
-        self.kin = ArmKinematics()
-        self.mpc = LatentMPC(self.model, pcfg, keepout_boxes=cfg.keepout_boxes)
-        self.task = TableClearingTask(self.tcfg, base_xy=self.kin.base_pose[:2, 3])
+        self.model, self.readout = load_bundle(Path(model_dir), world_model, cell=cell)
+        self.kin = ArmKinematics(base_pose=cell.arm.T_world_base)
+        self.mpc = LatentMPC(self.model, pcfg, cell)
+        self.task = TableClearingTask(self.tcfg, cell)
         self.surprise = SurpriseMonitor(self.tcfg.surprise_threshold)
         self.settings = {
             "planner": pcfg.optimizer,
@@ -112,6 +114,7 @@ class LatentMPCPolicy:
             "world_model": world_model,
             "guardrail_costs": guardrails,
             "model_dir": str(model_dir),
+            "cell": cell.source or cell.name,
         }
         self.reset(0)
 
@@ -221,8 +224,3 @@ class LatentMPCPolicy:
             "bad_input": self.stats["bad_input"],
             "attempts": self.task.attempts,
         }
-
-
-@register_policy("latent-mpc")
-def _latent_mpc(cfg: SceneConfig, **options) -> LatentMPCPolicy:
-    return LatentMPCPolicy(cfg, **options)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.plan.config import TaskConfig
-from wm_core.sim.config import LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,7 @@ class Subgoal:
     done: bool = False
 
 
-def in_bin(xy: np.ndarray, margin: float = 0.03) -> bool:
-    cx, cy = LAYOUT.bin_center
-    h = LAYOUT.bin_inner_half + LAYOUT.bin_wall_thickness + margin
-    return abs(xy[0] - cx) < h and abs(xy[1] - cy) < h
+BIN_MARGIN = 0.03  # m around the bin's walls inside which a detection counts as in the bin
 
 
 def route(tool_xy, goal_xy, base_xy, r_min: float, step: float) -> np.ndarray:
@@ -73,16 +70,20 @@ def route(tool_xy, goal_xy, base_xy, r_min: float, step: float) -> np.ndarray:
     return np.asarray(base_xy, float) + r * np.array([np.cos(th), np.sin(th)])
 
 
-def table_objects(detections: np.ndarray) -> np.ndarray:
+def table_objects(detections: np.ndarray, cell: Workcell) -> np.ndarray:
     """Detections [M, 4] (x, y, z, prob) -> those resting on the table outside the bin."""
-    keep = [d for d in detections if d[2] < HELD_Z and not in_bin(d[:2])]
+    top = cell.table.top_z
+    keep = [
+        d for d in detections if d[2] - top < HELD_Z and not cell.bin.contains_xy(d[:2], BIN_MARGIN)
+    ]
     return np.array(keep).reshape(-1, 4)
 
 
 class TableClearingTask:
-    def __init__(self, cfg: TaskConfig | None = None, base_xy=(0.0, 0.0)):
+    def __init__(self, cfg: TaskConfig | None = None, cell: Workcell | None = None):
         self.cfg = cfg or TaskConfig()
-        self.base_xy = np.asarray(base_xy, float)  # [2] the arm base axis, world frame (m)
+        self.cell = cell or sim_cell()  # the bin, the table top, the workspace
+        self.base_xy = self.cell.base_xy  # [2] the arm base axis, world frame (m)
         self.reset()
 
     def reset(self) -> None:
@@ -122,13 +123,15 @@ class TableClearingTask:
     def _bin_slot(self) -> np.ndarray:
         slot = self.picks % 4
         off = 0.055 * np.array([1 if slot % 2 else -1, 1 if slot // 2 else -1])
-        return np.array(LAYOUT.bin_center) + off
+        return np.array(self.cell.bin.center) + off
 
     def update(self, detections: np.ndarray, tool: np.ndarray, suction: bool) -> Subgoal:
         """detections [M, 4] from the readout, tool [3] from FK, suction from the arm."""
         c = self.cfg
-        objs = table_objects(detections)
-        hover = lambda xy: np.array([xy[0], xy[1], c.hover_z])  # noqa: E731
+        objs = table_objects(detections, self.cell)
+        z0 = self.cell.table.top_z  # heights in TaskConfig are above the table top
+        hover_z, release_z = z0 + c.hover_z, z0 + c.release_z
+        hover = lambda xy: np.array([xy[0], xy[1], hover_z])  # noqa: E731
         near = lambda goal: np.linalg.norm(tool - goal) < c.reach_tol  # noqa: E731
 
         def via(goal: np.ndarray) -> np.ndarray:  # transport waypoint towards goal [3]
@@ -154,7 +157,7 @@ class TableClearingTask:
                 self.target = objs[j, :3].copy()
         if np.linalg.norm(tool[:2] - self.target[:2]) < c.lock_radius:
             self.locked = True
-        top = 2.0 * self.target[2]  # resting object: centre height = half height above z=0
+        top = z0 + 2.0 * (self.target[2] - z0)  # a resting object's centre: half its height
         if self.phase == "above":
             goal = hover(self.target[:2])
             if np.linalg.norm(tool[:2] - goal[:2]) < c.reach_tol * 0.5 and near(goal):
@@ -164,7 +167,7 @@ class TableClearingTask:
         if self.phase == "descend":
             # Aim below the estimated top (the height estimate is the least certain number)
             # and stop on contact: the tool stalls on the object (or reaches the aim point).
-            aim = max(LAYOUT.workspace_lo[2], top - DESCEND_BELOW_TOP)
+            aim = max(self.cell.workspace_lo[2], top - DESCEND_BELOW_TOP)
             goal = np.array([*self.target[:2], aim])
             stalled = self.last_tool_z is not None and self.last_tool_z - tool[2] < STALL_DZ
             self.last_tool_z = float(tool[2])
@@ -181,11 +184,12 @@ class TableClearingTask:
             # straight up from where the object was gripped, a few cm at a time: with the
             # whole lift height in the goal its cost swamps sideways error, and the held
             # object is dragged along the table, then springs free
-            goal = np.array([*self.lift_xy, min(c.hover_z, tool[2] + LIFT_STEP)])
-            if tool[2] > c.hover_z - 0.015:
+            goal = np.array([*self.lift_xy, min(hover_z, tool[2] + LIFT_STEP)])
+            if tool[2] > hover_z - 0.015:
                 left = np.linalg.norm(objs[:, :2] - self.target[:2], axis=1) < REREAD_RADIUS
                 d = np.asarray(detections).reshape(-1, 4)
-                up = (d[:, 2] >= HELD_Z) & (np.linalg.norm(d[:, :2] - tool[:2], axis=1) < 0.06)
+                under = np.linalg.norm(d[:, :2] - tool[:2], axis=1) < 0.06
+                up = (d[:, 2] - z0 >= HELD_Z) & under
                 if left.any() and not up.any():  # still resting there, nothing under the tool
                     log.info("pick at %s failed: the object is still there", self.target[:2])
                     self.failures.append(self.target[:2].copy())
@@ -201,7 +205,7 @@ class TableClearingTask:
             else:
                 return Subgoal(via(goal), True, "carry")
         if self.phase == "lower":
-            goal = np.array([*self._bin_slot(), c.release_z])
+            goal = np.array([*self._bin_slot(), release_z])
             if near(goal):
                 self.phase, self.wait = "release", c.release_steps
             else:

@@ -34,9 +34,17 @@ def _rotation(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 class ArmCapsules(torch.nn.Module):
     """q [B, 6] -> capsule end points [B, C, 2, 3] (world, m); ``radii`` [C]; ``tool`` [B, 3]."""
 
-    def __init__(self, arm: ArmDescription | None = None, skip_links: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        arm: ArmDescription | None = None,
+        skip_links: tuple[str, ...] = (),
+        base_pose: np.ndarray | None = None,
+    ):
         super().__init__()
         self.arm = arm or load_arm()
+        base = np.eye(4) if base_pose is None else np.asarray(base_pose, float)  # [4, 4] world
+        self.register_buffer("base_rot", torch.as_tensor(base[:3, :3], dtype=torch.float32))
+        self.register_buffer("base_pos", torch.as_tensor(base[:3, 3], dtype=torch.float32))
         origins, axes, kinds, seg, radii, owners = [], [], [], [], [], []
         for j in self.arm.joints:
             origins.append(torch.as_tensor(j.origin, dtype=torch.float32))
@@ -74,8 +82,8 @@ class ArmCapsules(torch.nn.Module):
         sin) instead of multiplying by a rotation matrix: the planner runs this for every
         step of every candidate, and it was most of a plan's time."""
         b = q.shape[0]
-        rot = torch.eye(3, dtype=q.dtype, device=q.device).expand(b, 3, 3)
-        pos = torch.zeros(b, 3, dtype=q.dtype, device=q.device)
+        rot = self.base_rot.to(q.dtype).expand(b, 3, 3)
+        pos = self.base_pos.to(q.dtype).expand(b, 3)
         rots, poss, i = [rot], [pos], 0
         for k, revolute in enumerate(self.revolute):
             pos = pos + rot @ self.origin_pos[k]  # [B, 3]

@@ -40,12 +40,19 @@ def _inertial(link: Link) -> str:
     )
 
 
-def arm_body_xml(arm: ArmDescription, base_pos=(0.0, 0.0, 0.0), extra: dict | None = None) -> str:
-    """MJCF ``<body>`` tree for the arm. ``extra`` maps link name -> XML appended in its body."""
+def arm_body_xml(
+    arm: ArmDescription,
+    base_pos=(0.0, 0.0, 0.0),
+    extra: dict | None = None,
+    base_rpy=(0.0, 0.0, 0.0),
+) -> str:
+    """MJCF ``<body>`` tree for the arm, its base at ``base_pos`` turned by ``base_rpy``
+    (fixed-axis x-y-z). ``extra`` maps link name -> XML appended in its body."""
     extra = extra or {}
     base = arm.links[arm.base_link]
+    base_quat = euler2quat(*base_rpy, axes="sxyz")
     xml = [
-        f'<body name="{base.name}" pos="{_fmt(base_pos)}">',
+        f'<body name="{base.name}" pos="{_fmt(base_pos)}" quat="{_fmt(base_quat)}">',
         _inertial(base),
         _geoms(base, "arm_base"),
         extra.get(base.name, ""),

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from wm_core.config import ConfigError, check_range
+from wm_core.cell import Workcell, sim_cell
+from wm_core.config import check_range
 from wm_core.robot import ArmKinematics
 from wm_core.robot.capsules import ArmCapsules, box_penetration, capsule_points
-from wm_core.sim.config import LAYOUT, SceneConfig, bin_wall_boxes
+from wm_core.robot.limits import ISO_10218_REDUCED_SPEED
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,7 @@ class FilterConfig:
     """Seconds between commands (the step clamp is velocity x control_dt)."""
     table_clearance: float = 0.003
     """Arm capsules (from the upper arm on) must stay this far (m) above the table top."""
-    keepout_boxes: tuple = SceneConfig().keepout_boxes
-    """Axis-aligned boxes ((lo3), (hi3)) no arm capsule may enter (default: the scene's)."""
-    obstacle_boxes: tuple = tuple((tuple(lo), tuple(hi)) for lo, hi in bin_wall_boxes())
-    """Fixed obstacles as boxes no arm capsule may enter (default: the bin's four walls)."""
-    tool_speed_limit: float = 0.7 * SceneConfig().tool_speed_limit
+    tool_speed_limit: float = 0.7 * ISO_10218_REDUCED_SPEED
     """Tool speed (m/s) a command step may ask for. The margin under the monitored limit covers
     the joint-space interpolation, which bends the tool path, and the servo: lagging behind its
     command while it holds an object, it catches up faster than it was commanded (measured in
@@ -83,10 +80,6 @@ class FilterConfig:
         check_range("tool_speed_limit", self.tool_speed_limit, 1e-3, 10.0)
         check_range("max_tool_lead", self.max_tool_lead, 1e-3, 1.0)
         check_range("tool_accel_limit", self.tool_accel_limit, 1e-3, 100.0)
-        for box in (*self.keepout_boxes, *self.obstacle_boxes):
-            lo, hi = np.asarray(box[0], float), np.asarray(box[1], float)
-            if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
-                raise ConfigError(f"keep-out box {box!r} must be ((x,y,z)lo, (x,y,z)hi), lo < hi")
 
 
 @dataclass(frozen=True)
@@ -102,10 +95,21 @@ class FilterResult:
 
 
 class SafetyFilter:
-    def __init__(self, cfg: FilterConfig | None = None, kin: ArmKinematics | None = None):
+    """The filter's state (the last command that passed, the e-stop latch) changes only through
+    its own methods: :meth:`filter`, :meth:`resume_from`, :meth:`reset`, :meth:`estop` and
+    :meth:`release`. Geometry (table, obstacles, keep-out boxes, the arm's base) is the cell's."""
+
+    def __init__(
+        self,
+        cfg: FilterConfig | None = None,
+        cell: Workcell | None = None,
+        kin: ArmKinematics | None = None,
+    ):
         self.cfg = cfg or FilterConfig()
-        self.kin = kin or ArmKinematics()
-        self.capsules = ArmCapsules(self.kin.arm)
+        self.cell = cell or sim_cell()
+        self.kin = kin or ArmKinematics(base_pose=self.cell.arm.T_world_base)
+        self.capsules = ArmCapsules(self.kin.arm, base_pose=self.kin.base_pose)
+        self.boxes = (*self.cell.keepout_boxes, *self.cell.obstacles)
         self.lower = self.kin.lower + self.cfg.joint_margin
         self.upper = self.kin.upper - self.cfg.joint_margin
         self.max_step = self.kin.velocity_limit * self.cfg.velocity_scale * self.cfg.control_dt
@@ -129,6 +133,15 @@ class SafetyFilter:
         self.last_q, self.last_suction = q.copy(), bool(suction)
         self._moved = None
         self.counts.clear()
+
+    def resume_from(self, q: np.ndarray, suction: bool) -> None:
+        """The command the arm was actually sent last (a hold, or the first point of a
+        multi-point trajectory that the filter judged point by point): the next command's
+        limits start from it."""
+        q = np.asarray(q, float)
+        if q.shape != (6,) or not np.isfinite(q).all():
+            raise ValueError(f"resume_from needs 6 finite joint positions, got {q!r}")
+        self.last_q, self.last_suction = q.copy(), bool(suction)
 
     def estop(self, reason: str) -> None:
         """Latch the e-stop: every later command holds until :meth:`release`."""
@@ -154,18 +167,14 @@ class SafetyFilter:
             pts = capsule_points(ends[:, self._checked], 4)  # [K, Cc, 4, 3]
             r = self.capsules.radii[self._checked]  # [Cc]
             x, y, z = pts.unbind(-1)
-            on_table = (
-                (x > LAYOUT.table_x[0])
-                & (x < LAYOUT.table_x[1])
-                & (y > LAYOUT.table_y[0])
-                & (y < LAYOUT.table_y[1])
-            )
-            table = torch.relu(self.cfg.table_clearance + r[:, None] - z) * on_table  # [K, Cc, 4]
+            t = self.cell.table
+            on_table = (x > t.x[0]) & (x < t.x[1]) & (y > t.y[0]) & (y < t.y[1])
+            depth = self.cfg.table_clearance + r[:, None] - (z - t.top_z)
+            table = torch.relu(depth) * on_table  # [K, Cc, 4]
             worst = table.flatten(1).max(dim=1).values  # [K]
-            boxes = (*self.cfg.keepout_boxes, *self.cfg.obstacle_boxes)
-            if boxes:
+            if self.boxes:
                 all_pts = capsule_points(ends, 4)  # [K, C, 4, 3]
-                for lo, hi in boxes:
+                for lo, hi in self.boxes:
                     pen = box_penetration(all_pts, self.capsules.radii, lo, hi)  # [K, C, 4]
                     worst = torch.maximum(worst, pen.flatten(1).max(dim=1).values)
         return worst.numpy().astype(float)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from wm_core.config import ConfigError, check_range
-
-Box3 = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 MIN_OBJECTS, MAX_OBJECTS = 1, 6
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """Everything that defines one family of table-clearing episodes.
+    """Everything that defines one family of table-clearing episodes in a given cell (the
+    cell's geometry, keep-out boxes included, is in the cell file: ``wm_core.cell``).
 
     All randomisation is drawn from the episode seed passed to ``reset``.
     """
@@ -44,9 +41,6 @@ class SceneConfig:
     """Tool displacement (m) commanded by a unit action per agent step (0.18 m/s at 10 Hz)."""
     tool_speed_limit: float = 0.25
     """Tool speed (m/s) above which a safety event is counted (ISO 10218-1 reduced speed)."""
-    keepout_boxes: tuple[Box3, ...] = (((0.85, -0.7, 0.0), (1.4, 0.7, 2.0)),)
-    """Axis-aligned keep-out boxes ((xmin, ymin, zmin), (xmax, ymax, zmax)) in the world frame,
-    e.g. where a person may stand. Default: the far side of the table."""
     suction_gain: float = 40.0
     """Adhesion force (N) of the suction cup when on."""
 
@@ -66,17 +60,6 @@ class SceneConfig:
         check_range("max_tool_step", self.max_tool_step, 0.001, 0.05)
         check_range("tool_speed_limit", self.tool_speed_limit, 0.01, 5.0)
         check_range("suction_gain", self.suction_gain, 0.0, 500.0)
-        for i, box in enumerate(self.keepout_boxes):
-            try:
-                (x0, y0, z0), (x1, y1, z1) = box
-                ok = x0 < x1 and y0 < y1 and z0 < z1
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ConfigError(
-                    f"keepout_boxes[{i}]={box!r} must be ((xmin, ymin, zmin), (xmax, ymax, zmax))"
-                    " with min < max"
-                )
 
     @property
     def substeps(self) -> int:
@@ -96,36 +79,11 @@ def _pair(name: str, value: object) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class _Layout:
-    """Fixed geometry of the world (not user-configurable)."""
+    """Where the simulator places objects (a scenario setting, not cell geometry: the table,
+    bin, workspace, arm and camera come from the cell file, ``wm_core.cell``)."""
 
-    table_x: tuple[float, float] = (-0.35, 0.85)
-    table_y: tuple[float, float] = (-0.6, 0.7)
-    table_height: float = 0.04  # thickness of the table slab below z = 0
     object_x: tuple[float, float] = (0.32, 0.62)
     object_y: tuple[float, float] = (-0.3, 0.22)
-    bin_center: tuple[float, float] = (0.2, 0.48)
-    bin_inner_half: float = 0.12
-    bin_wall_height: float = 0.08
-    bin_wall_thickness: float = 0.01
-    home_q: tuple[float, ...] = (3.141593, -1.9, 1.9, -1.570796, -1.570796, 0.0)
-    workspace_lo: tuple[float, float, float] = (-0.1, -0.45, 0.015)
-    workspace_hi: tuple[float, float, float] = (0.8, 0.62, 0.55)
-    camera_pos: tuple[float, float, float] = (1.05, -0.02, 0.9)
-    camera_target: tuple[float, float, float] = (0.38, 0.06, 0.0)
-    camera_fovy_deg: float = 50.0
 
 
 LAYOUT = _Layout()
-
-
-def bin_wall_boxes() -> list[tuple[np.ndarray, np.ndarray]]:
-    """The bin's four walls as axis-aligned boxes (lo [3], hi [3]) in the world frame (m)."""
-    cx, cy = LAYOUT.bin_center
-    h, t, top = LAYOUT.bin_inner_half, LAYOUT.bin_wall_thickness, LAYOUT.bin_wall_height
-    o = h + t
-    return [
-        (np.array([cx - o, cy - o, 0.0]), np.array([cx - h, cy + o, top])),
-        (np.array([cx + h, cy - o, 0.0]), np.array([cx + o, cy + o, top])),
-        (np.array([cx - o, cy - o, 0.0]), np.array([cx + o, cy - h, top])),
-        (np.array([cx - o, cy + h, 0.0]), np.array([cx + o, cy + o, top])),
-    ]

@@ -16,7 +16,6 @@ suction state. Ground truth (object poses, tool pose, clear/drop status) is only
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 
@@ -24,8 +23,9 @@ import mujoco
 import numpy as np
 from transforms3d.quaternions import axangle2quat, qmult
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.robot import ArmKinematics
-from wm_core.sim.config import LAYOUT, SceneConfig
+from wm_core.sim.config import SceneConfig
 from wm_core.sim.safety import SafetyLimits, SafetyMonitor, SafetySample
 from wm_core.sim.scene import ObjectSpec, build_scene_xml, sample_objects
 
@@ -47,9 +47,11 @@ class CameraInfo:
 class TableClearingEnv:
     """The table-clearing world. ``reset(seed)`` draws a new scene; ``step(action)`` acts."""
 
-    def __init__(self, config: SceneConfig | None = None):
+    def __init__(self, config: SceneConfig | None = None, cell: Workcell | None = None):
         self.cfg = config or SceneConfig()
-        self.kin = ArmKinematics()
+        self.cell = cell or sim_cell()
+        """The work cell the scene is built from (table, bin, arm base, camera)."""
+        self.kin = ArmKinematics(base_pose=self.cell.arm.T_world_base)
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
@@ -60,22 +62,25 @@ class TableClearingEnv:
                 self.kin.upper,
                 self.kin.velocity_limit,
                 self.cfg.tool_speed_limit,
-                tuple((np.array(lo), np.array(hi)) for lo, hi in self.cfg.keepout_boxes),
+                tuple((np.array(lo), np.array(hi)) for lo, hi in self.cell.keepout_boxes),
             )
         )
-        self._ws_lo, self._ws_hi = np.array(LAYOUT.workspace_lo), np.array(LAYOUT.workspace_hi)
+        self._ws_lo, self._ws_hi = (
+            np.array(self.cell.workspace_lo),
+            np.array(self.cell.workspace_hi),
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, seed: int) -> tuple[dict, dict]:
         rng = np.random.default_rng(seed)
         self.objects = sample_objects(self.cfg, rng)
         self._close_renderers()
-        m = mujoco.MjModel.from_xml_string(build_scene_xml(self.cfg, self.objects))
+        m = mujoco.MjModel.from_xml_string(build_scene_xml(self.cfg, self.objects, self.cell))
         self._jitter(m, rng)
         d = mujoco.MjData(m)
         self.model, self.data = m, d
         self._index(m)
-        home = np.array(LAYOUT.home_q)
+        home = np.array(self.cell.arm.home_q)
         d.qpos[self._qadr] = home
         d.ctrl[:6] = home
         mujoco.mj_forward(m, d)
@@ -221,18 +226,19 @@ class TableClearingEnv:
     def _update_status(self) -> None:
         d = self.data
         pos = d.xpos[self._obj_bodies]  # [K, 3]
-        cx, cy = LAYOUT.bin_center
-        h = LAYOUT.bin_inner_half
+        b, z0 = self.cell.bin, self.cell.table.top_z
+        cx, cy = b.center
+        h = b.inner_half
         in_bin = (
             (np.abs(pos[:, 0] - cx) < h)
             & (np.abs(pos[:, 1] - cy) < h)
-            & (pos[:, 2] < LAYOUT.bin_wall_height + 0.05)
-            & (pos[:, 2] > -0.01)
+            & (pos[:, 2] < z0 + b.wall_height + 0.05)
+            & (pos[:, 2] > z0 - 0.01)
         )
         held = self._held = self._held_mask()
-        tx, ty = LAYOUT.table_x, LAYOUT.table_y
+        tx, ty = self.cell.table.x, self.cell.table.y
         off_table = (
-            (pos[:, 2] < -0.05)
+            (pos[:, 2] < self.cell.table.top_z - 0.05)
             | (pos[:, 0] < tx[0])
             | (pos[:, 0] > tx[1])
             | (pos[:, 1] < ty[0])
@@ -318,14 +324,3 @@ class TableClearingEnv:
             "steps": self.steps,
             "safety": dict(self.monitor.counts),
         }
-
-
-@functools.lru_cache(maxsize=8)
-def nominal_camera(size: int, camera: str = "scene_cam") -> CameraInfo:
-    """The scene camera's calibration without jitter: what a user's calibration file gives."""
-    env = TableClearingEnv(SceneConfig(render_images=False, camera_jitter_deg=0.0))
-    env.reset(0)
-    try:
-        return env.camera_info(camera, size)
-    finally:
-        env.close()

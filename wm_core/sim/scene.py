@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from transforms3d.quaternions import mat2quat
 
+from wm_core.cell import Workcell, sim_cell
+from wm_core.config import ConfigError
 from wm_core.robot import load_arm
 from wm_core.robot.mjcf import arm_actuators_xml, arm_body_xml
 from wm_core.sim.config import LAYOUT, SceneConfig
@@ -66,20 +68,43 @@ def sample_objects(cfg: SceneConfig, rng: np.random.Generator) -> list[ObjectSpe
     return objs
 
 
-def _bin_xml() -> str:
-    cx, cy = LAYOUT.bin_center
-    h, t, w = LAYOUT.bin_inner_half, LAYOUT.bin_wall_thickness, LAYOUT.bin_wall_height
+def _bin_xml(cell: Workcell) -> str:
+    b, z0 = cell.bin, cell.table.top_z
+    cx, cy = b.center
+    h, t, w = b.inner_half, b.wall_thickness, b.wall_height
     walls = [
-        ("bin_floor", (cx, cy, t / 2), (h + t, h + t, t / 2)),
-        ("bin_wall_n", (cx, cy + h + t / 2, w / 2), (h + t, t / 2, w / 2)),
-        ("bin_wall_s", (cx, cy - h - t / 2, w / 2), (h + t, t / 2, w / 2)),
-        ("bin_wall_e", (cx + h + t / 2, cy, w / 2), (t / 2, h, w / 2)),
-        ("bin_wall_w", (cx - h - t / 2, cy, w / 2), (t / 2, h, w / 2)),
+        ("bin_floor", (cx, cy, z0 + t / 2), (h + t, h + t, t / 2)),
+        ("bin_wall_n", (cx, cy + h + t / 2, z0 + w / 2), (h + t, t / 2, w / 2)),
+        ("bin_wall_s", (cx, cy - h - t / 2, z0 + w / 2), (h + t, t / 2, w / 2)),
+        ("bin_wall_e", (cx + h + t / 2, cy, z0 + w / 2), (t / 2, h, w / 2)),
+        ("bin_wall_w", (cx - h - t / 2, cy, z0 + w / 2), (t / 2, h, w / 2)),
     ]
     return "\n".join(
         f'<geom name="{n}" class="bin" type="box" pos="{p[0]} {p[1]} {p[2]}" '
         f'size="{s[0]} {s[1]} {s[2]}"/>'
         for n, p, s in walls
+    )
+
+
+def camera_xml(cell: Workcell, name: str = "scene_cam") -> str:
+    """The cell's camera as a MuJoCo ``<camera>``: pose from ``T_world_cam``, vertical field of
+    view from fy. MuJoCo's camera is a centred pinhole with square pixels and no distortion, so
+    a cell whose camera is not one cannot be simulated (ConfigError)."""
+    cam = cell.camera
+    k = cam.k_matrix
+    centred = abs(k[0, 2] - cam.width / 2) < 0.5 and abs(k[1, 2] - cam.height / 2) < 0.5
+    if not (centred and abs(k[0, 0] - k[1, 1]) < 1e-6 * k[1, 1] and not any(cam.D)):
+        raise ConfigError(
+            f"{cell.source or cell.name}: the MuJoCo scene needs a centred square-pixel camera "
+            "without distortion (cx = width/2, cy = height/2, fx = fy, D = 0)"
+        )
+    t = cam.pose
+    # OpenCV optical frame (y down, z forward) -> MuJoCo camera frame (y up, looks along -z)
+    quat = mat2quat(t[:3, :3] @ np.diag([1.0, -1.0, -1.0]))
+    fovy = np.rad2deg(2 * np.arctan(0.5 * cam.height / k[1, 1]))
+    return (
+        f'<camera name="{name}" pos="{" ".join(repr(float(v)) for v in t[:3, 3])}" '
+        f'quat="{" ".join(repr(float(v)) for v in quat)}" fovy="{float(fovy)!r}"/>'
     )
 
 
@@ -100,15 +125,19 @@ def _object_xml(o: ObjectSpec) -> str:
     )
 
 
-def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
-    """The complete MJCF for one episode."""
+def build_scene_xml(
+    cfg: SceneConfig, objects: list[ObjectSpec], cell: Workcell | None = None
+) -> str:
+    """The complete MJCF for one episode, its fixed geometry built from the cell (default:
+    ``configs/cells/sim.yaml``)."""
+    cell = cell or sim_cell()
     arm = load_arm()
-    tx, ty, th = LAYOUT.table_x, LAYOUT.table_y, LAYOUT.table_height
-    cam_pos = np.array(LAYOUT.camera_pos)
-    cam_quat = look_at_quat(cam_pos, np.array(LAYOUT.camera_target))
+    tx, ty, th, z0 = cell.table.x, cell.table.y, cell.table.thickness, cell.table.top_z
     cup = '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
     arm_xml = arm_body_xml(
         arm,
+        base_pos=cell.arm.base_xyz,
+        base_rpy=cell.arm.base_rpy,
         extra={
             "tool0": '<camera name="wrist_cam" pos="0 -0.06 0.02" quat="0 1 0 0" fovy="75"/>',
             "suction_cup": cup,
@@ -141,11 +170,10 @@ def build_scene_xml(cfg: SceneConfig, objects: list[ObjectSpec]) -> str:
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" material="floor"
         contype="2" conaffinity="4"/>
     <geom name="table" class="table" type="box"
-        pos="{(tx[0] + tx[1]) / 2} {(ty[0] + ty[1]) / 2} {-th / 2}"
+        pos="{(tx[0] + tx[1]) / 2} {(ty[0] + ty[1]) / 2} {z0 - th / 2}"
         size="{(tx[1] - tx[0]) / 2} {(ty[1] - ty[0]) / 2} {th / 2}"/>
-    {_bin_xml()}
-    <camera name="scene_cam" pos="{cam_pos[0]} {cam_pos[1]} {cam_pos[2]}"
-        quat="{" ".join(f"{v:.6f}" for v in cam_quat)}" fovy="{LAYOUT.camera_fovy_deg}"/>
+    {_bin_xml(cell)}
+    {camera_xml(cell)}
     {arm_xml}
     {"".join(_object_xml(o) for o in objects)}
   </worldbody>

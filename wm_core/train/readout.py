@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.data.shards import scan_shards
 from wm_core.models import WorldModel
 from wm_core.models.checkpoint import CheckpointError
@@ -24,23 +25,33 @@ from wm_core.models.readout import (
     position_r2,
     readout_targets,
 )
-from wm_core.sim.env import nominal_camera
 
 log = logging.getLogger(__name__)
 
 
-def new_readout(model: WorldModel, hidden: int = 0) -> ObjectReadout:
+def priors_for(model: WorldModel, cell: Workcell | None = None) -> np.ndarray:
+    """[G, G, 3] per-patch priors: where each patch's centre ray meets the cell's table top,
+    for the cell's camera (default: the sim cell) with its image squashed to the model's
+    input."""
+    cfg, cell = model.cfg, cell or sim_cell()
+    cam = cell.camera
+    k = cam.k_for(cfg.image_size)
+    return cell_priors(k, cam.pose, cfg.image_size, cfg.grid, cell.table.top_z)
+
+
+def new_readout(model: WorldModel, hidden: int = 0, cell: Workcell | None = None) -> ObjectReadout:
     cfg = model.cfg
-    cam = nominal_camera(cfg.image_size)
-    priors = cell_priors(cam.K, cam.T_world_cam, cfg.image_size, cfg.grid)
-    return ObjectReadout(cfg.latent_dim, cfg.grid, priors, hidden)
+    return ObjectReadout(cfg.latent_dim, cfg.grid, priors_for(model, cell), hidden)
 
 
-def targets_for(model: WorldModel, obj_pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def targets_for(
+    model: WorldModel, obj_pos: np.ndarray, cell: Workcell | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Object centres [M, K, 3] -> (objectness [M, G, G], positions [M, G, G, 3]) tensors."""
     cfg = model.cfg
-    cam = nominal_camera(cfg.image_size)
-    occ, pos = readout_targets(obj_pos, cam.K, cam.T_world_cam, cfg.image_size, cfg.grid)
+    cam = (cell or sim_cell()).camera
+    k = cam.k_for(cfg.image_size)
+    occ, pos = readout_targets(obj_pos, k, cam.pose, cfg.image_size, cfg.grid)
     return torch.from_numpy(occ), torch.from_numpy(pos)
 
 
@@ -108,7 +119,9 @@ def train_readout(
     return summary
 
 
-def load_readout(path: Path, model: WorldModel) -> ObjectReadout:
+def load_readout(path: Path, model: WorldModel, cell: Workcell | None = None) -> ObjectReadout:
+    """The fitted readout, its per-patch priors recomputed for the cell (default: the sim
+    cell), so that a calibrated camera maps patches onto this cell's table."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"object readout {path} does not exist (make it: wm train readout)")
@@ -128,4 +141,5 @@ def load_readout(path: Path, model: WorldModel) -> ObjectReadout:
                 f"{path}: readout weight {k} has shape {list(v.shape)}, this model needs {want}"
             )
     readout.load_state_dict(state["state"])
+    readout.priors.copy_(torch.as_tensor(priors_for(model, cell)))
     return readout.eval()

@@ -111,7 +111,7 @@ def test_policy_registry_is_open():
         privileged = False
         needs_images = False
 
-        def __init__(self, cfg):
+        def __init__(self, cfg, cell):
             pass
 
     assert "test-still" in available_policies()

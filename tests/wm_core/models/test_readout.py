@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from wm_core.cell import sim_cell
 from wm_core.models import ModelConfig, WorldModel
 from wm_core.models.checkpoint import CheckpointError
 from wm_core.models.readout import ObjectReadout, fit_readout, position_r2, project
 from wm_core.sim import SceneConfig, TableClearingEnv
-from wm_core.sim.env import nominal_camera
 from wm_core.train.readout import load_readout, new_readout, targets_for
 
 
@@ -33,11 +33,11 @@ def test_projection_matches_the_rendered_image():
 def test_targets_put_each_object_in_its_cell():
     cfg = ModelConfig()
     model = WorldModel(cfg)
-    cam = nominal_camera(cfg.image_size)
+    cam = sim_cell().camera
     obj = np.array([[[0.45, 0.0, 0.025], [0.35, -0.2, 0.025]]])  # [1, K=2, 3]
     occ, pos = targets_for(model, obj)
     assert occ.shape == (1, 8, 8) and int(occ.sum()) == 2
-    uv = project(obj[0], cam.K, cam.T_world_cam)
+    uv = project(obj[0], cam.k_for(cfg.image_size), cam.pose)
     for k in range(2):
         r, c = int(uv[k, 1] // 16), int(uv[k, 0] // 16)
         assert occ[0, r, c] == 1 and torch.allclose(pos[0, r, c], torch.tensor(obj[0, k]).float())

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from wm_core.cell import sim_cell
 from wm_core.models import ModelConfig
 from wm_core.robot import ArmKinematics
-from wm_core.sim.config import LAYOUT
 
 
 class KinematicModel(torch.nn.Module):
@@ -40,7 +40,7 @@ def kin_model():
 @pytest.fixture
 def state():
     cfg = ModelConfig()
-    q = torch.tensor(LAYOUT.home_q, dtype=torch.float32)
+    q = torch.tensor(sim_cell().arm.home_q, dtype=torch.float32)
     tool = torch.tensor(ArmKinematics().tool_position(q.numpy()), dtype=torch.float32)
     p = torch.cat([q, tool, torch.zeros(1)])[None]  # [1, 10]
     z = torch.zeros(1, cfg.grid * cfg.grid, cfg.latent_dim)

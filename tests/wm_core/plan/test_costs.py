@@ -3,13 +3,13 @@
 import numpy as np
 import torch
 
+from wm_core.cell import sim_cell
 from wm_core.plan.config import CostWeights, PlannerConfig
 from wm_core.plan.costs import CostStack, Goal, Rollout
 from wm_core.robot import ArmKinematics
-from wm_core.sim.config import LAYOUT
 
 KIN = ArmKinematics()
-HOME = np.array(LAYOUT.home_q)
+HOME = np.array(sim_cell().arm.home_q)
 
 
 def rollout_of(qs: list[np.ndarray], suction: float = 0.0, actions=None) -> Rollout:
@@ -22,7 +22,7 @@ def rollout_of(qs: list[np.ndarray], suction: float = 0.0, actions=None) -> Roll
 
 
 def stack(**kw) -> CostStack:
-    return CostStack(PlannerConfig(**kw), keepout_boxes=(((0.85, -0.7, 0.0), (1.4, 0.7, 2.0)),))
+    return CostStack(PlannerConfig(**kw), sim_cell())  # its keep-out: the table's far side
 
 
 def test_safe_slow_motion_costs_nothing_but_the_goal():

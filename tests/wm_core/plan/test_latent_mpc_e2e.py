@@ -13,7 +13,7 @@ from wm_core.sim import SceneConfig, TableClearingEnv
 def test_latent_mpc_clears_an_object_safely():
     cfg = SceneConfig(n_objects=1)
     env = TableClearingEnv(cfg)
-    pol = LatentMPCPolicy(cfg)
+    pol = LatentMPCPolicy(env.cell)
     assert not pol.privileged
     m = run_episode(env, pol, seed=100_001)
     env.close()
@@ -29,9 +29,9 @@ def test_teleported_object_spikes_surprise_and_the_arm_holds():
     cfg = SceneConfig(n_objects=3)
     env = TableClearingEnv(cfg)
     obs, _ = env.reset(100_003)
-    pol = LatentMPCPolicy(cfg)
+    pol = LatentMPCPolicy(env.cell)
     pol.reset(0)
-    flt = make_filter(cfg)
+    flt = make_filter(cfg, env.cell)
     flt.reset(obs["joint_pos"])
     scores, actions, tools = [], [], []
     for t in range(24):
@@ -73,7 +73,7 @@ def test_bad_input_holds_instead_of_moving(obs_patch, why):
     env = TableClearingEnv(cfg)
     obs, _ = env.reset(3)
     env.close()
-    pol = LatentMPCPolicy(cfg)
+    pol = LatentMPCPolicy(env.cell)
     a = pol.act(obs | obs_patch)
     np.testing.assert_allclose(a[:3], 0.0)
     assert pol.last_info["hold"] == why and pol.stats["bad_input"] == 1
@@ -84,6 +84,6 @@ def test_other_image_sizes_are_resized():
     env = TableClearingEnv(cfg)
     obs, _ = env.reset(3)
     env.close()
-    pol = LatentMPCPolicy(SceneConfig(n_objects=1))
+    pol = LatentMPCPolicy()
     a = pol.act(obs)
     assert a.shape == (4,) and np.isfinite(a).all() and "hold" not in pol.last_info

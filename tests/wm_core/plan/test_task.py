@@ -3,19 +3,22 @@
 import numpy as np
 import torch
 
+from wm_core.cell import sim_cell
 from wm_core.plan.config import TaskConfig
 from wm_core.plan.surprise import SurpriseMonitor
-from wm_core.plan.task import LIFT_STEP, TableClearingTask, in_bin, route, table_objects
-from wm_core.sim.config import LAYOUT
+from wm_core.plan.task import BIN_MARGIN, LIFT_STEP, TableClearingTask, route, table_objects
 
 
 def test_detections_in_the_bin_or_in_the_air_are_not_table_objects():
-    bin_xy = np.array(LAYOUT.bin_center)
+    bin_xy = np.array(sim_cell().bin.center)
     det = np.array([[0.45, 0.0, 0.025, 0.9], [*bin_xy, 0.03, 0.9], [0.4, 0.1, 0.2, 0.8]])
     det = np.concatenate([det, [[0.6, -0.2, 0.075, 0.9]]])  # too high to rest: the arm
-    objs = table_objects(det)
+    objs = table_objects(det, sim_cell())
     assert objs.shape == (1, 4) and objs[0, 0] == 0.45
-    assert in_bin(bin_xy) and not in_bin(np.array([0.45, 0.0]))
+    b = sim_cell().bin
+    assert b.contains_xy(bin_xy, BIN_MARGIN) and not b.contains_xy(
+        np.array([0.45, 0.0]), BIN_MARGIN
+    )
 
 
 def test_pick_and_place_cycle_then_done():

@@ -1,15 +1,17 @@
 """The hard safety filter: limits, holds, e-stop, geometry, and zero violations in the sim."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from wm_core.cell import sim_cell
 from wm_core.config import ConfigError
 from wm_core.eval.runner import make_filter, safe_step
 from wm_core.safety import FilterConfig, SafetyFilter
 from wm_core.sim import SceneConfig, TableClearingEnv
-from wm_core.sim.config import LAYOUT
 
-HOME = np.array(LAYOUT.home_q)
+HOME = np.array(sim_cell().arm.home_q)
 
 
 @pytest.fixture
@@ -62,7 +64,8 @@ def test_rejects_commands_into_the_table_and_keepout(flt):
     assert any(r.status == "rejected" for r in steps)
     assert flt.violation(flt.last_q) == 0.0
     # a keep-out box around the current tool blocks any move that enters it
-    f = SafetyFilter(FilterConfig(keepout_boxes=(((0.3, -0.2, 0.0), (0.5, 0.2, 0.3)),)))
+    cell = dataclasses.replace(sim_cell(), keepout_boxes=(((0.3, -0.2, 0.0), (0.5, 0.2, 0.3)),))
+    f = SafetyFilter(FilterConfig(), cell)
     f.reset(HOME)
     assert f.violation(HOME) == 0.0
 
@@ -70,8 +73,8 @@ def test_rejects_commands_into_the_table_and_keepout(flt):
 def test_bad_config_is_rejected():
     with pytest.raises(ConfigError, match="velocity_scale"):
         FilterConfig(velocity_scale=2.0)
-    with pytest.raises(ConfigError, match="keep-out box"):
-        FilterConfig(keepout_boxes=(((1, 1, 1), (0, 0, 0)),))
+    with pytest.raises(ConfigError, match="keepout_boxes"):
+        dataclasses.replace(sim_cell(), keepout_boxes=(((1, 1, 1), (0, 0, 0)),))
 
 
 def test_random_and_adversarial_commands_cause_no_violations():
@@ -81,7 +84,7 @@ def test_random_and_adversarial_commands_cause_no_violations():
     cfg = SceneConfig(render_images=False)
     env = TableClearingEnv(cfg)
     obs, _ = env.reset(7)
-    flt = make_filter(cfg)
+    flt = make_filter(cfg, env.cell)
     flt.reset(obs["joint_pos"])
     rng = np.random.default_rng(0)
     kinds = []
@@ -108,22 +111,20 @@ def test_random_and_adversarial_commands_cause_no_violations():
 
 
 def test_a_step_into_a_fixed_obstacle_is_rejected():
-    """The bin's walls are obstacles by default; a box placed where the next command would put
-    the tool makes the filter hold, and the same command passes without it."""
-    from wm_core.sim.config import bin_wall_boxes
-
-    assert FilterConfig().obstacle_boxes == tuple(
-        (tuple(lo), tuple(hi)) for lo, hi in bin_wall_boxes()
-    )
-    q0 = np.array(LAYOUT.home_q)
+    """The bin's walls are the cell's obstacles by default; a box placed where the next
+    command would put the tool makes the filter hold, and the same command passes without it."""
+    cell = sim_cell()
+    assert cell.obstacle_boxes is None and len(cell.obstacles) == 4
+    assert SafetyFilter().boxes == (*cell.keepout_boxes, *cell.bin.wall_boxes(0.0))
+    q0 = np.array(sim_cell().arm.home_q)
     q1 = q0 + np.array([0.25, 0.0, 0.0, 0.0, 0.0, 0.0])  # base turn: the cup swings ~10 cm
     fast = {"tool_speed_limit": 10.0, "max_tool_lead": 1.0, "tool_accel_limit": 100.0}
-    free = SafetyFilter(FilterConfig(obstacle_boxes=(), **fast))
+    free = SafetyFilter(FilterConfig(**fast), dataclasses.replace(cell, obstacle_boxes=()))
     free.reset(q0)
     assert free.filter(q1, False, q0).status == "ok"
     tip = free.kin.tool_position(q1)
     box = (tuple(tip - 0.01), tuple(tip + 0.01))  # around the commanded cup only
-    blocked = SafetyFilter(FilterConfig(obstacle_boxes=(box,), **fast))
+    blocked = SafetyFilter(FilterConfig(**fast), dataclasses.replace(cell, obstacle_boxes=(box,)))
     assert blocked.violation(q0) == 0.0 and blocked.violation(q1) > 0.0
     blocked.reset(q0)
     res = blocked.filter(q1, False, q0)
@@ -138,7 +139,7 @@ def test_the_command_may_not_run_far_ahead_of_a_lagging_arm():
     step back, and a step back towards the arm always passes."""
     flt = SafetyFilter(FilterConfig(tool_accel_limit=100.0))  # about the lead, not ramps
     kin = flt.kin
-    q0 = np.array(LAYOUT.home_q)
+    q0 = np.array(sim_cell().arm.home_q)
     jac = kin.jacobian(q0)[:3]  # [3, 6] tool position Jacobian
     dx = lambda v: np.linalg.lstsq(jac, np.asarray(v, float), rcond=None)[0]  # noqa: E731
     lag, ahead = q0 - dx([0.015, 0, 0]), q0 + dx([0.012, 0, 0])
@@ -163,7 +164,7 @@ def test_the_commanded_tool_speeds_up_gradually():
     """From rest, a full-speed step (1.5 cm in 0.1 s) is cut to tool_accel_limit * dt^2 (1 cm);
     the next one may be full length; after a hold the arm is at rest again."""
     flt = SafetyFilter()
-    kin, q0 = flt.kin, np.array(LAYOUT.home_q)
+    kin, q0 = flt.kin, np.array(sim_cell().arm.home_q)
     jac = kin.jacobian(q0)[:3]
     dx = lambda v: np.linalg.lstsq(jac, np.asarray(v, float), rcond=None)[0]  # noqa: E731
     flt.reset(q0)

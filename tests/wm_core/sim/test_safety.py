@@ -101,10 +101,11 @@ def test_sim_arm_bin_collision():
     e = TableClearingEnv(SceneConfig(render_images=False, n_objects=1))
     e.reset(0)
     # Hover over a bin wall, then press straight down into it (the workspace clip allows it).
-    from wm_core.sim.config import LAYOUT
+    from wm_core.cell import sim_cell
 
-    cx, cy = LAYOUT.bin_center
-    wall_y = cy - LAYOUT.bin_inner_half - LAYOUT.bin_wall_thickness / 2
+    b = sim_cell().bin
+    cx, cy = b.center
+    wall_y = cy - b.inner_half - b.wall_thickness / 2
     target = np.array([cx, wall_y, 0.2])
     for _ in range(60):
         d = (target - e.data.site("tool_site").xpos) / e.cfg.max_tool_step
@@ -136,9 +137,12 @@ def test_sim_tool_speed():
 
 
 def test_sim_keepout_entry():
+    from wm_core.cell import sim_cell
+
     box = (((0.3, -0.3, 0.1), (0.5, 0.3, 0.3)),)  # around the path in front of home
     e = TableClearingEnv(
-        dataclasses.replace(SceneConfig(render_images=False, n_objects=1), keepout_boxes=box)
+        SceneConfig(render_images=False, n_objects=1),
+        dataclasses.replace(sim_cell(), keepout_boxes=box),
     )
     e.reset(0)
     for _ in range(15):

@@ -40,6 +40,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from wm_core.cell import Workcell, cell_or_default
 from wm_core.config import ConfigError
 
 ParamValue = bool | int | float | str | list[float] | list[str]
@@ -101,6 +102,21 @@ class Param:
             raise ConfigError(f"{self.name}={value!r} must be one of {list(self.choices)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{self.name}={value!r} must be finite")
+
+
+CELL_FILE = Param(
+    "cell_file",
+    "",
+    "Work-cell file (YAML: table, bin, workspace, keep-out and obstacle boxes, arm base, "
+    "camera; wm_core/cell.py). Empty: the MuJoCo world's configs/cells/sim.yaml.",
+)
+"""The one parameter through which every node that needs cell geometry gets it (set once, under
+``/**`` in stack.yaml or by the launch argument ``cell_file``)."""
+
+
+def cell_of(values: dict[str, Any]) -> Workcell:
+    """The cell named by the ``cell_file`` parameter (ConfigError, one line, if it is bad)."""
+    return cell_or_default(values["cell_file"])
 
 
 def boxes_from_flat(name: str, flat: Sequence[float]) -> tuple:

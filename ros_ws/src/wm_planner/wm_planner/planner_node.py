@@ -49,28 +49,29 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 from wm_bringup.msgs import arm_joint_names, joint_state_arrays, make_trajectory
 from wm_bringup.nodekit import (
+    CELL_FILE,
     RELIABLE_QOS,
     SENSOR_QOS,
     Param,
     StartupError,
     WmNode,
-    boxes_from_flat,
+    cell_of,
     guarded_transition,
     run_node,
 )
 
+from wm_core.cell import Workcell
 from wm_core.config import ConfigError
 from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
-from wm_core.sim.config import LAYOUT, SceneConfig
 
-DEFAULT_KEEPOUT = [x for box in SceneConfig().keepout_boxes for corner in box for x in corner]
 WORLD_MODELS = ("learned", "copy-last", "random", "generative")
 
 
 @dataclass(frozen=True)
 class PlannerNodeConfig:
-    scene: SceneConfig
+    cell: Workcell
+    max_tool_step: float
     planner: PlannerConfig
     task: TaskConfig
     model_dir: str
@@ -109,7 +110,7 @@ class PlannerNode(WmNode):
         Param("tool_speed_limit", 0.25, "Guardrail tool speed (m/s).", 0.01, 5.0),
         Param("control_hz", 10.0, "Planned steps per second.", 1.0, 100.0),
         Param("max_tool_step", 0.018, "Tool displacement (m) of a unit action.", 0.001, 0.05),
-        Param("keepout_boxes", DEFAULT_KEEPOUT, "Keep-out boxes, 6 numbers each (lo, hi xyz)."),
+        CELL_FILE,
         Param("detect_threshold", 0.5, "Objectness above which an object is seen.", 0.01, 0.99),
         Param("surprise_threshold", 6.0, "Surprise score that makes the arm hold.", 0.0, 1e6),
         Param("max_latent_age_s", 0.5, "Older latents are dropped (hold).", 0.01, 60.0),
@@ -121,8 +122,7 @@ class PlannerNode(WmNode):
     def __init__(self, node_name: str = "wm_planner", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.names = arm_joint_names()
-        self.kin = ArmKinematics()
-        self.ws_lo, self.ws_hi = np.array(LAYOUT.workspace_lo), np.array(LAYOUT.workspace_hi)
+        self.kin = ArmKinematics(base_pose=self.config.cell.arm.T_world_base)
         self.policy = None
         self.q: np.ndarray | None = None  # [6] measured joints
         self.suction_meas: bool | None = None
@@ -157,12 +157,8 @@ class PlannerNode(WmNode):
                 f"horizon={planner.horizon}"
             )
         return PlannerNodeConfig(
-            scene=SceneConfig(
-                control_hz=values["control_hz"],
-                max_tool_step=values["max_tool_step"],
-                tool_speed_limit=values["tool_speed_limit"],
-                keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
-            ),
+            cell=cell_of(values),
+            max_tool_step=values["max_tool_step"],
             planner=planner,
             task=TaskConfig(
                 detect_threshold=values["detect_threshold"],
@@ -185,8 +181,9 @@ class PlannerNode(WmNode):
         self.config = cfg = self.build_config(self.values())
         model_dir = Path(cfg.model_dir) if cfg.model_dir else DEFAULT_MODEL
         try:
+            self.kin = ArmKinematics(base_pose=cfg.cell.arm.T_world_base)
             self.policy = LatentMPCPolicy(
-                cfg.scene,
+                cfg.cell,
                 model_dir=model_dir,
                 world_model=cfg.world_model,
                 guardrails=cfg.guardrails,
@@ -339,9 +336,13 @@ class PlannerNode(WmNode):
         """Tool actions [P, 4] -> joint targets [P', 6] and suction [P'] (P' <= P: the chain
         stops at the first IK failure; a failure at the first step is a hold)."""
         q, tool = self.q.copy(), self.kin.tool_position(self.q)
+        ws_lo, ws_hi = (
+            np.array(self.config.cell.workspace_lo),
+            np.array(self.config.cell.workspace_hi),
+        )
         qs, on = [], []
         for a in np.clip(actions, -1.0, 1.0):
-            target = np.clip(tool + a[:3] * self.config.scene.max_tool_step, self.ws_lo, self.ws_hi)
+            target = np.clip(tool + a[:3] * self.config.max_tool_step, ws_lo, ws_hi)
             ik = self.kin.ik_tool_down(target, q)
             if not ik.converged:
                 break

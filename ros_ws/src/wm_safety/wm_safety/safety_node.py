@@ -49,24 +49,25 @@ from wm_bringup.msgs import (
     parse_trajectory,
 )
 from wm_bringup.nodekit import (
+    CELL_FILE,
     RELIABLE_QOS,
     Param,
     WmNode,
-    boxes_from_flat,
+    cell_of,
     guarded_transition,
     run_node,
 )
 
+from wm_core.cell import Workcell
 from wm_core.safety import FilterConfig, SafetyFilter
 
 DEFAULT_FILTER = FilterConfig()
-DEFAULT_KEEPOUT = [x for box in DEFAULT_FILTER.keepout_boxes for corner in box for x in corner]
-DEFAULT_OBSTACLES = [x for box in DEFAULT_FILTER.obstacle_boxes for corner in box for x in corner]
 
 
 @dataclass(frozen=True)
 class SafetyNodeConfig:
     filter: FilterConfig
+    cell: Workcell
     watchdog_period_s: float
     resync_tolerance_rad: float
     suction_in_trajectory: bool
@@ -130,12 +131,7 @@ class SafetyNode(WmNode):
             0.001,
             60.0,
         ),
-        Param("keepout_boxes", DEFAULT_KEEPOUT, "Keep-out boxes, 6 numbers each (lo, hi xyz)."),
-        Param(
-            "obstacle_boxes",
-            DEFAULT_OBSTACLES,
-            "Fixed obstacles (default: the sim bin's walls), 6 numbers each (lo, hi xyz).",
-        ),
+        CELL_FILE,
         Param("watchdog_period_s", 0.05, "Period of the staleness watchdog (s).", 0.005, 1.0),
         Param(
             "resync_tolerance_rad", 0.5, "Arm-vs-last-command gap that re-syncs (rad).", 0.05, 6.3
@@ -169,13 +165,12 @@ class SafetyNode(WmNode):
                 velocity_scale=values["velocity_scale"],
                 control_dt=1.0 / values["control_hz"],
                 table_clearance=values["table_clearance"],
-                keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
-                obstacle_boxes=boxes_from_flat("obstacle_boxes", values["obstacle_boxes"]),
                 tool_speed_limit=values["tool_speed_limit"],
                 max_tool_lead=values["max_tool_lead"],
                 tool_accel_limit=values["tool_accel_limit"],
                 stale_after_s=values["stale_after_s"],
             ),
+            cell=cell_of(values),
             watchdog_period_s=values["watchdog_period_s"],
             resync_tolerance_rad=values["resync_tolerance_rad"],
             suction_in_trajectory=values["suction_in_trajectory"],
@@ -188,7 +183,7 @@ class SafetyNode(WmNode):
         # The filter's forward kinematics are tiny torch ops: a second intra-op thread only
         # spin-waits between them (wm bench stack: this node fell from 49 % to 10 % of a core).
         torch.set_num_threads(1)
-        self.filter = SafetyFilter(cfg.filter)
+        self.filter = SafetyFilter(cfg.filter, cfg.cell)
         self.dt = cfg.filter.control_dt
         self.pub_arm = self.create_lifecycle_publisher(
             JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS
@@ -206,9 +201,9 @@ class SafetyNode(WmNode):
         ]
         self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
         self.get_logger().info(
-            f"safety filter ready: stale after {cfg.filter.stale_after_s} s, "
-            f"{len(cfg.filter.keepout_boxes)} keep-out box(es), "
-            f"{len(cfg.filter.obstacle_boxes)} obstacle box(es)"
+            f"safety filter ready: stale after {cfg.filter.stale_after_s} s, cell "
+            f"{cfg.cell.source or cfg.cell.name}: {len(cfg.cell.keepout_boxes)} keep-out "
+            f"box(es), {len(cfg.cell.obstacles)} obstacle box(es)"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -330,7 +325,7 @@ class SafetyNode(WmNode):
             return
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
         self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times, source)
-        flt.last_q, flt.last_suction = passed[0].q, passed[0].suction
+        flt.resume_from(passed[0].q, passed[0].suction)  # commands are replanned every step
         self.last_status = passed[0].status if held is None else self.last_status
         if self.holding:
             self.get_logger().info(f"commands resumed (was holding: {self.holding})")
@@ -360,7 +355,7 @@ class SafetyNode(WmNode):
         flt = self.filter
         q = self.q if measured or flt.last_q is None else flt.last_q
         suction = self.suction_meas if self.suction_meas is not None else flt.last_suction
-        flt.last_q, flt.last_suction = np.asarray(q, float).copy(), bool(suction)
+        flt.resume_from(q, bool(suction))
         self.holding = why
         self.last_status = f"hold: {why}"
         self.stats["holds"] += 1

@@ -38,11 +38,12 @@ from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, parse_trajectory
 from wm_bringup.nodekit import (
+    CELL_FILE,
     RELIABLE_QOS,
     SENSOR_QOS,
     Param,
     WmNode,
-    boxes_from_flat,
+    cell_of,
     guarded_transition,
     run_node,
 )
@@ -52,8 +53,6 @@ from wm_core.sim.env import CameraInfo as SimCameraInfo
 from wm_sim.trajectory import TrajectoryFollower
 
 T = TypeVar("T")
-
-DEFAULT_KEEPOUT = [x for box in SceneConfig().keepout_boxes for corner in box for x in corner]
 
 
 class SimNode(WmNode):
@@ -66,7 +65,7 @@ class SimNode(WmNode):
         Param("max_episode_s", 90.0, "Episode time limit (simulated s).", 1.0, 3600.0),
         Param("light_jitter", 0.0, "Fractional light jitter per episode.", 0.0, 1.0),
         Param("camera_jitter_deg", 0.0, "Camera orientation jitter (deg).", 0.0, 15.0),
-        Param("keepout_boxes", DEFAULT_KEEPOUT, "Keep-out boxes, 6 numbers each (lo, hi xyz)."),
+        CELL_FILE,
         Param("auto_reset", False, "Start the next episode (seed + 1) when one ends."),
         Param("metrics_period_s", 1.0, "Period (simulated s) of /wm/sim/episode.", 0.1, 3600.0),
         Param("clock_start_s", 1.0, "Simulated time of the first step (s).", 0.0, 1e6),
@@ -88,6 +87,7 @@ class SimNode(WmNode):
 
     def build_config(self, values: dict[str, Any]) -> SceneConfig:
         super().build_config(values)
+        cell_of(values)  # a bad cell file refuses the start / the parameter change
         return SceneConfig(
             n_objects=values["n_objects"],
             image_size=values["image_size"],
@@ -95,7 +95,6 @@ class SimNode(WmNode):
             max_episode_s=values["max_episode_s"],
             light_jitter=values["light_jitter"],
             camera_jitter_deg=values["camera_jitter_deg"],
-            keepout_boxes=boxes_from_flat("keepout_boxes", values["keepout_boxes"]),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -103,9 +102,10 @@ class SimNode(WmNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self.values()
         self.config = self.build_config(v)
+        self.cell = cell_of(v)  # the scene is built from it
         # An EGL context is current in one thread only: every MuJoCo call runs on this one.
         self._mujoco = ThreadPoolExecutor(1, thread_name_prefix="wm_sim_mujoco")
-        self.env = self._in_mujoco(TableClearingEnv, self.config)
+        self.env = self._in_mujoco(TableClearingEnv, self.config, self.cell)
         self.dt_ns = int(round(1e9 / self.config.control_hz))
         self.sim_ns = int(round(v["clock_start_s"] * 1e9))
         self.frames = {k: v[k] for k in ("base_frame", "camera_frame")}
