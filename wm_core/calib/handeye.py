@@ -46,7 +46,6 @@ from wm_core.calib.transforms import (
     make_T,
     mean_rotation,
     project_to_so3,
-    quat_xyzw_from_R,
     rot_log,
     rotation_angle_deg,
 )
@@ -194,8 +193,12 @@ def _park(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def _quat_wxyz(R: np.ndarray) -> np.ndarray:
-    x, y, z, w = quat_xyzw_from_R(R)
-    return np.array([w, x, y, z])
+    """Unit quaternion (w, x, y, z) with w >= 0 of a rotation [3, 3]."""
+    v = rot_log(R)
+    theta = np.linalg.norm(v)
+    if theta < 1e-12:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    return np.concatenate([[np.cos(theta / 2)], np.sin(theta / 2) * v / theta])
 
 
 def _qmat_left(q: np.ndarray) -> np.ndarray:
@@ -235,14 +238,15 @@ def _horaud(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 def _andreff(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     # Ra R = R Rb     ->  (I9 - Rb (x) Ra) vec(R) = 0                 (vec: column-major)
     # Ra t + ta = R tb + t  ->  (tb^T (x) I3) vec(R) + (I3 - Ra) t = ta
-    rows, rhs = [], []
-    for a, b in zip(A, B, strict=True):
-        Ra, Rb, ta, tb = a[:3, :3], b[:3, :3], a[:3, 3], b[:3, 3]
-        rows.append(np.hstack([np.eye(9) - np.kron(Rb, Ra), np.zeros((9, 3))]))
-        rhs.append(np.zeros(9))
-        rows.append(np.hstack([np.kron(tb.reshape(1, 3), np.eye(3)), np.eye(3) - Ra]))
-        rhs.append(ta)
-    x, *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)
+    Ra, Rb, ta, tb = A[:, :3, :3], B[:, :3, :3], A[:, :3, 3], B[:, :3, 3]
+    P = len(A)
+    kron_ba = np.einsum("pij,pkl->pikjl", Rb, Ra).reshape(P, 9, 9)  # Rb (x) Ra, [P, 9, 9]
+    kron_t = np.einsum("pj,kl->pkjl", tb, np.eye(3)).reshape(P, 3, 9)  # tb^T (x) I3, [P, 3, 9]
+    rot_rows = np.concatenate([np.eye(9) - kron_ba, np.zeros((P, 9, 3))], axis=2)  # [P, 9, 12]
+    tr_rows = np.concatenate([kron_t, np.eye(3) - Ra], axis=2)  # [P, 3, 12]
+    M = np.concatenate([rot_rows, tr_rows], axis=1).reshape(-1, 12)  # [12P, 12]
+    rhs = np.concatenate([np.zeros((P, 9)), ta], axis=1).reshape(-1)  # [12P]
+    x, *_ = np.linalg.lstsq(M, rhs, rcond=None)
     R = project_to_so3(x[:9].reshape(3, 3, order="F"))
     # The linear t went with the unconstrained vec(R); re-fit it to the orthonormalised R.
     return make_T(R, _translation(A, B, R))
@@ -271,7 +275,7 @@ def _daniilidis(A: np.ndarray, B: np.ndarray) -> np.ndarray:
             ]
         )
         blocks += [top, bot]
-    _, _, Vt = np.linalg.svd(np.concatenate(blocks))  # [6P, 8]
+    _, _, Vt = np.linalg.svd(np.concatenate(blocks), full_matrices=False)  # [6P, 8] -> Vt [8, 8]
     v1, v2 = Vt[-2], Vt[-1]
     u1, w1, u2, w2 = v1[:4], v1[4:], v2[:4], v2[4:]
     # x = l1 v1 + l2 v2 with |q| = 1 and q . q' = 0; s = l1 / l2 solves a quadratic.
