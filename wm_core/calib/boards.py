@@ -9,7 +9,9 @@ rows (down the printed image), z into the board (right-handed), metres.
   ambiguous: use ChArUco for hand-eye samples.
 * ``charuco``: ``cols`` x ``rows`` count SQUARES; ``marker`` is the ArUco marker side;
   object points are OpenCV's ``CharucoBoard.getChessboardCorners()`` (origin at the board's
-  top-left outer corner), so a pose is unambiguous and partial views work.
+  top-left outer corner), so a pose is unambiguous and partial views work. OpenCV 4.x builds
+  without the fix for opencv/opencv#25539 return ChArUco corners offset by about +0.5 px; the
+  pinned 5.0 wheel is fixed (tests/wm_core/calib/test_synthetic.py checks for the offset).
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ orthonormalised rotation).
 * ``tsai``: Tsai & Lenz 1989, modified Rodrigues parameters, then least-squares translation.
 * ``park``: Park & Martin 1994, rotation logs aligned by least squares (SVD), then translation.
 * ``horaud``: Horaud & Dornaika 1995, unit quaternion from an eigenproblem, then translation.
-* ``andreff``: Andreff et al. 2001, linear (Kronecker) system in vec(R) and t together.
+* ``andreff``: Andreff et al. 2001, linear (Kronecker) system in vec(R) and t together; t is
+  then re-fitted to the orthonormalised R (OpenCV keeps the linear t; the re-fit was more
+  accurate on synthetic cells, see calibration/README.md).
 * ``daniilidis``: Daniilidis 1999, dual quaternions, rotation and translation together.
 
 Methods are compared by the spread of the constant transform above (translation RMS in mm and

@@ -78,20 +78,27 @@ def test_residuals_grow_with_a_wrong_camera_pose():
 
 
 @pytest.mark.skipif(not hasattr(cv2, "calibrateHandEye"), reason="no cv2.calibrateHandEye here")
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("method", METHODS)
-def test_matches_opencv_calibrate_hand_eye(method):
-    p = handeye_problem(15, 0, mode="eye-in-hand", noise_mm=0.5, noise_deg=0.05)
-    flag = getattr(cv2, f"CALIB_HAND_EYE_{method.upper()}")
+def test_matches_opencv_calibrate_hand_eye(method, mode):
+    # The pinned OpenCV 5 wheel lacks calibrateHandEye; with OpenCV 4.10 this passed for all
+    # 10 cases (checked in a separate environment: pytest --noconftest on this file).
+    p = handeye_problem(15, 0, mode=mode, noise_mm=0.5, noise_deg=0.05)
+    G = inv_T(p.T_base_tool) if mode == "eye-to-hand" else p.T_base_tool
     R, t = cv2.calibrateHandEye(
-        list(p.T_base_tool[:, :3, :3]),
-        list(p.T_base_tool[:, :3, 3]),
+        list(G[:, :3, :3]),
+        list(G[:, :3, 3]),
         list(p.T_cam_board[:, :3, :3]),
         list(p.T_cam_board[:, :3, 3]),
-        method=flag,
+        method=getattr(cv2, f"CALIB_HAND_EYE_{method.upper()}"),
     )
-    ours = solve(p.T_base_tool, p.T_cam_board, "eye-in-hand", method)
+    ours = solve(p.T_base_tool, p.T_cam_board, mode, method)
     dt, dr = pose_error(ours, make_T(R, t.reshape(3)))
-    assert dt < 1.0 and dr < 0.1
+    # park, horaud, daniilidis: the same numbers; tsai: ~0.03 mm apart; andreff: the same
+    # rotation, but we re-fit t to the orthonormalised rotation where OpenCV keeps the linear t.
+    tol_mm = {"tsai": 0.1, "andreff": 3.0}.get(method, 1e-6)
+    tol_deg = {"tsai": 0.01}.get(method, 1e-4)  # arccos resolves ~1e-6 deg near 0
+    assert dt < tol_mm and dr < tol_deg, (dt, dr)
 
 
 def test_pure_translations_warn_too_little_rotation(caplog):
