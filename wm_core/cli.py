@@ -788,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="camera intrinsics (ROS camera_info YAML) and hand-eye (camera pose) calibration",
     )
-    casub = ca.add_subparsers(dest="what", required=True)
+    casub = ca.add_subparsers(dest="what", required=True, metavar="{intrinsics,handeye}")
     ci = casub.add_parser(
         "intrinsics",
         help="calibrate a camera from images of a chessboard or ChArUco board",

@@ -348,17 +348,21 @@ def residuals(
     return 1000.0 * t_rms, float(np.sqrt(np.mean(angles**2)))
 
 
-def motion_warnings(T_base_tool: np.ndarray) -> list[str]:
+def motion_warnings(T_base_tool: np.ndarray, mode: str = "eye-to-hand") -> list[str]:
     """Warnings about a motion set that leaves the hand-eye problem ill-posed: too few poses,
-    too little rotation between tool poses, or rotations all about (nearly) one axis."""
+    too little rotation between tool poses, or rotations all about (nearly) one axis.
+
+    The axes are those of the solver's robot motions A (see the module docstring): in the base
+    frame for eye-to-hand, in the tool frame for eye-in-hand."""
     T = np.asarray(T_base_tool, dtype=float)
     out = []
     n = len(T)
     if n < RECOMMENDED_POSES:
         out.append(f"only {n} poses; at least {RECOMMENDED_POSES} are recommended")
+    RG = _G(T, mode)[:, :3, :3]  # [N, 3, 3]
     axes, max_angle = [], 0.0
     for i, j in combinations(range(n), 2):
-        w = rot_log(T[i, :3, :3].T @ T[j, :3, :3])  # relative rotation in the tool frame
+        w = rot_log(RG[j].T @ RG[i])  # rotation of A_ij = inv(G_j) G_i
         angle = float(np.degrees(np.linalg.norm(w)))
         max_angle = max(max_angle, angle)
         if angle > _MIN_PAIR_ROTATION_DEG:
@@ -396,7 +400,7 @@ def calibrate_handeye(
     bad = [m for m in methods if m not in _SOLVERS]
     if bad or not methods:
         raise ConfigError(f"method(s) {bad or methods!r}: choose from {list(METHODS)}")
-    warns = motion_warnings(samples.T_base_tool)
+    warns = motion_warnings(samples.T_base_tool, mode)
     for w in warns:
         log.warning("hand-eye: %s", w)
     results = []

@@ -109,12 +109,14 @@ def test_pure_translations_warn_too_little_rotation(caplog):
     assert "too little rotation" in caplog.text
 
 
-def test_rotations_about_one_axis_warn_parallel_axes():
-    p = handeye_problem(12, 0, rotation="one-axis", noise_mm=0.0, noise_deg=0.0)
-    warns = motion_warnings(p.T_base_tool)
+@pytest.mark.parametrize("mode", MODES)
+def test_rotations_about_one_axis_warn_parallel_axes(mode):
+    p = handeye_problem(12, 0, mode=mode, rotation="one-axis", noise_mm=0.0, noise_deg=0.0)
+    warns = motion_warnings(p.T_base_tool, mode)
     assert len(warns) == 1 and "near-parallel rotation axes" in warns[0]
+    assert motion_warnings(handeye_problem(12, 0, mode=mode).T_base_tool, mode) == []
     # and with it the translation along that axis is lost: the solution is off
-    X = solve(p.T_base_tool, p.T_cam_board, "eye-to-hand", "park")
+    X = solve(p.T_base_tool, p.T_cam_board, mode, "park")
     assert not pose_error(X, p.X)[0] < TOL_MM
 
 
