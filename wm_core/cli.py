@@ -1,8 +1,8 @@
 """The ``wm`` command.
 
-Every subcommand that produces results writes JSON under ``--out DIR`` and prints a short
-human summary. Bad arguments get a one-line error naming the value and the allowed range,
-and exit code 2.
+Every subcommand that produces results writes JSON under ``--out DIR`` (``calibrate``: a YAML
+file ``--out FILE``) and prints a short human summary. Bad arguments get a one-line error naming
+the value and the allowed range, and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -522,6 +523,84 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable_file(path: str, flag: str = "--out") -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{flag} {path!r} is a directory; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path!r}: cannot create its directory ({exc.strerror})") from exc
+    if not os.access(p if p.exists() else p.parent, os.W_OK):
+        raise UsageError(f"{flag} {path!r} is not writable")
+    return p
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.what == "intrinsics":
+        return _calibrate_intrinsics(args)
+    return _calibrate_handeye(args)
+
+
+def _calibrate_intrinsics(args: argparse.Namespace) -> int:
+    from wm_core.calib.boards import BoardSpec
+    from wm_core.calib.intrinsics import calibrate_directory
+    from wm_core.calib.io import write_camera_info
+
+    if args.board == "charuco" and args.marker is None:
+        raise UsageError("--marker METRES (the ArUco marker side) is required for --board charuco")
+    board = BoardSpec(args.board, args.cols, args.rows, args.square, args.marker, args.dictionary)
+    if not Path(args.images).is_dir():
+        raise UsageError(f"--images {args.images!r} is not a directory")
+    out = _writable_file(args.out)
+    result, report = calibrate_directory(args.images, board, args.camera_name)
+    write_camera_info(out, result.intrinsics)
+    n_all = len(report.names) + len(report.failed)
+    print(f"board found in {len(report.names)}/{n_all} images of {args.images}")
+    width = max(len(n) for n in report.names)
+    print(f"  {'image':<{width}}  RMS [px]")
+    for name, err in zip(result.names, result.per_image_rms, strict=True):
+        print(f"  {name:<{width}}  {err:8.3f}")
+    if report.failed:
+        print(f"board not found in: {', '.join(report.failed)}")
+    k, dist = result.intrinsics.K, result.intrinsics.D
+    print(f"RMS reprojection error {result.rms:.3f} px")
+    print(
+        f"fx {k[0, 0]:.2f}  fy {k[1, 1]:.2f}  cx {k[0, 2]:.2f}  cy {k[1, 2]:.2f}  "
+        f"D [{', '.join(f'{d:.5f}' for d in dist)}]"
+    )
+    print(f"camera_info: {out}")
+    return 0
+
+
+def _calibrate_handeye(args: argparse.Namespace) -> int:
+    from wm_core.calib.handeye import METHODS, calibrate_handeye, results_table
+    from wm_core.calib.io import read_camera_info, read_handeye_samples, write_handeye_result
+
+    samples = read_handeye_samples(args.samples)
+    cam_path = Path(samples.camera_info)
+    if not cam_path.is_absolute():
+        cam_path = Path(args.samples).parent / cam_path
+    intr = read_camera_info(cam_path)  # the intrinsics the board poses came from must load
+    out = _writable_file(args.out)
+    methods = METHODS if args.method == "all" else (args.method,)
+    result = calibrate_handeye(samples, args.mode, methods)
+    write_handeye_result(out, result, samples.tool_frame)
+    print(
+        f"{result.samples} samples, {args.mode}, camera {intr.name} "
+        f"({intr.width}x{intr.height}, {cam_path})"
+    )
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(results_table(result))
+    pose = result.best.X
+    name = "T_world_cam" if args.mode == "eye-to-hand" else f"T_{samples.tool_frame}_cam"
+    xyz = ", ".join(f"{float(v):.4f}" for v in pose[:3, 3])
+    print(f"{name} ({result.best.method}): translation [{xyz}] m")
+    print(f"hand-eye result: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wm", description="World-model arm stack command line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -704,6 +783,56 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--readout", required=True, help="RUN/readout.pt (wm train readout)")
     ex.add_argument("--out", required=True, help="model directory, e.g. models/default")
     ex.set_defaults(func=cmd_export)
+
+    ca = sub.add_parser(
+        "calibrate",
+        help="camera intrinsics (ROS camera_info YAML) and hand-eye (camera pose) calibration",
+    )
+    casub = ca.add_subparsers(dest="what", required=True, metavar="{intrinsics,handeye}")
+    ci = casub.add_parser(
+        "intrinsics",
+        help="calibrate a camera from images of a chessboard or ChArUco board",
+        description="Detect the board in every image of DIR, calibrate (pinhole, plumb_bob with "
+        "5 coefficients) and write a ROS camera_info YAML. Needs the board in at least 5 images "
+        "(10-20 tilted views covering the image are better).",
+    )
+    ci.add_argument("--images", required=True, help="directory of images (png, jpg, ...)")
+    ci.add_argument("--board", required=True, choices=["chessboard", "charuco"])
+    ci.add_argument(
+        "--cols", type=int, required=True, help="chessboard: inner corners; charuco: squares"
+    )
+    ci.add_argument(
+        "--rows", type=int, required=True, help="chessboard: inner corners; charuco: squares"
+    )
+    ci.add_argument("--square", type=float, required=True, help="square side, metres")
+    ci.add_argument(
+        "--marker", type=float, default=None, help="ArUco marker side, metres (charuco)"
+    )
+    ci.add_argument(
+        "--dictionary",
+        default="DICT_4X4_50",
+        help="ArUco dictionary (charuco; default DICT_4X4_50)",
+    )
+    ci.add_argument("--camera-name", default="camera", help="camera_name in the YAML")
+    ci.add_argument("--out", required=True, help="camera_info YAML file to write")
+    ci.set_defaults(func=cmd_calibrate)
+    ch = casub.add_parser(
+        "handeye",
+        help="camera pose from robot tool poses and board poses (hand-eye)",
+        description="Solve the camera pose (eye-to-hand: T_world_cam, world = robot base; "
+        "eye-in-hand: T_tool_cam) from a samples YAML (schema: wm_core/calib/io.py) and write "
+        "the result YAML with a static_transform for tf2.",
+    )
+    ch.add_argument("--samples", required=True, help="hand-eye samples YAML")
+    ch.add_argument("--mode", required=True, choices=["eye-to-hand", "eye-in-hand"])
+    ch.add_argument(
+        "--method",
+        default="all",
+        choices=["tsai", "park", "horaud", "andreff", "daniilidis", "all"],
+        help="solver, or all: run every one and keep the lowest residual (default)",
+    )
+    ch.add_argument("--out", required=True, help="result YAML file to write")
+    ch.set_defaults(func=cmd_calibrate)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim", "model", "planner", "stack"], help="what to benchmark")
