@@ -15,6 +15,7 @@ demo: setup
 
 test: setup
 	$(VENV)/ruff check .
+	$(VENV)/lint-imports
 	$(VENV)/python -m pytest -q -m "not slow"
 
 test-slow: setup
@@ -22,6 +23,7 @@ test-slow: setup
 
 lint: setup
 	$(VENV)/ruff check .
+	$(VENV)/lint-imports
 
 bench: setup
 	$(VENV)/wm bench sim --out out/bench

@@ -96,6 +96,23 @@ def _scene_config(args: argparse.Namespace):
     return dataclasses.replace(cfg, **over)
 
 
+def _cell(args: argparse.Namespace):
+    """The work cell of ``--cell FILE`` (default: configs/cells/sim.yaml); a bad file is a
+    one-line error naming the file and the field."""
+    from wm_core.cell import cell_or_default
+
+    return cell_or_default(args.cell)
+
+
+def _cell_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """``--cell FILE`` for the stack: every node that reads the cell gets the same file."""
+    if args.cell is None:
+        return {}
+    _cell(args)  # refuse a bad file here, with one line, before any node starts
+    path = str(Path(args.cell).resolve())
+    return {n: {"cell_file": path} for n in ("wm_sim", "wm_planner", "wm_safety")}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from wm_core.eval.policies import available_policies
     from wm_core.eval.runner import evaluate, summary_table
@@ -106,6 +123,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--policy {args.policy!r} unknown; choose one of {sorted(pols)}")
     _check_episodes_seed(args)
     cfg = _scene_config(args)
+    cell = _cell(args)
     options = _policy_options(args)
     out = _writable_dir(args.out)
     try:
@@ -118,6 +136,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             video=not args.no_video,
             progress=not args.quiet,
             policy_options=options,
+            cell=cell,
         )
     except CheckpointError as exc:
         raise UsageError(str(exc)) from exc
@@ -345,6 +364,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             params_file=args.params_file,
             seconds=args.seconds,
             seed=args.seed,
+            overrides=_cell_overrides(args),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -406,7 +426,9 @@ def _up_episodes(args: argparse.Namespace) -> int:
     from wm_bringup.episodes import DriverError, run_episodes, summary
 
     logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
-    overrides = {} if args.objects is None else {"wm_sim": {"n_objects": args.objects}}
+    overrides = _cell_overrides(args)
+    if args.objects is not None:
+        overrides.setdefault("wm_sim", {})["n_objects"] = args.objects
     try:
         report = run_episodes(
             args.episodes,
@@ -618,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="registered policy name (built in: oracle, random, latent-mpc)",
     )
     ev.add_argument("--episodes", type=int, default=10, help="number of episodes, >= 1")
+    ev.add_argument("--cell", default=None, help="work-cell file (default: configs/cells/sim.yaml)")
     ev.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
     _add_scene_args(ev)
     ev.add_argument("--out", required=True, help="output directory")
@@ -742,6 +765,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
     up.add_argument("--params-file", default=None, help="parameters YAML (default: the stack's)")
+    up.add_argument(
+        "--cell",
+        default=None,
+        help="work-cell file for every node that reads one (default: configs/cells/sim.yaml)",
+    )
     up.add_argument("--seconds", type=float, default=None, help="stop after this long")
     up.add_argument("--seed", type=int, default=None, help="sim episode seed (first episode)")
     up.add_argument(

@@ -16,13 +16,14 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
-from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, to_seconds  # noqa: E402
+from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, make_trajectory, to_seconds  # noqa: E402
 from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, StartupError  # noqa: E402
 from wm_perception.perception_node import latent_msg  # noqa: E402
 from wm_planner.planner_node import PlannerNode  # noqa: E402
 
 from wm_core.cell import sim_cell  # noqa: E402
 from wm_core.robot import ArmKinematics  # noqa: E402
+from wm_core.robot.action import joint_target  # noqa: E402
 
 NAMES = arm_joint_names()
 HOME = np.array(sim_cell().arm.home_q)
@@ -93,6 +94,33 @@ def test_plan_command_markers_and_surprise(ros, tiny_model_dir):
         lambda: any(s.name.endswith("wm_planner") and s.values for d in diags for s in d.status),
         timeout=3.0,
     )
+
+
+def test_actions_start_from_the_command_the_arm_was_sent(ros, tiny_model_dir):
+    """The commanded basis (wm_core.robot.action): the next command is one tool step from the
+    last command the safety node sent the arm, or from the measured joints once that command
+    is further than the re-sync distance from the arm."""
+    node = start(ros, tiny_model_dir)
+    feed_joints(ros)  # the arm measures HOME
+    cmds = ros.collect(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    arm = ros.publisher(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    pub = ros.publisher(Image, "/wm/latent", SENSOR_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    kin, cell = ArmKinematics(), sim_cell()
+    lo, hi = np.array(cell.workspace_lo), np.array(cell.workspace_hi)
+    for pan, basis in ((0.07, "sent"), (0.5, "measured")):
+        sent = HOME + np.array([pan, 0, 0, 0, 0, 0])  # pan 0.07: the tool 4 cm away; 0.5: far
+        arm.publish(make_trajectory(NAMES, sent[None], [0.1], [False]))
+        assert ros.spin_until(
+            lambda s=sent: node.q_sent is not None and np.allclose(node.q_sent, s)
+        )
+        cmds.clear()
+        stamp = ros.probe.get_clock().now().to_msg()
+        assert ros.spin_until(
+            lambda st=stamp: (pub.publish(latent(st)), bool(cmds))[1], timeout=15.0
+        )
+        want = joint_target(kin, node.last_action, sent if basis == "sent" else HOME, lo, hi, 0.018)
+        np.testing.assert_allclose(cmds[0].points[0].positions[:6], want.q, atol=1e-9)
 
 
 def test_stale_latents_are_dropped_and_the_arm_holds(ros, tiny_model_dir):

@@ -25,6 +25,7 @@ from transforms3d.quaternions import axangle2quat, qmult
 
 from wm_core.cell import Workcell, sim_cell
 from wm_core.robot import ArmKinematics
+from wm_core.robot.action import joint_target
 from wm_core.sim.config import SceneConfig
 from wm_core.sim.safety import SafetyLimits, SafetyMonitor, SafetySample
 from wm_core.sim.scene import ObjectSpec, build_scene_xml, sample_objects
@@ -87,7 +88,6 @@ class TableClearingEnv:
         for _ in range(int(0.2 / m.opt.timestep)):  # let objects settle
             mujoco.mj_step(m, d)
         self.q_cmd = home.copy()
-        self.tool_cmd = self.kin.tool_position(home)
         self.suction = False
         self._prev_tool = d.site_xpos[self._tool_site].copy()
         self.monitor.reset()
@@ -142,24 +142,19 @@ class TableClearingEnv:
     # ------------------------------------------------------------------ acting
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         """Cartesian tool-delta action [4] in [-1, 1]; see the module docstring."""
-        q_new, target, ok = self.cartesian_target(action)
-        result = self._step_joint(q_new, float(np.asarray(action, float).reshape(-1)[3]) > 0)
-        if ok:
-            self.tool_cmd = target
-        return result
+        q_new, _, _ = self.cartesian_target(action)
+        return self._step_joint(q_new, float(np.asarray(action, float).reshape(-1)[3]) > 0)
 
     def cartesian_target(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """What :meth:`step` would command for ``action``: (joint target [6], tool target [3],
-        whether the IK converged; if not, the joint target is the current command)."""
+        whether the IK converged; if not, the joint target is the current command). The
+        mapping is ``wm_core.robot.action.joint_target`` from the last joint command (the
+        commanded basis; that module says why)."""
         a = np.asarray(action, dtype=float).reshape(-1)
         if a.shape != (ACTION_DIM,) or not np.all(np.isfinite(a)):
             raise ValueError(f"action must be {ACTION_DIM} finite numbers, got {action!r}")
-        a = np.clip(a, -1.0, 1.0)
-        target = np.clip(self.tool_cmd + a[:3] * self.cfg.max_tool_step, self._ws_lo, self._ws_hi)
-        ik = self.kin.ik_tool_down(target, self.q_cmd)
-        if ik.converged:
-            return ik.q, target, True
-        return self.q_cmd.copy(), target, False
+        t = joint_target(self.kin, a, self.q_cmd, self._ws_lo, self._ws_hi, self.cfg.max_tool_step)
+        return t.q, t.tool, t.converged
 
     def step_joint(
         self, q_target: np.ndarray, suction: bool
@@ -169,9 +164,7 @@ class TableClearingEnv:
         The step is limited to the joint velocity limits (the servo's own limit); the
         planner-independent hard safety filter (``wm_core.safety``) sits upstream of this call.
         """
-        result = self._step_joint(q_target, suction)
-        self.tool_cmd = self.kin.tool_position(self.q_cmd)
-        return result
+        return self._step_joint(q_target, suction)
 
     def _step_joint(self, q_target: np.ndarray, suction: bool):
         m, d = self.model, self.data

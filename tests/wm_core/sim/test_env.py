@@ -120,12 +120,17 @@ def test_workspace_clip_keeps_tool_above_table():
         ("n_objects", 2.5, "n_objects"),
         ("light_jitter", -0.1, r"light_jitter=-0.1 must be a number in \[0.0, 1.0\]"),
         ("physics_dt", 0.01, "physics_dt"),
-        ("keepout_boxes", (), "keepout_boxes"),  # the cell's now: an unknown field
     ],
 )
 def test_bad_config_values_name_field_value_and_range(field, value, match):
     with pytest.raises(ConfigError, match=match):
         SceneConfig(**{field: value})
+
+
+def test_cell_geometry_in_a_scene_config_is_refused():
+    """Keep-out boxes are the work cell's (wm_core.cell), not the scene config's."""
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['keepout_boxes'\]"):
+        from_mapping(SceneConfig, {"keepout_boxes": []}, "scene.yaml")
 
 
 def test_yaml_mapping_rejects_unknown_fields():

@@ -5,9 +5,10 @@ Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image'
 1. drop it and hold if it is older than ``max_latent_age_s`` (or the joint state is stale);
 2. ``LatentMPCPolicy.act_latent``: surprise, object readout, task layer, latent MPC -> the
    tool action ``[dx, dy, dz, suction]`` in [-1, 1] (the policy never sees ground truth);
-3. tool target = forward kinematics of the measured joints + ``a[:3] * max_tool_step``,
-   clipped to the workspace box, then IK with the tool pointing down (seeded at the measured
-   joints); ``trajectory_points > 1`` chains the next planned actions the same way;
+3. the action -> joint targets with ``wm_core.robot.action.joint_target`` (the one mapping the
+   simulator uses too), from the last command the arm was sent (``arm_command_topic``, the
+   safety node's output), or from the measured joints when there is none, it is stale or the
+   arm did not follow it; ``trajectory_points > 1`` chains the next planned actions;
 4. publish a ``JointTrajectory`` (URDF joint names + the ``suction_cup`` pseudo-joint, points
    ``control_dt`` apart, header stamp = the source image stamp so the safety node can check
    the end-to-end age), the planned tool path as markers, the surprise score and diagnostics.
@@ -47,7 +48,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
-from wm_bringup.msgs import arm_joint_names, joint_state_arrays, make_trajectory
+from wm_bringup.msgs import arm_joint_names, joint_state_arrays, make_trajectory, parse_trajectory
 from wm_bringup.nodekit import (
     CELL_FILE,
     RELIABLE_QOS,
@@ -64,6 +65,7 @@ from wm_core.cell import Workcell
 from wm_core.config import ConfigError
 from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
+from wm_core.robot.action import basis_joints, joint_target
 
 WORLD_MODELS = ("learned", "copy-last", "random", "generative")
 
@@ -115,6 +117,11 @@ class PlannerNode(WmNode):
         Param("surprise_threshold", 6.0, "Surprise score that makes the arm hold.", 0.0, 1e6),
         Param("max_latent_age_s", 0.5, "Older latents are dropped (hold).", 0.01, 60.0),
         Param("max_state_age_s", 0.5, "Older joint states make the planner hold.", 0.01, 60.0),
+        Param(
+            "arm_command_topic",
+            "/arm_controller/joint_trajectory",
+            "What the arm is sent (the safety node's output): the basis of the next action.",
+        ),
         Param("trajectory_points", 1, "Planned steps sent per command.", 1, 64),
         Param("world_frame", "world", "frame_id of the plan markers."),
     )
@@ -128,6 +135,9 @@ class PlannerNode(WmNode):
         self.suction_meas: bool | None = None
         self.suction_cmd = False
         self.js_time: Time | None = None
+        self.q_sent: np.ndarray | None = None  # [6] the last command the arm was sent
+        self.last_action: np.ndarray | None = None  # [4] the action of the last plan
+        self.sent_time: Time | None = None
         self.stats: dict[str, Any] = {"plans": 0, "holds": 0, "stale_latents": 0, "bad": 0}
         self.stats |= {"plan_ms": 0.0, "surprise": 0.0, "phase": "", "done": False}
         self._plan_lock = threading.Lock()
@@ -217,6 +227,13 @@ class PlannerNode(WmNode):
                 RELIABLE_QOS,
                 callback_group=MutuallyExclusiveCallbackGroup(),
             ),
+            self.create_subscription(
+                JointTrajectory,
+                self.values()["arm_command_topic"],
+                self._on_arm_command,
+                RELIABLE_QOS,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            ),
         ]
         self.get_logger().info(
             f"planner ready: {cfg.planner.optimizer} {cfg.planner.samples}x"
@@ -260,6 +277,16 @@ class PlannerNode(WmNode):
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
         self.js_time = self.get_clock().now()
+
+    def _on_arm_command(self, msg: JointTrajectory) -> None:
+        """The command the arm was sent (after the safety filter): its first point is the
+        commanded basis of the next action (``wm_core.robot.action``)."""
+        try:
+            traj = parse_trajectory(msg, self.names)
+        except ValueError:
+            return  # the safety node's own output; the safety node reports what it sends
+        if len(traj.times):
+            self.q_sent, self.sent_time = traj.positions[0].copy(), self.get_clock().now()
 
     def _age(self, stamp: Time) -> float:
         return max(0.0, (self.get_clock().now() - stamp).nanoseconds * 1e-9)
@@ -313,6 +340,7 @@ class PlannerNode(WmNode):
         suction = self.suction_meas if self.suction_meas is not None else self.suction_cmd
         t0 = time.perf_counter()
         a = self.policy.act_latent(torch.from_numpy(z)[None], self.q, [float(suction)])  # [4]
+        self.last_action = a
         info = self.policy.last_info
         plan = info.get("plan")
         actions = [a] if plan is None else [a, *plan.actions[1 : cfg.trajectory_points]]
@@ -335,18 +363,18 @@ class PlannerNode(WmNode):
     def _to_joints(self, actions: np.ndarray) -> tuple[np.ndarray, list[bool]]:
         """Tool actions [P, 4] -> joint targets [P', 6] and suction [P'] (P' <= P: the chain
         stops at the first IK failure; a failure at the first step is a hold)."""
-        q, tool = self.q.copy(), self.kin.tool_position(self.q)
-        ws_lo, ws_hi = (
-            np.array(self.config.cell.workspace_lo),
-            np.array(self.config.cell.workspace_hi),
-        )
+        cell, step = self.config.cell, self.config.max_tool_step
+        sent = self.q_sent
+        if sent is not None and self._age(self.sent_time) > self.config.max_state_age_s:
+            sent = None  # the arm was not sent anything lately: start from where it is
+        q = basis_joints(self.kin, self.q, sent)  # [6] the commanded basis, or measured
+        lo, hi = np.array(cell.workspace_lo), np.array(cell.workspace_hi)
         qs, on = [], []
-        for a in np.clip(actions, -1.0, 1.0):
-            target = np.clip(tool + a[:3] * self.config.max_tool_step, ws_lo, ws_hi)
-            ik = self.kin.ik_tool_down(target, q)
-            if not ik.converged:
+        for a in actions:
+            t = joint_target(self.kin, a, q, lo, hi, step)
+            if not t.converged:
                 break
-            q, tool = ik.q, target
+            q = t.q
             qs.append(q)
             on.append(bool(a[3] > 0))
         if not qs:

@@ -1,0 +1,1 @@
+"""Planning: costs, optimisers (CEM, MPPI, gradient), the task layer and surprise."""
