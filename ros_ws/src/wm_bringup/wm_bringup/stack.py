@@ -134,7 +134,7 @@ def describe(
         nodes = [
             replace(nodes[0], remappings=arm + cam),  # a simulator standing in for the real arm
             replace(nodes[1], remappings=cam),
-            nodes[2],
+            replace(nodes[2], remappings=arm),  # the planner's basis: what the arm is sent
             replace(
                 nodes[3],
                 remappings=arm,
