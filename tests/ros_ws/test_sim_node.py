@@ -68,6 +68,26 @@ def test_follower_interpolates_and_holds_like_a_jtc():
     np.testing.assert_allclose(f.sample(20.0)[0], 2.0)
 
 
+def test_follower_stops_on_cmd_timeout_like_a_jtc():
+    """cmd_timeout counts from the end of the last trajectory: it expires once, then the
+    caller holds where the arm is; a hold itself never expires; 0 switches it off."""
+    f = TrajectoryFollower(np.zeros(6), cmd_timeout_s=0.5)
+    assert not f.expired(100.0)  # holding since start: nothing to time out
+    f.set(Trajectory(np.array([0.1]), np.ones((1, 6)), None, 0.0), now_s=10.0)
+    assert not f.expired(10.5) and not f.expired(10.6)  # ends at 10.1: stale after 10.6
+    assert f.expired(10.61) and not f.expired(10.7)  # once
+    f.hold(np.full(6, 0.9), False)  # the measured arm
+    np.testing.assert_allclose(f.sample(11.0)[0], 0.9)
+    assert not f.expired(50.0)
+    f.set(Trajectory(np.array([0.1]), np.ones((1, 6)), None, 0.0), now_s=60.0)
+    assert not f.expired(60.55)  # a new command restarts the clock
+    off = TrajectoryFollower(np.zeros(6))
+    off.set(Trajectory(np.array([0.1]), np.ones((1, 6)), None, 0.0), now_s=0.0)
+    assert not off.expired(1e6)
+    with pytest.raises(ValueError, match="cmd_timeout_s"):
+        TrajectoryFollower(np.zeros(6), cmd_timeout_s=-1.0)
+
+
 def test_topics_types_stamps_and_qos(ros):
     node = start(ros)
     clock = ros.collect(Clock, "/clock", RELIABLE_QOS)

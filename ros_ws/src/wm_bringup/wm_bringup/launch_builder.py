@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from wm_bringup.stack import BACKENDS, PACKAGE, PARAMS_RELATIVE, describe
+from wm_bringup.stack import (
+    BACKENDS,
+    CRASH_LOOP,
+    PACKAGE,
+    PARAMS_RELATIVE,
+    RESPAWN_DELAY_S,
+    describe,
+)
 
 LAUNCH_ARGUMENT_PARAMS = {"use_sim_time": "sim", "backend": "backend"}
 """Node parameters whose value comes from a launch argument (parameter -> argument)."""
@@ -72,6 +79,12 @@ def build(profile: str) -> Any:
                 parameters=[LaunchConfiguration("params_file"), overrides],
                 remappings=list(spec.remappings),
                 condition=IfCondition(sim) if spec.sim_only else None,
+                # a node whose process dies comes back (the runner does the same); launch
+                # cannot tell a refusal to start (EXIT_REFUSED) from a crash, so the retries are
+                # bounded (Iron and newer): a bad parameter is not a crash loop
+                respawn=True,
+                respawn_delay=RESPAWN_DELAY_S,
+                respawn_max_retries=CRASH_LOOP[0],
             )
         )
     actions.append(

@@ -40,6 +40,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from wm_bringup.stack import EXIT_REFUSED
 from wm_core.cell import Workcell, cell_or_default
 from wm_core.config import ConfigError
 
@@ -289,7 +290,8 @@ def freeze_heap() -> None:
 def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
     """The ``main()`` of a node process: start, spin, and shut down quietly on Ctrl-C/SIGTERM.
 
-    Returns the exit status: 1 when the node refuses to start, else 0."""
+    Returns the exit status: ``EXIT_REFUSED`` (3) when the node refuses to start (the runner
+    and launch do not respawn it), else 0."""
     args = sys.argv if args is None else args
     rclpy.init(args=args)
     node: WmNode | None = None
@@ -302,7 +304,7 @@ def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
         executor.add_node(node)
         executor.spin()
     except StartupError:
-        code = 1  # the node already logged why
+        code = EXIT_REFUSED  # the node already logged why
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from wm_bringup.stack import Stack, describe
+from wm_bringup.stack import CRASH_LOOP, EXIT_REFUSED, RESPAWN_DELAY_S, Stack, describe
 
 log = logging.getLogger(__name__)
 
@@ -122,33 +122,52 @@ def process_commands(stack: Stack) -> list[list[str]]:
 
 
 class ProcessStack:
-    """Named child processes of a stack: start, watch, stop (SIGINT, then SIGTERM).
+    """Named child processes of a stack: start, watch (and respawn), stop (SIGINT, then SIGTERM).
 
+    With ``respawn`` (what launch_ros does with ``respawn=True``), a child whose process dies
+    (a crash, a signal) is started again ``respawn_delay_s`` later; :meth:`ended` reports only
+    the ends that are final: a clean exit, a node refusing to start (``EXIT_REFUSED``), or a
+    crash loop (more than ``CRASH_LOOP[0]`` respawns within ``CRASH_LOOP[1]`` s).
     With ``log_dir``, each child's output goes to ``<log_dir>/<name>.log`` (else to ours)."""
 
-    def __init__(self, commands: dict[str, list[str]], paths: list[str], log_dir=None):
+    def __init__(
+        self,
+        commands: dict[str, list[str]],
+        paths: list[str],
+        log_dir=None,
+        respawn: bool = False,
+        respawn_delay_s: float = RESPAWN_DELAY_S,
+        crash_loop: tuple[int, float] = CRASH_LOOP,
+    ):
         self.commands = commands
         self.paths = paths
         self.log_dir = None if log_dir is None else Path(log_dir)
+        self.respawn, self.respawn_delay_s, self.crash_loop = respawn, respawn_delay_s, crash_loop
         self.procs: dict[str, subprocess.Popen] = {}
+        self.respawns: dict[str, list[float]] = {name: [] for name in commands}
+        """Monotonic times at which each node was started again."""
+        self._due: dict[str, float] = {}  # name -> when its respawn is due
 
     def start(self) -> None:
+        for name in self.commands:
+            self._spawn(name, append=False)
+
+    def _spawn(self, name: str, append: bool) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([*self.paths, env.get("PYTHONPATH", "")])
-        for name, cmd in self.commands.items():
-            out = None
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                out = open(self.log_path(name), "wb")  # noqa: SIM115 (lives with the child)
-            self.procs[name] = subprocess.Popen(
-                cmd,
-                env=env,
-                start_new_session=True,
-                stdout=out,
-                stderr=subprocess.STDOUT if out else None,
-            )
-            if out is not None:
-                out.close()  # the child holds its own descriptor
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_path(name), "ab" if append else "wb")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            self.commands[name],
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+        if out is not None:
+            out.close()  # the child holds its own descriptor
 
     def log_path(self, name: str) -> Path | None:
         return None if self.log_dir is None else self.log_dir / f"{name}.log"
@@ -158,14 +177,40 @@ class ProcessStack:
         return {name: p.pid for name, p in self.procs.items()}
 
     def ended(self) -> tuple[str, int] | None:
-        """(name, exit status) of a child that has exited, or None while all run."""
+        """(name, exit status) of a child that ended for good, or None while every child runs
+        or waits for its respawn (call it periodically: it also does the respawning)."""
+        now = time.monotonic()
         for name, p in self.procs.items():
-            if p.poll() is not None:
-                return name, p.returncode
+            rc = p.poll()
+            if rc is None:
+                continue
+            due = self._due.get(name)
+            if due is not None:
+                if now >= due:
+                    del self._due[name]
+                    self.respawns[name].append(now)
+                    log.warning("respawning node %s", name)
+                    self._spawn(name, append=True)
+                continue
+            if not self.respawn or rc in (0, EXIT_REFUSED) or self._looping(name, now):
+                return name, rc
+            log.warning(
+                "node %s died (status %s): respawning in %.1f s", name, rc, self.respawn_delay_s
+            )
+            self._due[name] = now + self.respawn_delay_s
         return None
+
+    def _looping(self, name: str, now: float) -> bool:
+        most, window = self.crash_loop
+        recent = [t for t in self.respawns[name] if now - t < window]
+        if len(recent) >= most:
+            log.error("node %s died %d times within %.0f s: not respawning it", name, most, window)
+            return True
+        return False
 
     def stop(self, grace_s: float = 5.0) -> int:
         """Stop every child; the first bad exit status (0 if all ended cleanly)."""
+        self._due.clear()
         return _stop(self.procs, grace_s)
 
 
@@ -177,8 +222,10 @@ def launch_children(
     params_file: str | Path | None = None,
     overrides: dict[str, dict] | None = None,
     log_dir: Path | None = None,
+    respawn: bool = True,
 ) -> ProcessStack:
-    """Start the stack in child processes and return them (started).
+    """Start the stack in child processes and return them (started; with ``respawn``, a node
+    process that dies is started again, as ``ros2 launch`` does).
 
     ``processes``: one child per node. ``inprocess``: one child, ``python -m wm_bringup`` with
     the same profile, parameters file and overrides, running every node in one process."""
@@ -196,7 +243,7 @@ def launch_children(
             for key, value in params.items():
                 cmd += ["--set", f"{node}:{key}={json.dumps(value)}"]
         commands = {"stack": cmd}
-    children = ProcessStack(commands, package_paths(stack), log_dir)
+    children = ProcessStack(commands, package_paths(stack), log_dir, respawn=respawn)
     children.start()
     return children
 
@@ -206,17 +253,19 @@ def run_processes(
     seconds: float | None = None,
     grace_s: float = 5.0,
     log_dir: Path | None = None,
+    respawn: bool = True,
 ) -> int:
-    """Start one process per node; stop all when one exits, on a signal, or after ``seconds``.
-    With ``log_dir``, each node's output goes to ``<log_dir>/<node>.log`` (else to ours).
+    """Start one process per node; a node whose process dies is respawned (``respawn``); stop
+    all on a signal, after ``seconds``, or when a node ends for good (a clean exit, a refusal
+    to start, a crash loop). With ``log_dir``, each node's output goes to
+    ``<log_dir>/<node>.log`` (else to ours).
 
-    Returns the first non-zero exit status of a node (0 if all ended cleanly)."""
+    Returns 1 when a node refused to start or ended with an error status, else 0."""
     commands = {
         n.name: cmd for n, cmd in zip(stack.running(), process_commands(stack), strict=True)
     }
-    children = ProcessStack(commands, package_paths(stack), log_dir)
+    children = ProcessStack(commands, package_paths(stack), log_dir, respawn=respawn)
     children.start()
-    procs = children.procs
     stopping = {"signal": False}
 
     def on_signal(signum, frame) -> None:
@@ -227,17 +276,18 @@ def run_processes(
     try:
         deadline = None if seconds is None else time.monotonic() + seconds
         while not stopping["signal"] and (deadline is None or time.monotonic() < deadline):
-            ended = {k: p.returncode for k, p in procs.items() if p.poll() is not None}
-            if ended:
-                name, rc = next(iter(ended.items()))
-                log.error("node %s exited with status %s: stopping the stack", name, rc)
-                code = rc or 1
+            ended = children.ended()
+            if ended is not None:
+                name, rc = ended
+                why = "refused to start" if rc == EXIT_REFUSED else f"exited with status {rc}"
+                log.error("node %s %s: stopping the stack", name, why)
+                code = 1 if rc else 0
                 break
             time.sleep(0.2)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        code = _stop(procs, grace_s) or code
+        code = (1 if children.stop(grace_s) else 0) or code
     return code
 
 

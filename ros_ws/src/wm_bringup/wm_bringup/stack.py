@@ -31,6 +31,14 @@ REAL_CAMERA_INFO_TOPIC = "/camera/color/camera_info"
 
 Scalar = bool | int | float | str
 
+EXIT_REFUSED = 3
+"""Exit status of a node process that refuses to start (bad parameter, missing model or
+package): never respawned, since it would only refuse again."""
+RESPAWN_DELAY_S = 2.0
+"""A node whose process dies is started again after this long (launch files and runner)."""
+CRASH_LOOP = (5, 60.0)
+"""More than 5 respawns of one node within 60 s is a crash loop: the runner stops the stack."""
+
 
 @dataclass(frozen=True)
 class NodeSpec:

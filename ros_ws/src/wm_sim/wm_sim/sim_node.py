@@ -66,6 +66,14 @@ class SimNode(WmNode):
         Param("light_jitter", 0.0, "Fractional light jitter per episode.", 0.0, 1.0),
         Param("camera_jitter_deg", 0.0, "Camera orientation jitter (deg).", 0.0, 15.0),
         CELL_FILE,
+        Param(
+            "cmd_timeout",
+            0.5,
+            "As the JTC's cmd_timeout: stop (hold where the arm is) when no command arrives "
+            "within this long after the last one's end (s); 0: off.",
+            0.0,
+            60.0,
+        ),
         Param("auto_reset", False, "Start the next episode (seed + 1) when one ends."),
         Param("metrics_period_s", 1.0, "Period (simulated s) of /wm/sim/episode.", 0.1, 3600.0),
         Param("clock_start_s", 1.0, "Simulated time of the first step (s).", 0.0, 1e6),
@@ -222,7 +230,7 @@ class SimNode(WmNode):
 
     def _reset_episode(self, seed: int) -> None:
         self.obs, self.info = self._in_mujoco(self.env.reset, seed)
-        self.follower = TrajectoryFollower(self.env.q_cmd, False)
+        self.follower = TrajectoryFollower(self.env.q_cmd, False, self.values()["cmd_timeout"])
         self.episode = {"seed": seed, "done": False, "end_reason": None, "started_s": self._now_s()}
         self.next_metrics_ns = self.sim_ns
         self.get_logger().info(f"episode with seed {seed}: {len(self.env.objects)} objects")
@@ -237,6 +245,12 @@ class SimNode(WmNode):
     def _step(self) -> None:
         env = self.env
         t_end = (self.sim_ns + self.dt_ns) * 1e-9
+        if self.follower.expired(self._now_s()):  # commands stopped: hold where the arm is
+            self.get_logger().warning(
+                f"no command for {self.follower.cmd_timeout_s} s after the last one ended "
+                "(cmd_timeout): holding the arm where it is"
+            )
+            self.follower.hold(self.obs["joint_pos"], bool(self.obs["suction"][0] > 0.5))
         q_target, suction = self.follower.sample(t_end)  # where the arm should be at t_end
         obs, _, terminated, truncated, info = self._in_mujoco(env.step_joint, q_target, suction)
         self.obs, self.info = obs, info

@@ -5,6 +5,12 @@ the stamp is zero. Between the start and the first point, the desired position g
 from the desired position at receipt to the first point. It then goes linearly between
 points, and holds the last point. An empty trajectory stops: hold the current desired
 position. The suction state of a segment is the suction of the point it moves toward.
+
+``cmd_timeout_s`` (as the JTC's ``cmd_timeout``; 0 switches it off): when no new trajectory
+arrives within that long after the current one's last point, the command is stale and the
+controller stops: :meth:`expired` turns true once, and the caller holds the arm where it
+actually is (:meth:`hold` with the measured joints). The arm then holds even if whatever sends
+the commands (the safety node) is gone.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from wm_bringup.msgs import Trajectory
 
 
 class TrajectoryFollower:
-    def __init__(self, q0: np.ndarray, suction: bool = False):
+    def __init__(self, q0: np.ndarray, suction: bool = False, cmd_timeout_s: float = 0.0):
+        if not (np.isfinite(cmd_timeout_s) and cmd_timeout_s >= 0):
+            raise ValueError(f"cmd_timeout_s={cmd_timeout_s!r} must be >= 0 (0: off)")
+        self.cmd_timeout_s = float(cmd_timeout_s)
         self.hold(q0, suction)
 
     def hold(self, q: np.ndarray, suction: bool) -> None:
@@ -22,6 +31,17 @@ class TrajectoryFollower:
         self._t = np.zeros(1)  # [K] knot times (absolute, s)
         self._q = np.asarray(q, float)[None].copy()  # [K, 6]
         self._s = np.array([bool(suction)])  # [K]
+        self._following = False  # a hold does not time out
+
+    def expired(self, t: float) -> bool:
+        """True once when the trajectory being followed went stale at ``t``: its last point
+        is more than ``cmd_timeout_s`` in the past and nothing newer arrived."""
+        if not self._following or self.cmd_timeout_s <= 0:
+            return False
+        if t > self._t[-1] + self.cmd_timeout_s:
+            self._following = False
+            return True
+        return False
 
     def set(self, traj: Trajectory, now_s: float) -> None:
         """Start following ``traj`` (received at ``now_s``, in the same clock as its stamp)."""
@@ -34,6 +54,7 @@ class TrajectoryFollower:
         self._t = np.concatenate([[min(now_s, start)], start + traj.times])  # [P+1]
         self._q = np.concatenate([q_now[None], traj.positions])  # [P+1, 6]
         self._s = np.concatenate([[s_now], s])  # [P+1]
+        self._following = True
 
     def sample(self, t: float) -> tuple[np.ndarray, bool]:
         """Desired (positions [6], suction) at absolute time ``t``."""
