@@ -394,6 +394,39 @@ def sim_cell() -> Workcell:
     return load_cell(SIM_CELL_FILE)
 
 
+def cell_to_mapping(cell: Workcell) -> dict:
+    """The cell as plain YAML data (what :func:`cell_from_mapping` reads back)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, np.floating | np.integer):
+            return v.item()
+        return v
+
+    out: dict[str, Any] = {}
+    for f in fields(cell):
+        value = getattr(cell, f.name)
+        if f.name == "source" or (f.name == "obstacle_boxes" and value is None):
+            continue
+        if f.name in _PARTS:
+            value = {g.name: plain(getattr(value, g.name)) for g in fields(value)}
+        out[f.name] = plain(value)
+    return out
+
+
+def write_cell(cell: Workcell, path: str | Path, header: str = "") -> Path:
+    """Write ``cell`` as a cell file (``header``: comment lines on top); -> the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    text = yaml.safe_dump(cell_to_mapping(cell), sort_keys=False, default_flow_style=None)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(comments + text)
+    tmp.replace(path)
+    return path
+
+
 def cell_or_default(path: str | Path | None) -> Workcell:
     """``load_cell(path)``, or the sim cell for None / an empty string."""
     return sim_cell() if not path else load_cell(path)

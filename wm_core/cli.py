@@ -137,6 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             policy_options=options,
             cell=cell,
+            calibrate=args.calibrate,
         )
     except CheckpointError as exc:
         raise UsageError(str(exc)) from exc
@@ -561,7 +562,37 @@ def _writable_file(path: str, flag: str = "--out") -> Path:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.what == "intrinsics":
         return _calibrate_intrinsics(args)
+    if args.what == "sim":
+        return _calibrate_sim(args)
     return _calibrate_handeye(args)
+
+
+def _calibrate_sim(args: argparse.Namespace) -> int:
+    """The whole calibration path in MuJoCo: board on the tool, sweep, hand-eye -> cell file."""
+    from wm_core.cell import write_cell
+    from wm_core.sim.calibration import calibrate_camera
+    from wm_core.sim.config import SceneConfig
+
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+    cfg = SceneConfig(camera_jitter_deg=args.camera_jitter, light_jitter=args.light_jitter)
+    cell = _cell(args)
+    out = _writable_file(args.out)
+    cal = calibrate_camera(cfg, args.seed, cell, poses=args.poses)
+    header = (
+        f"wm calibrate sim --seed {args.seed} --camera-jitter {args.camera_jitter} "
+        f"--light-jitter {args.light_jitter}: {cal.views} board views, {cal.method}"
+    )
+    write_cell(cal.cell, out, header)
+    s = cal.summary()
+    print(f"{cal.views} board views of {args.poses}, best method {cal.method}")
+    print(
+        f"residuals {s['residual_translation_mm']} mm / {s['residual_rotation_deg']} deg; "
+        f"pose error against the simulator {s['pose_error_translation_mm']} mm / "
+        f"{s['pose_error_rotation_deg']} deg"
+    )
+    print(f"cell: {out}")
+    return 0
 
 
 def _calibrate_intrinsics(args: argparse.Namespace) -> int:
@@ -641,6 +672,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--episodes", type=int, default=10, help="number of episodes, >= 1")
     ev.add_argument("--cell", default=None, help="work-cell file (default: configs/cells/sim.yaml)")
+    ev.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="before each episode, calibrate its camera (board on the tool, hand-eye) and plan "
+        "with the calibrated camera (latent-mpc)",
+    )
     ev.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
     _add_scene_args(ev)
     ev.add_argument("--out", required=True, help="output directory")
@@ -816,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="camera intrinsics (ROS camera_info YAML) and hand-eye (camera pose) calibration",
     )
-    casub = ca.add_subparsers(dest="what", required=True, metavar="{intrinsics,handeye}")
+    casub = ca.add_subparsers(dest="what", required=True, metavar="{intrinsics,handeye,sim}")
     ci = casub.add_parser(
         "intrinsics",
         help="calibrate a camera from images of a chessboard or ChArUco board",
@@ -861,6 +898,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ch.add_argument("--out", required=True, help="result YAML file to write")
     ch.set_defaults(func=cmd_calibrate)
+    cs = casub.add_parser(
+        "sim",
+        help="the whole path in MuJoCo: board on the tool, arm sweep, hand-eye -> a cell file",
+        description="Calibrate the scene camera of episode SEED (jittered as that episode is) "
+        "from images of a ChArUco board on the simulated tool, and write a cell file with the "
+        "calibrated camera. Prints the pose error against the simulator's camera.",
+    )
+    cs.add_argument("--seed", type=int, default=0, help="episode seed (its camera jitter)")
+    cs.add_argument("--camera-jitter", type=float, default=0.0, help="degrees, 0-15")
+    cs.add_argument("--light-jitter", type=float, default=0.0, help="fraction, 0-1")
+    cs.add_argument("--poses", type=int, default=15, help="arm poses in the sweep")
+    cs.add_argument("--cell", default=None, help="cell file (default: configs/cells/sim.yaml)")
+    cs.add_argument("--out", required=True, help="cell YAML file to write")
+    cs.set_defaults(func=cmd_calibrate)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim", "model", "planner", "stack"], help="what to benchmark")

@@ -16,6 +16,7 @@ from wm_core.eval.policies import make_policy
 from wm_core.safety import FilterConfig, SafetyFilter
 from wm_core.safety.filter import STATUSES as FILTER_STATUSES
 from wm_core.sim import SceneConfig, TableClearingEnv
+from wm_core.sim.calibration import calibrate_camera
 from wm_core.sim.safety import EVENT_KINDS
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,19 @@ def evaluate(
     progress: bool = True,
     policy_options: dict | None = None,
     cell: Workcell | None = None,
+    calibrate: bool = False,
 ) -> dict:
     """Run ``episodes`` episodes with seeds ``seed .. seed+episodes-1`` in ``cell`` (default:
-    the sim cell, which the scene is built from); write the report."""
+    the sim cell, which the scene is built from); write the report.
+
+    ``calibrate``: before each episode, calibrate that episode's (jittered) scene camera with
+    the board-on-the-tool sweep (``wm_core.sim.calibration``) and give the policy the
+    calibrated camera; it never reads the simulator's camera pose. The report gets each
+    episode's calibration and pose error."""
     cell = cell or sim_cell()
     policy = make_policy(policy_name, cfg, cell, **(policy_options or {}))
+    if calibrate and not hasattr(policy, "set_camera"):
+        raise ValueError(f"--calibrate: policy {policy_name!r} does not use the camera model")
     cfg = dataclasses.replace(cfg, render_images=bool(getattr(policy, "needs_images", True)))
     env = TableClearingEnv(cfg, cell)
     results, frames = [], []
@@ -106,9 +115,14 @@ def evaluate(
             disable=not progress,
             leave=False,
         ):
-            results.append(
-                run_episode(env, policy, seed + i, frames if (video and i == 0) else None)
-            )
+            calibration = None
+            if calibrate:
+                calibration = calibrate_camera(cfg, seed + i, cell)
+                policy.set_camera(calibration.cell.camera)
+            result = run_episode(env, policy, seed + i, frames if (video and i == 0) else None)
+            if calibration is not None:
+                result["calibration"] = calibration.summary()
+            results.append(result)
     finally:
         env.close()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +170,17 @@ def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[di
         "per_episode": [
             {
                 k: r[k]
-                for k in ("seed", "objects", "cleared", "dropped", "sim_time_s", "safety", "filter")
+                for k in (
+                    "seed",
+                    "objects",
+                    "cleared",
+                    "dropped",
+                    "sim_time_s",
+                    "safety",
+                    "filter",
+                    "calibration",
+                )
+                if k in r
             }
             for r in results
         ],

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from wm_core.cell import Workcell, sim_cell
+from wm_core.cell import Camera, Workcell, sim_cell
 from wm_core.models import WorldModel
 from wm_core.models.checkpoint import load_checkpoint
 from wm_core.plan.config import PlannerConfig, TaskConfig
@@ -31,7 +31,7 @@ from wm_core.plan.planner import LatentMPC
 from wm_core.plan.surprise import SurpriseMonitor
 from wm_core.plan.task import TableClearingTask
 from wm_core.robot import ArmKinematics
-from wm_core.train.readout import load_readout
+from wm_core.train.readout import load_readout, priors_for
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,13 @@ class LatentMPCPolicy:
             "cell": cell.source or cell.name,
         }
         self.reset(0)
+
+    def set_camera(self, camera: Camera) -> None:
+        """A new calibration of the scene camera: the cell's camera is replaced and the
+        readout's per-patch priors recomputed (nothing else depends on the camera)."""
+        self.cell = self.cell.with_camera(camera)
+        self.readout.priors.copy_(torch.as_tensor(priors_for(self.model, self.cell)))
+        self.settings["cell"] = f"{self.cell.source or self.cell.name} (camera recalibrated)"
 
     def reset(self, seed: int) -> None:
         self.mpc.reset()

@@ -48,10 +48,17 @@ class CameraInfo:
 class TableClearingEnv:
     """The table-clearing world. ``reset(seed)`` draws a new scene; ``step(action)`` acts."""
 
-    def __init__(self, config: SceneConfig | None = None, cell: Workcell | None = None):
+    def __init__(
+        self,
+        config: SceneConfig | None = None,
+        cell: Workcell | None = None,
+        board: tuple[tuple[float, float], bytes] | None = None,
+    ):
         self.cfg = config or SceneConfig()
         self.cell = cell or sim_cell()
         """The work cell the scene is built from (table, bin, arm base, camera)."""
+        self.board = board
+        """(plate size (m), PNG texture): a calibration board on the tool (calibration only)."""
         self.kin = ArmKinematics(base_pose=self.cell.arm.T_world_base)
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
@@ -76,7 +83,10 @@ class TableClearingEnv:
         rng = np.random.default_rng(seed)
         self.objects = sample_objects(self.cfg, rng)
         self._close_renderers()
-        m = mujoco.MjModel.from_xml_string(build_scene_xml(self.cfg, self.objects, self.cell))
+        board_m = None if self.board is None else self.board[0]
+        assets = None if self.board is None else {"calib_board.png": self.board[1]}
+        xml = build_scene_xml(self.cfg, self.objects, self.cell, board_m)
+        m = mujoco.MjModel.from_xml_string(xml, assets)
         self._jitter(m, rng)
         d = mujoco.MjData(m)
         self.model, self.data = m, d

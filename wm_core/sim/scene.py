@@ -125,13 +125,41 @@ def _object_xml(o: ObjectSpec) -> str:
     )
 
 
+BOARD_PLATE_OFFSET = (-0.15, 0.0, 0.02)
+"""Where a calibration board plate sits in the suction cup's frame (m): beside the cup and just
+below its tip, where the wrist does not hide it from the scene camera."""
+
+
+def board_plate_xml(size_m: tuple[float, float]) -> tuple[str, str]:
+    """(asset XML, geom XML) of a calibration board plate carrying the texture
+    ``calib_board.png`` (pass its bytes as the model's asset), face up when the tool points
+    down; visual only (no contacts)."""
+    w, h = size_m
+    asset = (
+        '<texture name="calib_board" type="2d" file="calib_board.png"/>'
+        '<material name="calib_board" texture="calib_board" texuniform="false"/>'
+    )
+    x, y, z = BOARD_PLATE_OFFSET
+    geom = (
+        f'<geom name="calib_board" type="box" size="{w / 2} {h / 2} 0.001" pos="{x} {y} {z}" '
+        'quat="0 1 0 0" material="calib_board" contype="0" conaffinity="0" mass="0.001"/>'
+    )
+    return asset, geom
+
+
 def build_scene_xml(
-    cfg: SceneConfig, objects: list[ObjectSpec], cell: Workcell | None = None
+    cfg: SceneConfig,
+    objects: list[ObjectSpec],
+    cell: Workcell | None = None,
+    board_m: tuple[float, float] | None = None,
 ) -> str:
     """The complete MJCF for one episode, its fixed geometry built from the cell (default:
-    ``configs/cells/sim.yaml``)."""
+    ``configs/cells/sim.yaml``). ``board_m``: also a calibration board plate of that size on
+    the tool (the calibration scene; see ``wm_core.sim.calibration``)."""
     cell = cell or sim_cell()
     arm = load_arm()
+    board_asset, board_geom = board_plate_xml(board_m) if board_m else ("", "")
+    fb = 1024 if board_m else 640  # offscreen framebuffer: calibration images are 1024 px
     tx, ty, th, z0 = cell.table.x, cell.table.y, cell.table.thickness, cell.table.top_z
     cup = '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
     arm_xml = arm_body_xml(
@@ -140,14 +168,14 @@ def build_scene_xml(
         base_rpy=cell.arm.base_rpy,
         extra={
             "tool0": '<camera name="wrist_cam" pos="0 -0.06 0.02" quat="0 1 0 0" fovy="75"/>',
-            "suction_cup": cup,
+            "suction_cup": board_geom + cup,
         },
     )
     return f"""
 <mujoco model="wm_table_clearing">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{cfg.physics_dt}" integrator="implicitfast" cone="elliptic" impratio="10"/>
-  <visual><global offwidth="640" offheight="640"/><quality shadowsize="1024"/></visual>
+  <visual><global offwidth="{fb}" offheight="{fb}"/><quality shadowsize="1024"/></visual>
   <default>
     <default class="arm"><geom contype="1" conaffinity="2" rgba="0.55 0.6 0.68 1"
         condim="3" friction="1 0.01 0.001"/></default>
@@ -161,6 +189,7 @@ def build_scene_xml(
     <texture name="grid" type="2d" builtin="checker" rgb1="0.25 0.27 0.3" rgb2="0.2 0.22 0.25"
         width="256" height="256"/>
     <material name="floor" texture="grid" texrepeat="6 6"/>
+    {board_asset}
   </asset>
   <worldbody>
     <light name="key" pos="0.6 -0.6 2.0" dir="-0.2 0.3 -1" diffuse="0.7 0.7 0.7"
