@@ -122,6 +122,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.policy not in pols:
         raise UsageError(f"--policy {args.policy!r} unknown; choose one of {sorted(pols)}")
     _check_episodes_seed(args)
+    if args.calibrate and args.policy != "latent-mpc":
+        raise UsageError(f"--calibrate is for --policy latent-mpc, not {args.policy!r}")
     cfg = _scene_config(args)
     cell = _cell(args)
     options = _policy_options(args)
