@@ -566,7 +566,43 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return _calibrate_intrinsics(args)
     if args.what == "sim":
         return _calibrate_sim(args)
+    if args.what == "collect":
+        return _calibrate_collect(args)
     return _calibrate_handeye(args)
+
+
+def _calibrate_collect(args: argparse.Namespace) -> int:
+    """Record hand-eye samples from the camera and /joint_states (a small rclpy node)."""
+    from wm_core.calib.boards import BoardSpec
+    from wm_core.calib.io import read_camera_info
+
+    try:
+        from wm_bringup.calibration_collector import CollectConfig, collect
+    except ImportError as exc:
+        raise UsageError(
+            f"the ROS 2 workspace is not importable ({exc}); run `make setup`"
+        ) from exc
+    if args.board == "charuco" and args.marker is None:
+        raise UsageError("--marker METRES (the ArUco marker side) is required for --board charuco")
+    if args.samples < 3:
+        raise UsageError(f"--samples {args.samples} must be >= 3 (10-20 recommended)")
+    board = BoardSpec(args.board, args.cols, args.rows, args.square, args.marker, args.dictionary)
+    intr = read_camera_info(args.camera_info)
+    out = _writable_file(args.out)
+    cfg = CollectConfig(
+        board, intr, str(Path(args.camera_info).resolve()), args.samples, args.tool_link,
+        args.image_topic,
+    )  # fmt: skip
+    path, n = collect(cfg, out, args.timeout)
+    if path is None:
+        print(
+            f"wm calibrate: error: {n} of {args.samples} samples after {args.timeout:.0f} s "
+            "(is the board in view, and does the arm pause at each pose?)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{n} samples: {path} (next: wm calibrate handeye --samples {path} ...)")
+    return 0
 
 
 def _calibrate_sim(args: argparse.Namespace) -> int:
@@ -855,7 +891,9 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="camera intrinsics (ROS camera_info YAML) and hand-eye (camera pose) calibration",
     )
-    casub = ca.add_subparsers(dest="what", required=True, metavar="{intrinsics,handeye,sim}")
+    casub = ca.add_subparsers(
+        dest="what", required=True, metavar="{intrinsics,handeye,sim,collect}"
+    )
     ci = casub.add_parser(
         "intrinsics",
         help="calibrate a camera from images of a chessboard or ChArUco board",
@@ -900,6 +938,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ch.add_argument("--out", required=True, help="result YAML file to write")
     ch.set_defaults(func=cmd_calibrate)
+    cc = casub.add_parser(
+        "collect",
+        help="record hand-eye samples from the camera and /joint_states while the arm moves",
+        description="A small rclpy node: pairs each view of the board (with the camera's "
+        "intrinsics) with the tool pose from /joint_states, keeping one pair per still, "
+        "distinct pose, and writes the samples file for `wm calibrate handeye`.",
+    )
+    cc.add_argument("--camera-info", required=True, help="camera_info YAML (intrinsics)")
+    cc.add_argument("--board", required=True, choices=["chessboard", "charuco"])
+    cc.add_argument("--cols", type=int, required=True, help="chessboard: inner corners")
+    cc.add_argument("--rows", type=int, required=True, help="chessboard: inner corners")
+    cc.add_argument("--square", type=float, required=True, help="square side, metres")
+    cc.add_argument("--marker", type=float, default=None, help="charuco marker side, metres")
+    cc.add_argument("--dictionary", default="DICT_4X4_50", help="charuco ArUco dictionary")
+    cc.add_argument("--samples", type=int, default=15, help="pairs to record")
+    cc.add_argument("--tool-link", default="suction_cup", help="link the board is fixed to")
+    cc.add_argument("--image-topic", default="/camera/image_raw", help="camera image topic")
+    cc.add_argument("--timeout", type=float, default=600.0, help="give up after (s)")
+    cc.add_argument("--out", required=True, help="samples YAML file to write")
+    cc.set_defaults(func=cmd_calibrate)
     cs = casub.add_parser(
         "sim",
         help="the whole path in MuJoCo: board on the tool, arm sweep, hand-eye -> a cell file",
