@@ -257,6 +257,7 @@ def test_runner_cli_refuses_bad_arguments_with_one_line(monkeypatch, capsys):
         (["real", "arm_topic=/x"], "NAME:=VALUE"),
         (["real", "sim:=true", "joint_names:=a,b,c,d,e,f"], "sim:=true"),
         (["real", "--set", "wm_safety:shadow=false"], "set by the real profile"),
+        (["real", "--mode", "inprocess", "shadow:=no"], "shadow"),  # options and arguments mix
     ]:
         with pytest.raises(SystemExit) as exc:
             bringup_main.main(argv)
@@ -371,3 +372,24 @@ def test_the_stack_planner_budget_is_the_one_benchmarked_and_validated():
     planner = params["wm_planner"]["ros__parameters"]
     budget = {"samples": planner["samples"], "iterations": planner["iterations"]}
     assert budget == BUDGETS["stack"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["up", "real", "shadow:=maybe"], "shadow:='maybe' must be true or false"),
+        (["up", "real", "use_rviz:=true"], "ros2 launch argument only"),
+        (["up", "real", "sim:=perhaps"], "sim:='perhaps' must be true or false"),
+        (["up", "sim", "arm_topic:=/x"], "no argument 'arm_topic'"),
+        (["up", "real", "arm_topic:=/wm/plan_cmd"], "stack's own topics"),
+        (["up", "real", "cell_file:=C", "--cell", "C"], "give the cell once"),
+        (["up", "sim", "cell_file:=C", "--episodes", "1"], "do not go with --episodes"),
+    ],
+)
+def test_wm_up_takes_the_same_arguments_and_refuses_bad_ones(argv, message, capsys):
+    from wm_core.cli import main
+
+    argv = [str(stack_mod.default_params_file()) if a == "C" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -16,9 +16,8 @@ from wm_bringup.stack import (
     ARGUMENTS_KEY,
     BACKENDS,
     PROFILES,
-    arguments,
     describe,
-    parse_assignments,
+    runner_arguments,
 )
 
 
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NODE:KEY=VALUE",
         help="override one node parameter (repeatable), e.g. wm_planner:samples=128",
     )
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
     overrides: dict[str, dict] = {}
     for item in args.set:
         node, sep, rest = item.partition(":")
@@ -55,20 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--set {item!r} must look like NODE:KEY=VALUE")
         overrides.setdefault(node, {})[key] = yaml.safe_load(value)
     try:
-        launch_args = parse_assignments(args.arguments)
+        keywords, launch_args = runner_arguments(args.profile, args.arguments)
     except ValueError as exc:
         ap.error(str(exc))
-    declared = {a.name: a for a in arguments(args.profile)}
-    for name in launch_args:
-        if name not in declared:
-            ap.error(f"the {args.profile} profile has no argument {name!r}: {sorted(declared)}")
-        if declared[name].launch_only:
-            ap.error(f"{name} is a ros2 launch argument only")
-    sim = launch_args.pop("sim", None)
-    if "backend" in launch_args:
-        args.backend = launch_args.pop("backend")
-    if "params_file" in launch_args:
-        args.params_file = launch_args.pop("params_file") or None
+    sim = keywords.get("sim")
+    args.backend = keywords.get("backend", args.backend)
+    if "params_file" in keywords:
+        args.params_file = keywords["params_file"] or None
     if launch_args:
         overrides[ARGUMENTS_KEY] = launch_args
     try:  # refuse a bad choice here, with one line, before any node starts

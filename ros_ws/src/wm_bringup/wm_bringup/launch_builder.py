@@ -15,10 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wm_bringup.stack import PACKAGE, Stack, arguments, describe
-
-DESCRIBE_KEYWORDS = ("sim", "backend", "params_file")
-"""Launch arguments that are describe()'s keywords; the others go in its ``arguments``."""
+from wm_bringup.stack import DESCRIBE_KEYWORDS, PACKAGE, Stack, arguments, describe
 
 
 def stack_from_launch_configurations(profile: str, values: dict[str, str]) -> Stack:

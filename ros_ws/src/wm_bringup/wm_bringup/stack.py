@@ -164,6 +164,24 @@ def parse_assignments(tokens: Iterable[str]) -> dict[str, str]:
     return out
 
 
+DESCRIBE_KEYWORDS = ("sim", "backend", "params_file")
+"""Launch arguments that are :func:`describe`'s keywords; the others go in its ``arguments``."""
+
+
+def runner_arguments(profile: str, tokens: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A runner's ``NAME:=VALUE`` tokens -> (:func:`describe` keywords among them, the other
+    arguments). ValueError for a malformed token, an unknown or a launch-only argument."""
+    given = parse_assignments(tokens)
+    declared = {a.name: a for a in arguments(profile)}
+    for name in given:
+        if name not in declared:
+            raise ValueError(f"the {profile} profile has no argument {name!r}: {sorted(declared)}")
+        if declared[name].launch_only:
+            raise ValueError(f"{name} is a ros2 launch argument only")
+    keywords = {k: given.pop(k) for k in DESCRIBE_KEYWORDS if k in given}
+    return keywords, given
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One node of the stack."""

@@ -8,9 +8,11 @@ Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image'
 3. the action -> joint targets with ``wm_core.robot.action.joint_target`` (the one mapping the
    simulator uses too), from the last command the arm was sent (``arm_command_topic``, the
    safety node's output; in shadow mode the real profile points it at
-   ``/wm/shadow/joint_trajectory``, what the arm would have been sent), or from the measured joints when there is none, it is stale or the
-   arm did not follow it; ``trajectory_points > 1`` chains the next planned actions;
-4. publish a ``JointTrajectory`` (URDF joint names + the ``suction_cup`` pseudo-joint, points
+   ``/wm/shadow/joint_trajectory``, what the arm would have been sent), or from the measured
+   joints when there is none, it is stale or the arm did not follow it;
+   ``trajectory_points > 1`` chains the next planned actions;
+4. publish a ``JointTrajectory`` (the ``joint_names`` (default: the URDF's) + the
+   ``suction_cup`` pseudo-joint, points
    ``control_dt`` apart, header stamp = the source image stamp so the safety node can check
    the end-to-end age), the planned tool path as markers, the surprise score and diagnostics.
 
