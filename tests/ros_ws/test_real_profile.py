@@ -24,6 +24,7 @@ command into a hold; holds are commands too, and every check holds for them.
 from __future__ import annotations
 
 import importlib
+import time
 
 import numpy as np
 import pytest
@@ -173,6 +174,19 @@ def start_real_stack(ros, model_dir, arguments: dict) -> dict:
     return nodes
 
 
+def settled(ros, safety, quiet_s: float = 3.0) -> bool:
+    """Spin until the safety node holds and has sent nothing for ``quiet_s`` (after the camera
+    stops: the planner stops, the watchdog holds once, then nothing more is sent)."""
+    last = [safety.stats["sent"], time.monotonic()]
+
+    def quiet() -> bool:
+        if safety.stats["sent"] != last[0]:
+            last[:] = [safety.stats["sent"], time.monotonic()]
+        return safety.holding is not None and time.monotonic() - last[1] >= quiet_s
+
+    return ros.spin_until(quiet, WAIT_S)
+
+
 def publishers(ros, topic: str) -> list[str]:
     return sorted(i.node_name for i in ros.probe.get_publishers_info_by_topic(topic))
 
@@ -197,11 +211,13 @@ def test_shadow_mode_judges_every_command_and_sends_nothing_to_the_arm(ros, tiny
     def safety_diagnostics():
         return [s for d in diags for s in d.status if s.name.endswith("wm_safety") and s.values]
 
-    assert ros.spin_until(
-        lambda: len(shadow) >= 8 and sources and markers and safety_diagnostics(), WAIT_S
-    ), (len(shadow), len(sources), len(markers), planner.stats, safety.stats)
-    camera.on = False  # the planner stops, the watchdog holds once, then all is quiet
-    assert ros.spin_until(lambda: safety.holding == "commands stale", WAIT_S), safety.holding
+    def ready() -> bool:
+        seen = len(shadow) >= 8 and sources and markers and safety_diagnostics()
+        return bool(seen) and planner.stats["readout_camera"] == "camera_info"
+
+    assert ros.spin_until(ready, WAIT_S), (len(shadow), planner.stats, safety.stats)
+    camera.on = False
+    assert settled(ros, safety), (safety.holding, safety.stats)
     assert ros.spin_until(lambda: len(shadow) == safety.stats["sent"], WAIT_S)
 
     # nothing on the arm or the suction: no message, and no publisher to send one
@@ -246,18 +262,17 @@ def test_live_mode_every_arm_command_passed_the_filter(ros, tiny_model_dir):
     nodes = start_real_stack(ros, tiny_model_dir, {"joint_names": ",".join(names), **topics})
     planner, safety = nodes["wm_planner"], nodes["wm_safety"]
 
-    assert ros.spin_until(lambda: planner.stats["plans"] >= 8 and len(arm.received) >= 8, WAIT_S), (
-        planner.stats,
-        safety.stats,
-        len(arm.received),
-    )
+    def ready() -> bool:
+        seen = planner.stats["plans"] >= 8 and len(arm.received) >= 8
+        return seen and planner.stats["camera_info"] != "none yet"
+
+    assert ros.spin_until(ready, WAIT_S), (planner.stats, safety.stats, len(arm.received))
     assert publishers(ros, topics["arm_topic"]) == ["wm_safety"]  # nobody else drives the arm
     assert publishers(ros, topics["suction_topic"]) == ["wm_safety"]
     assert publishers(ros, REAL_ARM_COMMAND_TOPIC) == [] and publishers(ros, SHADOW_TOPIC) == []
 
-    # the camera stops: the planner stops, the watchdog holds once, then all is quiet
     camera.on = False
-    assert ros.spin_until(lambda: safety.holding == "commands stale", WAIT_S), safety.holding
+    assert settled(ros, safety), (safety.holding, safety.stats)
     assert ros.spin_until(
         lambda: len(arm.received) == safety.stats["sent"] == len(suction), WAIT_S
     ), (len(arm.received), safety.stats, len(suction))
