@@ -1,9 +1,10 @@
 """Simulation: the MuJoCo world + perception + planner + safety, on sim time.
 
-    ros2 launch wm_bringup sim.launch.py [backend:=torch] [params_file:=FILE] [use_rviz:=true]
+    ros2 launch wm_bringup sim.launch.py [cell_file:=FILE] [backend:=torch] [params_file:=FILE]
+        [use_rviz:=true]
 
-The node set comes from ``wm_bringup.stack.describe("sim")``, the same description the runner
-(``python -m wm_bringup sim``) reads. See launch/README.md.
+The node set comes from ``wm_bringup.stack.describe("sim", ...)``, the same description the
+runner (``python -m wm_bringup sim``) reads. See launch/README.md.
 """
 
 

@@ -346,7 +346,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     episodes through the running stack, and the ``wm eval`` report plus end-to-end latency."""
     try:
         from wm_bringup.runner import MODES, up
-        from wm_bringup.stack import BACKENDS
+        from wm_bringup.stack import ARGUMENTS_KEY, BACKENDS, runner_arguments
     except ImportError as exc:
         raise UsageError(
             f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
@@ -355,19 +355,35 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--mode {args.mode!r} must be one of {list(MODES)}")
     if args.backend not in BACKENDS:
         raise UsageError(f"--backend {args.backend!r} must be one of {list(BACKENDS)}")
+    try:
+        keywords, launch_args = runner_arguments(args.profile, args.arguments)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if keywords or launch_args:
+        if args.episodes is not None:
+            raise UsageError("NAME:=VALUE arguments do not go with --episodes")
+        if args.cell is not None and "cell_file" in launch_args:
+            raise UsageError("give the cell once: --cell FILE or cell_file:=FILE")
     if args.episodes is not None:
         return _up_episodes(args)
     if args.out is not None or args.no_video or args.objects is not None:
         raise UsageError("--out, --objects and --no-video go with --episodes N")
+    overrides = _cell_overrides(args)
+    if launch_args:
+        overrides[ARGUMENTS_KEY] = launch_args
+    sim = keywords.get("sim")
+    if sim is not None and sim.strip().lower() not in ("true", "false"):
+        raise UsageError(f"sim:={sim!r} must be true or false")
     try:
         return up(
             args.profile,
             mode=args.mode,
-            backend=args.backend,
-            params_file=args.params_file,
+            backend=keywords.get("backend", args.backend),
+            params_file=keywords.get("params_file") or args.params_file,
             seconds=args.seconds,
             seed=args.seed,
-            overrides=_cell_overrides(args),
+            sim=None if sim is None else sim.strip().lower() == "true",
+            overrides=overrides,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -832,6 +848,13 @@ def build_parser() -> argparse.ArgumentParser:
         "launch files start) with the same parameters file.",
     )
     up.add_argument("profile", choices=["sim", "real"])
+    up.add_argument(
+        "arguments",
+        nargs="*",
+        metavar="NAME:=VALUE",
+        help="the profile's launch arguments, as ros2 launch takes them (launch/README.md), "
+        "e.g. wm up real shadow:=true cell_file:=configs/cells/mycell.yaml",
+    )
     up.add_argument(
         "--mode",
         default="processes",

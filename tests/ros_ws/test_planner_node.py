@@ -151,6 +151,10 @@ def test_parameters_map_onto_the_configs_and_are_validated(ros, tiny_model_dir):
         )
     with pytest.raises(StartupError, match="optimizer"):
         PlannerNode(context=ros.context, cli_args=["--ros-args", "-p", "optimizer:=adam"])
+    for bad in ("[a, b, c]", "[a, b, c, d, e, a]", "[a, b, c, d, e, suction_cup]"):
+        with pytest.raises(StartupError, match="joint_names"):
+            PlannerNode(context=ros.context, cli_args=["--ros-args", "-p", f"joint_names:={bad}"])
+    assert node.names == NAMES and node.config.use_camera_info_intrinsics is False
     res = node.set_parameters([Parameter("trajectory_points", value=5)])
     assert not res[0].successful and "horizon" in res[0].reason
     assert not node.set_parameters([Parameter("samples", value=1)])[0].successful

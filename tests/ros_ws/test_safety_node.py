@@ -256,12 +256,17 @@ def test_bad_parameters_refuse_start_or_are_rejected(ros, tmp_path):
         SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", f"cell_file:={bad}"])
     with pytest.raises(StartupError, match="cannot read cell file"):
         SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "cell_file:=/no/such.yaml"])
+    with pytest.raises(StartupError, match="joint_names"):
+        SafetyNode(context=ros.context, cli_args=["--ros-args", "-p", "joint_names:=[a, b]"])
     node = start_safety(ros)
     assert node.config.cell == sim_cell() and len(node.filter.boxes) == 5  # keep-out + 4 walls
     res = node.set_parameters([Parameter("control_hz", value=0.0)])
     assert not res[0].successful  # outside the descriptor's range
     res = node.set_parameters([Parameter("cell_file", value=bad)])
     assert not res[0].successful and "keepout_boxes" in res[0].reason
+    assert node.names == NAMES and node.config.shadow is False
+    for read_only in ("shadow", "joint_names"):
+        assert node.describe_parameter(read_only).read_only
     desc = node.describe_parameter("stale_after_s")
     assert desc.type == ParameterType.PARAMETER_DOUBLE and desc.floating_point_range
     node.stop()

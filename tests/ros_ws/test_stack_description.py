@@ -1,7 +1,9 @@
 """The launch files, the runner and the packages name the same nodes, executables, parameters
 file and remappings (all read from wm_bringup.stack), and the YAML names only declared
 parameters. The launch files run against a tiny recording stand-in for launch/launch_ros (not
-installed here), so a drift between them and the stack description fails here."""
+installed here), so a drift between them and the stack description fails here: for several
+choices of launch arguments, the nodes the launch file would start are the ones
+``python -m wm_bringup PROFILE NAME:=VALUE`` starts."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 import ros_harness
 import yaml
+from wm_bringup import __main__ as bringup_main
 from wm_bringup import stack as stack_mod
 from wm_bringup.runner import process_commands
 
@@ -42,7 +45,11 @@ def _fake_launch_modules() -> dict[str, types.ModuleType]:
         return type(name, (Recorded,), {})
 
     module("launch", LaunchDescription=kind("LaunchDescription"))
-    module("launch.actions", DeclareLaunchArgument=kind("DeclareLaunchArgument"))
+    module(
+        "launch.actions",
+        DeclareLaunchArgument=kind("DeclareLaunchArgument"),
+        OpaqueFunction=kind("OpaqueFunction"),
+    )
     module("launch.conditions", IfCondition=kind("IfCondition"))
     module(
         "launch.substitutions",
@@ -66,47 +73,108 @@ def load_launch(name: str):
     return ns["generate_launch_description"]()
 
 
-def nodes_of(ld) -> list[Recorded]:
-    return [a for a in ld.args[0] if type(a).__name__ == "Node"]
-
-
 def arguments_of(ld) -> dict[str, Recorded]:
     return {a.args[0]: a for a in ld.args[0] if type(a).__name__ == "DeclareLaunchArgument"}
 
 
-@pytest.mark.parametrize("profile", ["sim", "real"])
-def test_launch_files_build_the_described_stack(fake_launch, profile):
+def launched_nodes(ld, given: dict[str, str]) -> list[Recorded]:
+    """Run the launch description's OpaqueFunction as ``ros2 launch ... NAME:=VALUE`` would:
+    the declared defaults, then the given values, in ``context.launch_configurations``."""
+    values = {name: a.kwargs["default_value"] for name, a in arguments_of(ld).items()}
+    values |= given
+    (opaque,) = [a for a in ld.args[0] if type(a).__name__ == "OpaqueFunction"]
+    context = types.SimpleNamespace(launch_configurations=values)
+    return [a for a in opaque.kwargs["function"](context) if type(a).__name__ == "Node"]
+
+
+def runner_stack(monkeypatch, profile: str, given: dict[str, str]) -> stack_mod.Stack:
+    """The stack ``python -m wm_bringup PROFILE NAME:=VALUE ...`` starts (its ``up`` call,
+    caught and passed to describe as the runner does)."""
+    got = {}
+
+    def fake_up(profile, **kwargs):
+        got["stack"] = stack_mod.describe(
+            profile,
+            sim=kwargs["sim"],
+            backend=kwargs["backend"],
+            params_file=kwargs["params_file"],
+            overrides=kwargs["overrides"],
+        )
+        return 0
+
+    monkeypatch.setattr(bringup_main, "up", fake_up)
+    tokens = [f"{k}:={v}" for k, v in given.items() if k != "use_rviz"]
+    assert bringup_main.main([profile, *tokens]) == 0
+    return got["stack"]
+
+
+CHOICES = {
+    "sim": [
+        {},
+        {"cell_file": "/cells/mine.yaml", "backend": "onnxruntime", "use_rviz": "true"},
+    ],
+    "real": [
+        {},
+        {"shadow": "true"},
+        {
+            "shadow": "false",
+            "joint_names": "[ur_shoulder_pan_joint, ur_shoulder_lift_joint, ur_elbow_joint, "
+            "ur_wrist_1_joint, ur_wrist_2_joint, ur_wrist_3_joint]",
+            "arm_topic": "/arm/jtc/joint_trajectory",
+            "image_topic": "/cam/rgb",
+            "camera_info_topic": "/cam/info",
+            "suction_topic": "/gripper/suction",
+            "cell_file": "/cells/mine.yaml",
+            "use_camera_info_intrinsics": "true",
+            "params_file": "/params/mine.yaml",
+        },
+        {"sim": "true", "backend": "tensorrt"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("profile", "given"), [(p, g) for p, gs in CHOICES.items() for g in gs], ids=str
+)
+def test_launch_files_and_the_runner_start_the_same_nodes(fake_launch, monkeypatch, profile, given):
     ld = load_launch(f"{profile}.launch.py")
-    stack = stack_mod.describe(profile)
-    args = arguments_of(ld)
-    assert set(args) == {"sim", "backend", "params_file", "use_rviz"}
-    assert args["sim"].kwargs["default_value"] == ("true" if profile == "sim" else "false")
-    params_default = args["params_file"].kwargs["default_value"].args[0]
-    assert params_default[0].args == ("wm_bringup",)
-    assert "/".join(params_default[1:]) == stack_mod.PARAMS_RELATIVE
-    launched = {n.kwargs["name"]: n for n in nodes_of(ld)}
-    rviz = launched.pop("rviz2")
-    assert rviz.kwargs["condition"].args[0].args == ("use_rviz",)
-    assert set(launched) == {n.name for n in stack.nodes}
-    for spec in stack.nodes:
+    declared = arguments_of(ld)
+    assert list(declared) == [a.name for a in stack_mod.arguments(profile)]
+    for a in stack_mod.arguments(profile):
+        assert declared[a.name].kwargs["default_value"] == a.default
+        assert declared[a.name].kwargs.get("choices", []) == list(a.choices)
+    assert declared["sim"].kwargs["default_value"] == ("true" if profile == "sim" else "false")
+    assert not [n for n in declared if "safety" in n]  # nothing can remove the safety node
+
+    stack = runner_stack(monkeypatch, profile, given)
+    launched = {n.kwargs["name"]: n for n in launched_nodes(ld, given)}
+    rviz = launched.pop("rviz2", None)
+    assert (rviz is not None) == (given.get("use_rviz") == "true")
+    assert list(launched) == [n.name for n in stack.running()]
+    assert "wm_safety" in launched  # the safety node is always there
+    for spec in stack.running():
         node = launched[spec.name]
         assert (node.kwargs["package"], node.kwargs["executable"]) == (
             spec.package,
             spec.executable,
         )
         assert node.kwargs["remappings"] == list(spec.remappings)
+        # a node whose process dies comes back, as in the runner, with bounded retries
+        assert node.kwargs["respawn"] is True
+        assert node.kwargs["respawn_delay"] == stack_mod.RESPAWN_DELAY_S
+        assert node.kwargs["respawn_max_retries"] == stack_mod.CRASH_LOOP[0]
         params_file, overrides = node.kwargs["parameters"]
-        assert params_file.args == ("params_file",)
-        assert set(overrides) == {k for k, _ in spec.parameters}
-        cond = node.kwargs["condition"]
-        if spec.sim_only:
-            assert cond.args[0].args == ("sim",)
-            assert overrides["use_sim_time"] is False
-        else:
-            assert cond is None
-            assert overrides["use_sim_time"].args == ("sim",)
-    assert launched["wm_perception"].kwargs["parameters"][1]["backend"].args == ("backend",)
-    assert "wm_safety" in launched  # the safety node is always there
+        assert params_file == str(stack.params_file)
+        assert overrides == dict(spec.parameters)
+    if "params_file" in given:
+        assert str(stack.params_file) == given["params_file"]
+    if "backend" in given:
+        assert launched["wm_perception"].kwargs["parameters"][1]["backend"] == given["backend"]
+    sim = given.get("sim", "true" if profile == "sim" else "false") == "true"
+    assert ("wm_sim" in launched) == sim
+    for spec in stack.running():
+        want = False if spec.sim_only else sim
+        assert dict(spec.parameters)["use_sim_time"] is want
 
 
 def test_real_profile_drives_ros2_control_and_keeps_the_safety_node():
@@ -115,7 +183,99 @@ def test_real_profile_drives_ros2_control_and_keeps_the_safety_node():
     safety = real.node("wm_safety")
     assert (stack_mod.ARM_COMMAND_TOPIC, stack_mod.REAL_ARM_COMMAND_TOPIC) in safety.remappings
     assert ("suction_in_trajectory", False) in safety.parameters
-    assert ("use_sim_time", False) in real.node("wm_planner").parameters
+    assert ("shadow", False) in safety.parameters
+    planner = real.node("wm_planner")
+    assert ("use_sim_time", False) in planner.parameters
+    assert (stack_mod.ARM_COMMAND_TOPIC, stack_mod.REAL_ARM_COMMAND_TOPIC) in planner.remappings
+    assert (stack_mod.CAMERA_INFO_TOPIC, stack_mod.REAL_CAMERA_INFO_TOPIC) in planner.remappings
+    assert real.node("wm_perception").remappings == (
+        (stack_mod.IMAGE_TOPIC, stack_mod.REAL_IMAGE_TOPIC),
+    )
+
+
+def test_real_profile_arguments_reach_the_nodes():
+    names = ["a_pan", "a_lift", "a_elbow", "a_w1", "a_w2", "a_w3"]
+    real = stack_mod.describe(
+        "real",
+        arguments={
+            "joint_names": ",".join(names),
+            "arm_topic": "/arm/jtc/joint_trajectory",
+            "image_topic": "/cam/rgb",
+            "camera_info_topic": "/cam/info",
+            "suction_topic": "/gripper/suction",
+            "cell_file": "/cells/mine.yaml",
+        },
+    )
+    arm = (stack_mod.ARM_COMMAND_TOPIC, "/arm/jtc/joint_trajectory")
+    safety, planner = real.node("wm_safety"), real.node("wm_planner")
+    assert set(safety.remappings) == {arm, (stack_mod.SUCTION_TOPIC, "/gripper/suction")}
+    assert set(planner.remappings) == {arm, (stack_mod.CAMERA_INFO_TOPIC, "/cam/info")}
+    assert real.node("wm_perception").remappings == ((stack_mod.IMAGE_TOPIC, "/cam/rgb"),)
+    for spec in (safety, planner):
+        assert dict(spec.parameters)["joint_names"] == names
+        assert dict(spec.parameters)["cell_file"] == "/cells/mine.yaml"
+    assert "cell_file" not in dict(real.node("wm_perception").parameters)
+    assert dict(real.node("wm_sim").parameters)["cell_file"] == "/cells/mine.yaml"
+    cmd = process_commands(real)[[n.name for n in real.running()].index("wm_safety")]
+    assert f"wm_safety:joint_names:=[{', '.join(names)}]" in cmd
+    assert "/arm_controller/joint_trajectory:=/arm/jtc/joint_trajectory" in cmd
+
+
+def test_shadow_mode_sends_the_planner_basis_to_the_shadow_topic():
+    shadow = stack_mod.describe("real", arguments={"shadow": True})
+    assert shadow.shadow
+    safety, planner = dict(shadow.node("wm_safety").parameters), shadow.node("wm_planner")
+    assert safety["shadow"] is True
+    assert dict(planner.parameters)["arm_command_topic"] == stack_mod.SHADOW_TOPIC
+    assert not [r for r in planner.remappings if r[0] == stack_mod.ARM_COMMAND_TOPIC]
+    live = stack_mod.describe("real", arguments={"shadow": "false"})
+    assert "arm_command_topic" not in dict(live.node("wm_planner").parameters)
+
+
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        ({"arm_topic": "/wm/plan_cmd"}, "stack's own topics"),  # would bypass the filter
+        ({"suction_topic": "/wm/shadow/joint_trajectory"}, "stack's own topics"),
+        ({"arm_topic": "arm"}, "absolute topic name"),
+        ({"image_topic": "/cam/camera_info", "camera_info_topic": "/cam/camera_info"}, "differ"),
+        ({"joint_names": "a,b,c"}, "6 joints"),
+        ({"joint_names": "a,b,c,d,e,e"}, "duplicate"),
+        ({"joint_names": "a,b,c,d,e,suction_cup"}, "not usable"),
+        ({"shadow": "maybe"}, "true or false"),
+        ({"use_rviz": "true"}, "no argument"),  # launch-only
+        ({"safety": "false"}, "no argument"),
+    ],
+)
+def test_real_profile_refuses_bad_arguments(given, match):
+    with pytest.raises(ValueError, match=match):
+        stack_mod.describe("real", arguments=given)
+
+
+def test_runner_cli_refuses_bad_arguments_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(bringup_main, "up", lambda *a, **k: pytest.fail("started"))
+    for argv, match in [
+        (["real", "shadow:=maybe"], "shadow"),
+        (["real", "use_rviz:=true"], "ros2 launch argument only"),
+        (["sim", "shadow:=true"], "no argument 'shadow'"),
+        (["real", "arm_topic=/x"], "NAME:=VALUE"),
+        (["real", "sim:=true", "joint_names:=a,b,c,d,e,f"], "sim:=true"),
+        (["real", "--set", "wm_safety:shadow=false"], "set by the real profile"),
+        (["real", "--mode", "inprocess", "shadow:=no"], "shadow"),  # options and arguments mix
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            bringup_main.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert match in err, err
+
+
+def test_the_nodes_declare_what_the_stack_sets():
+    for spec in stack_mod.describe("sim").nodes:
+        cls = importlib.import_module(spec.module).NODE_CLASS
+        declared = {p.name for p in (*cls.COMMON, *cls.PARAMS)}
+        assert ("cell_file" in declared) == (spec.name in stack_mod.CELL_NODES), spec.name
+        assert ("joint_names" in declared) == (spec.name in stack_mod.JOINT_NAME_NODES)
 
 
 @pytest.mark.parametrize("profile", ["sim", "real"])
@@ -155,6 +315,13 @@ def _text(node, package: str) -> str:
     return "".join(v.value if isinstance(v, ast.Constant) else package for v in node.values)
 
 
+def full_real() -> stack_mod.Stack:
+    """The real profile with every argument that adds a parameter set."""
+    names = "j1,j2,j3,j4,j5,j6"
+    args = {"shadow": True, "joint_names": names, "cell_file": "/c.yaml"}
+    return stack_mod.describe("real", arguments=args)
+
+
 def test_params_yaml_names_only_declared_parameters():
     data = yaml.safe_load(stack_mod.default_params_file().read_text())
     declared = {}
@@ -169,9 +336,9 @@ def test_params_yaml_names_only_declared_parameters():
                 assert any(key in d for d in declared.values()), key
         else:
             assert keys <= declared[name], keys - declared[name]
-            profile_set = {k for s in stack_mod.describe("real").nodes for k, _ in s.parameters}
+            profile_set = {k for s in full_real().nodes for k, _ in s.parameters}
             assert not keys & profile_set, "set by the profile/launch arguments, not the file"
-    for spec in stack_mod.describe("real").nodes:  # overrides name declared parameters too
+    for spec in full_real().nodes:  # overrides name declared parameters too
         for key, _ in spec.parameters:
             assert key == "use_sim_time" or key in declared[spec.name]
 
@@ -209,3 +376,24 @@ def test_the_stack_planner_budget_is_the_one_benchmarked_and_validated():
     planner = params["wm_planner"]["ros__parameters"]
     budget = {"samples": planner["samples"], "iterations": planner["iterations"]}
     assert budget == BUDGETS["stack"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["up", "real", "shadow:=maybe"], "shadow:='maybe' must be true or false"),
+        (["up", "real", "use_rviz:=true"], "ros2 launch argument only"),
+        (["up", "real", "sim:=perhaps"], "sim:='perhaps' must be true or false"),
+        (["up", "sim", "arm_topic:=/x"], "no argument 'arm_topic'"),
+        (["up", "real", "arm_topic:=/wm/plan_cmd"], "stack's own topics"),
+        (["up", "real", "cell_file:=C", "--cell", "C"], "give the cell once"),
+        (["up", "sim", "cell_file:=C", "--episodes", "1"], "do not go with --episodes"),
+    ],
+)
+def test_wm_up_takes_the_same_arguments_and_refuses_bad_ones(argv, message, capsys):
+    from wm_core.cli import main
+
+    argv = [str(stack_mod.default_params_file()) if a == "C" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -1,4 +1,8 @@
-"""``python -m wm_bringup sim|real [--mode inprocess|processes] [--backend ...]``."""
+"""``python -m wm_bringup sim|real [NAME:=VALUE ...] [--mode inprocess|processes] [--backend ...]``.
+
+``NAME:=VALUE`` are the profile's launch arguments (``wm_bringup.stack.arguments``), with the
+same names and values as ``ros2 launch wm_bringup PROFILE.launch.py NAME:=VALUE``, e.g.
+``python -m wm_bringup real shadow:=true cell_file:=configs/cells/mycell.yaml``."""
 
 from __future__ import annotations
 
@@ -8,7 +12,13 @@ import logging
 import yaml
 
 from wm_bringup.runner import MODES, up
-from wm_bringup.stack import BACKENDS, PROFILES
+from wm_bringup.stack import (
+    ARGUMENTS_KEY,
+    BACKENDS,
+    PROFILES,
+    describe,
+    runner_arguments,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the wm ROS 2 stack from its stack description (no `ros2 launch`).",
     )
     ap.add_argument("profile", choices=PROFILES)
+    ap.add_argument(
+        "arguments",
+        nargs="*",
+        metavar="NAME:=VALUE",
+        help="launch arguments of the profile, as ros2 launch takes them (e.g. shadow:=true)",
+    )
     ap.add_argument("--mode", choices=MODES, default="processes")
     ap.add_argument("--backend", choices=BACKENDS, default="torch")
     ap.add_argument("--params-file", default=None, help="default: wm_bringup config/stack.yaml")
@@ -29,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NODE:KEY=VALUE",
         help="override one node parameter (repeatable), e.g. wm_planner:samples=128",
     )
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
     overrides: dict[str, dict] = {}
     for item in args.set:
         node, sep, rest = item.partition(":")
@@ -37,6 +53,26 @@ def main(argv: list[str] | None = None) -> int:
         if not (sep and eq and node and key):
             ap.error(f"--set {item!r} must look like NODE:KEY=VALUE")
         overrides.setdefault(node, {})[key] = yaml.safe_load(value)
+    try:
+        keywords, launch_args = runner_arguments(args.profile, args.arguments)
+    except ValueError as exc:
+        ap.error(str(exc))
+    sim = keywords.get("sim")
+    args.backend = keywords.get("backend", args.backend)
+    if "params_file" in keywords:
+        args.params_file = keywords["params_file"] or None
+    if launch_args:
+        overrides[ARGUMENTS_KEY] = launch_args
+    try:  # refuse a bad choice here, with one line, before any node starts
+        describe(
+            args.profile,
+            sim=sim,
+            backend=args.backend,
+            params_file=args.params_file,
+            overrides=overrides,
+        )
+    except (KeyError, ValueError) as exc:
+        ap.error(str(exc).strip("'\""))
     logging.basicConfig(level=logging.INFO, format="[wm_bringup] %(message)s")
     return up(
         args.profile,
@@ -45,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         params_file=args.params_file,
         seconds=args.seconds,
         seed=args.seed,
+        sim=None if sim is None else sim.strip().lower() == "true",
         overrides=overrides,
     )
 

@@ -3,13 +3,12 @@
 ``launch`` and ``launch_ros`` are imported inside :func:`build` only: they exist on a full
 ROS 2 install (Docker, Jetson), not in the pip-installed ROS 2 of the dev machines.
 
-Launch arguments:
-
-- ``sim`` (true in sim.launch.py, false in real.launch.py): start the simulator and put the
-  other nodes on ``/clock`` time (``use_sim_time``);
-- ``backend``: the perception backend (torch | onnxruntime | tensorrt);
-- ``params_file``: the parameters YAML (default: wm_bringup's config/stack.yaml);
-- ``use_rviz``: also start RViz with config/wm.rviz.
+The launch arguments are the profile's :func:`wm_bringup.stack.arguments` (declared here with
+their defaults, descriptions and choices). At launch time an ``OpaqueFunction`` reads their
+values and calls :func:`wm_bringup.stack.describe` with them, exactly as the runner does with
+``python -m wm_bringup PROFILE NAME:=VALUE``, and starts the nodes it returns: the launch file
+and the runner share one code path for every choice (topics, joint names, cell file, shadow
+mode) and its validation (a bad value stops the launch with describe's one-line error).
 """
 
 from __future__ import annotations
@@ -17,68 +16,60 @@ from __future__ import annotations
 from typing import Any
 
 from wm_bringup.stack import (
-    BACKENDS,
     CRASH_LOOP,
+    DESCRIBE_KEYWORDS,
     PACKAGE,
-    PARAMS_RELATIVE,
     RESPAWN_DELAY_S,
+    Stack,
+    arguments,
     describe,
 )
 
-LAUNCH_ARGUMENT_PARAMS = {"use_sim_time": "sim", "backend": "backend"}
-"""Node parameters whose value comes from a launch argument (parameter -> argument)."""
+
+def stack_from_launch_configurations(profile: str, values: dict[str, str]) -> Stack:
+    """The stack the launch arguments ``values`` (name -> string) select."""
+    names = {a.name for a in arguments(profile) if not a.launch_only}
+    return describe(
+        profile,
+        sim=values["sim"],
+        backend=values["backend"],
+        params_file=values["params_file"] or None,
+        arguments={k: v for k, v in values.items() if k in names - set(DESCRIBE_KEYWORDS)},
+    )
 
 
 def build(profile: str) -> Any:
     """The LaunchDescription of ``profile`` ("sim" or "real")."""
-    from launch.actions import DeclareLaunchArgument
-    from launch.conditions import IfCondition
-    from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.substitutions import PathJoinSubstitution
     from launch_ros.actions import Node
     from launch_ros.substitutions import FindPackageShare
 
     from launch import LaunchDescription
 
-    share = FindPackageShare(PACKAGE)
-    stack = describe(profile)
+    declared = arguments(profile)
     actions: list[Any] = [
         DeclareLaunchArgument(
-            "sim",
-            default_value="true" if stack.sim else "false",
-            description="Run the MuJoCo simulator and use its /clock.",
-        ),
-        DeclareLaunchArgument(
-            "backend",
-            default_value="torch",
-            choices=list(BACKENDS),
-            description="Perception encoder backend.",
-        ),
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=PathJoinSubstitution([share, *PARAMS_RELATIVE.split("/")]),
-            description="Parameters YAML of the stack.",
-        ),
-        DeclareLaunchArgument(
-            "use_rviz", default_value="false", description="Start RViz (config/wm.rviz)."
-        ),
+            a.name,
+            default_value=a.default,
+            description=a.description,
+            **({"choices": list(a.choices)} if a.choices else {}),
+        )
+        for a in declared
     ]
-    sim = LaunchConfiguration("sim")
-    for spec in stack.nodes:
-        overrides: dict[str, Any] = {}
-        for key, value in spec.parameters:
-            arg = LAUNCH_ARGUMENT_PARAMS.get(key)
-            from_arg = arg is not None and not (spec.sim_only and key == "use_sim_time")
-            overrides[key] = LaunchConfiguration(arg) if from_arg else value
-        actions.append(
+
+    def nodes(context: Any) -> list[Any]:
+        values = {a.name: context.launch_configurations[a.name] for a in declared}
+        stack = stack_from_launch_configurations(profile, values)
+        out: list[Any] = [
             Node(
                 package=spec.package,
                 executable=spec.executable,
                 name=spec.name,
                 output="screen",
                 emulate_tty=True,
-                parameters=[LaunchConfiguration("params_file"), overrides],
+                parameters=[str(stack.params_file), dict(spec.parameters)],
                 remappings=list(spec.remappings),
-                condition=IfCondition(sim) if spec.sim_only else None,
                 # a node whose process dies comes back (the runner does the same); launch
                 # cannot tell a refusal to start (EXIT_REFUSED) from a crash, so the retries are
                 # bounded (Iron and newer): a bad parameter is not a crash loop
@@ -86,15 +77,20 @@ def build(profile: str) -> Any:
                 respawn_delay=RESPAWN_DELAY_S,
                 respawn_max_retries=CRASH_LOOP[0],
             )
-        )
-    actions.append(
-        Node(
-            package="rviz2",
-            executable="rviz2",
-            name="rviz2",
-            arguments=["-d", PathJoinSubstitution([share, "config", "wm.rviz"])],
-            parameters=[{"use_sim_time": sim}],
-            condition=IfCondition(LaunchConfiguration("use_rviz")),
-        )
-    )
+            for spec in stack.running()
+        ]
+        if values["use_rviz"].strip().lower() == "true":
+            rviz_config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "wm.rviz"])
+            out.append(
+                Node(
+                    package="rviz2",
+                    executable="rviz2",
+                    name="rviz2",
+                    arguments=["-d", rviz_config],
+                    parameters=[{"use_sim_time": stack.sim}],
+                )
+            )
+        return out
+
+    actions.append(OpaqueFunction(function=nodes))
     return LaunchDescription(actions)

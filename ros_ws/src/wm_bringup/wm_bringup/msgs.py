@@ -4,7 +4,8 @@
 pseudo-joint named ``suction_cup``: in ``/joint_states`` its position is 0.0 (off) or 1.0 (on),
 and a ``JointTrajectory`` may carry it as an extra joint whose point positions are 0.0/1.0
 (> 0.5 means on). The arm joints are matched by name, in any order (joint_trajectory_controller
-convention); the names come from the URDF (``wm_core.robot``).
+convention); the names are the URDF's (``wm_core.robot``) unless the nodes' ``joint_names``
+parameter renames them for an arm whose driver calls them otherwise (the order stays the URDF's).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarra
     index = {n: i for i, n in enumerate(msg.name)}
     missing = [n for n in names if n not in index]
     if missing:
-        raise ValueError(f"joint state lacks {missing}")
+        raise ValueError(
+            f"joint state lacks {missing} (it names {list(msg.name)}; if these are the arm's "
+            "joints, set the joint_names parameter / launch argument to them, in URDF order)"
+        )
     q = np.array([msg.position[index[n]] for n in names], float)  # [6]
     if not np.isfinite(q).all():
         raise ValueError(f"joint positions {q} are not finite")

@@ -40,6 +40,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names
 from wm_bringup.stack import EXIT_REFUSED
 from wm_core.cell import Workcell, cell_or_default
 from wm_core.config import ConfigError
@@ -118,6 +119,28 @@ CELL_FILE = Param(
 def cell_of(values: dict[str, Any]) -> Workcell:
     """The cell named by the ``cell_file`` parameter (ConfigError, one line, if it is bad)."""
     return cell_or_default(values["cell_file"])
+
+
+JOINT_NAMES = Param(
+    "joint_names",
+    list(arm_joint_names()),
+    "The arm's six joint names in the URDF's joint order (shoulder pan ... wrist 3), as its "
+    "driver names them in /joint_states and expects them in trajectories (default: the URDF's).",
+    read_only=True,
+)
+"""The arm's joint names (``joint_names:=`` of real.launch.py), read by the planner and the
+safety node: joint i of the URDF is called ``joint_names[i]`` on the wire."""
+
+
+def joint_names_of(values: dict[str, Any]) -> tuple[str, ...]:
+    """The ``joint_names`` parameter, checked: six distinct names, none ``suction_cup``."""
+    names = tuple(str(n) for n in values["joint_names"])
+    if len(names) != 6 or not all(names) or len(set(names)) != 6 or SUCTION_JOINT in names:
+        raise ConfigError(
+            f"joint_names={list(names)} must be the arm's 6 distinct joint names "
+            f"(URDF order; not {SUCTION_JOINT!r})"
+        )
+    return names
 
 
 def boxes_from_flat(name: str, flat: Sequence[float]) -> tuple:

@@ -10,13 +10,26 @@ Profiles:
 - ``real``: no simulator; the safety node drives a ros2_control joint_trajectory_controller
   (``/scaled_joint_trajectory_controller/joint_trajectory`` by default, the UR driver's) and
   the suction command goes out as ``std_msgs/Bool`` on ``/suction/command``; the camera is a
-  driver publishing ``/camera/color/image_raw`` (RealSense naming).
+  driver publishing ``/camera/color/image_raw`` and ``/camera/color/camera_info`` (RealSense
+  naming). Its :func:`arguments` choose the cell file, the arm's joint names, every topic and
+  shadow mode. The safety node is part of every ``real`` stack: no argument removes it, and the
+  arm topic cannot be pointed at one of the stack's own topics.
+
+**Arguments.** Each profile has launch arguments (:func:`arguments`): ``ros2 launch wm_bringup
+real.launch.py NAME:=VALUE`` and ``python -m wm_bringup real NAME:=VALUE`` take the same names
+and values, and both hand them to :func:`describe`; the launch file evaluates them at launch
+time and starts exactly the nodes :func:`describe` returns.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PACKAGE = "wm_bringup"
 PARAMS_RELATIVE = "config/stack.yaml"
@@ -25,11 +38,149 @@ PROFILES = ("sim", "real")
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 ARM_COMMAND_TOPIC = "/arm_controller/joint_trajectory"
+"""The arm command topic inside the nodes (the safety node's output, the planner's basis)."""
+IMAGE_TOPIC = "/camera/image_raw"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
+SUCTION_TOPIC = "/suction/command"
+SHADOW_TOPIC = "/wm/shadow/joint_trajectory"
+"""Where the safety node publishes, in shadow mode, what it would have sent to the arm."""
 REAL_ARM_COMMAND_TOPIC = "/scaled_joint_trajectory_controller/joint_trajectory"
 REAL_IMAGE_TOPIC = "/camera/color/image_raw"
 REAL_CAMERA_INFO_TOPIC = "/camera/color/camera_info"
+STACK_OWN_TOPICS = (
+    "/wm/latent",
+    "/wm/plan_cmd",
+    "/wm/plan_markers",
+    "/wm/surprise",
+    "/wm/estop",
+    "/wm/safety/command_source",
+    SHADOW_TOPIC,
+    "/joint_states",
+    "/diagnostics",
+    "/clock",
+)
+"""Topics the stack itself publishes or reads: none of them may be chosen as a device topic."""
+CELL_NODES = ("wm_sim", "wm_planner", "wm_safety")
+"""The nodes that read the ``cell_file`` parameter."""
+JOINT_NAME_NODES = ("wm_planner", "wm_safety")
+"""The nodes that take the arm's joint names from the ``joint_names`` parameter."""
+ARGUMENTS_KEY = ":arguments"
+"""An ``overrides`` key (no node can be called that) holding launch arguments for
+:func:`describe`: ``runner.up(..., overrides=...)`` forwards ``overrides`` to
+:func:`describe` unchanged, so ``python -m wm_bringup real shadow:=true`` travels there."""
 
-Scalar = bool | int | float | str
+PROFILE_SET = frozenset(
+    {
+        "shadow",
+        "arm_command_topic",
+        "suction_in_trajectory",
+        "joint_names",
+        "use_camera_info_intrinsics",
+    }
+)
+"""Parameters the real profile sets from its arguments; ``overrides`` may not change them
+(a shadow-mode safety node must not be turned live behind the planner's back)."""
+
+Scalar = bool | int | float | str | list[str]
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One launch argument (a string on the command line, as ``ros2 launch`` passes it)."""
+
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+    launch_only: bool = False
+    """Only ``ros2 launch`` has it (RViz); the runner refuses it."""
+
+
+COMMON_ARGUMENTS = (
+    Argument("backend", "torch", "Perception encoder backend.", choices=BACKENDS),
+    Argument(
+        "params_file", "", "Parameters YAML of the stack (empty: wm_bringup's config/stack.yaml)."
+    ),
+    Argument(
+        "cell_file",
+        "",
+        "Work-cell file for every node that reads one (wm_sim, wm_planner, wm_safety); empty: "
+        "the parameters file's cell_file (by default configs/cells/sim.yaml).",
+    ),
+    Argument(
+        "use_rviz", "false", "Start RViz (config/wm.rviz).", ("true", "false"), launch_only=True
+    ),
+)
+REAL_ARGUMENTS = (
+    Argument(
+        "joint_names",
+        "",
+        "The arm's six joint names, in the URDF's joint order (shoulder pan ... wrist 3), as "
+        "its driver names them in /joint_states and expects them in trajectories: "
+        "[a, b, c, d, e, f] or a,b,c,d,e,f. Empty: the URDF's names.",
+    ),
+    Argument("arm_topic", REAL_ARM_COMMAND_TOPIC, "JointTrajectory topic of the arm's controller."),
+    Argument("image_topic", REAL_IMAGE_TOPIC, "Camera image topic (rgb8 or bgr8)."),
+    Argument("camera_info_topic", REAL_CAMERA_INFO_TOPIC, "Camera info topic."),
+    Argument("suction_topic", SUCTION_TOPIC, "Suction command topic (std_msgs/Bool)."),
+    Argument(
+        "shadow",
+        "false",
+        "Shadow mode: everything runs and the safety node judges every command, but publishes "
+        f"it on {SHADOW_TOPIC} and nothing on the arm or suction topics.",
+        ("true", "false"),
+    ),
+    Argument(
+        "use_camera_info_intrinsics",
+        "false",
+        "Use the intrinsics published on camera_info (not the cell file's) for the planner's "
+        "object readout.",
+        ("true", "false"),
+    ),
+)
+
+
+def arguments(profile: str) -> tuple[Argument, ...]:
+    """The launch arguments of ``profile`` (``sim`` first: it defaults to the profile)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} must be one of {PROFILES}")
+    sim = Argument(
+        "sim",
+        "true" if profile == "sim" else "false",
+        "Run the MuJoCo simulator and use its /clock.",
+        ("true", "false"),
+    )
+    return (sim, *COMMON_ARGUMENTS, *(REAL_ARGUMENTS if profile == "real" else ()))
+
+
+def parse_assignments(tokens: Iterable[str]) -> dict[str, str]:
+    """``["name:=value", ...]`` (the ``ros2 launch`` syntax) -> ``{name: value}``."""
+    out = {}
+    for token in tokens:
+        name, sep, value = token.partition(":=")
+        if not sep or not name:
+            raise ValueError(f"argument {token!r} must look like NAME:=VALUE")
+        out[name] = value
+    return out
+
+
+DESCRIBE_KEYWORDS = ("sim", "backend", "params_file")
+"""Launch arguments that are :func:`describe`'s keywords; the others go in its ``arguments``."""
+
+
+def runner_arguments(profile: str, tokens: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A runner's ``NAME:=VALUE`` tokens -> (:func:`describe` keywords among them, the other
+    arguments). ValueError for a malformed token, an unknown or a launch-only argument."""
+    given = parse_assignments(tokens)
+    declared = {a.name: a for a in arguments(profile)}
+    for name in given:
+        if name not in declared:
+            raise ValueError(f"the {profile} profile has no argument {name!r}: {sorted(declared)}")
+        if declared[name].launch_only:
+            raise ValueError(f"{name} is a ros2 launch argument only")
+    keywords = {k: given.pop(k) for k in DESCRIBE_KEYWORDS if k in given}
+    return keywords, given
+
 
 EXIT_REFUSED = 3
 """Exit status of a node process that refuses to start (bad parameter, missing model or
@@ -75,6 +226,8 @@ class Stack:
     sim: bool
     params_file: Path
     nodes: tuple[NodeSpec, ...] = field(default=())
+    shadow: bool = False
+    """Shadow mode (real profile): the safety node publishes on SHADOW_TOPIC only."""
 
     def node(self, name: str) -> NodeSpec:
         for n in self.nodes:
@@ -88,8 +241,14 @@ class Stack:
 
 
 def _yaml_scalar(value: Scalar) -> str:
+    """A parameter value as rcl parses ``-p name:=VALUE`` (YAML): strings that YAML would read
+    as something else (``''``, ``true``, ``1.0``) are quoted; lists are flow sequences."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml_scalar(v) for v in value) + "]"
+    if isinstance(value, str) and (not value or yaml.safe_load(value) != value):
+        return "'" + value.replace("'", "''") + "'"
     return str(value)
 
 
@@ -110,50 +269,171 @@ PERCEPTION = NodeSpec(
 PLANNER = NodeSpec("wm_planner", "planner_node", "wm_planner.planner_node", "wm_planner")
 SAFETY = NodeSpec("wm_safety", "safety_node", "wm_safety.safety_node", "wm_safety")
 
+_TOPIC = re.compile(r"^(/[A-Za-z_][A-Za-z0-9_]*)+$")
+_JOINT = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise ValueError(f"{name}:={value!r} must be true or false")
+
+
+def _as_topic(name: str, value: Any) -> str:
+    topic = str(value).strip()
+    if not _TOPIC.match(topic) or "__" in topic:
+        raise ValueError(f"{name}:={value!r} must be an absolute topic name such as /a/b")
+    return topic
+
+
+def joint_names_argument(value: Any) -> tuple[str, ...] | None:
+    """``joint_names``: six names as a list, ``[a, b, ...]`` or ``a,b,...``; empty: None (the
+    URDF's names). ValueError naming the problem."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        parsed = yaml.safe_load(text) if text.startswith("[") else text.split(",")
+        if not isinstance(parsed, list):
+            raise ValueError(f"joint_names:={value!r} must be a list of six names")
+        value = parsed
+    names = tuple(str(n).strip() for n in value)
+    if len(names) != 6:
+        raise ValueError(f"joint_names:={list(names)} must name the arm's 6 joints")
+    bad = [n for n in names if not _JOINT.match(n) or n == "suction_cup"]
+    if bad:
+        raise ValueError(f"joint_names:={list(names)}: {bad} are not usable joint names")
+    if len(set(names)) != 6:
+        raise ValueError(f"joint_names:={list(names)} has a duplicate name")
+    return names
+
+
+@dataclass(frozen=True)
+class _Choices:
+    cell_file: str = ""
+    joint_names: tuple[str, ...] | None = None
+    arm_topic: str = REAL_ARM_COMMAND_TOPIC
+    image_topic: str = REAL_IMAGE_TOPIC
+    camera_info_topic: str = REAL_CAMERA_INFO_TOPIC
+    suction_topic: str = SUCTION_TOPIC
+    shadow: bool = False
+    use_camera_info_intrinsics: bool = False
+
+
+def _choices(profile: str, given: Mapping[str, Any]) -> _Choices:
+    allowed = {a.name for a in arguments(profile) if not a.launch_only}
+    allowed -= {"sim", "backend", "params_file"}  # describe()'s own keywords
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ValueError(
+            f"the {profile} profile has no argument(s) {unknown}; it takes {sorted(allowed)}"
+        )
+    c = _Choices()
+    for key, value in given.items():
+        if key == "cell_file":
+            c = replace(c, cell_file=str(value).strip())
+        elif key == "joint_names":
+            c = replace(c, joint_names=joint_names_argument(value))
+        elif key.endswith("_topic"):
+            c = replace(c, **{key: _as_topic(key, value)})
+        else:
+            c = replace(c, **{key: _as_bool(key, value)})
+    topics = {
+        "arm_topic": c.arm_topic,
+        "image_topic": c.image_topic,
+        "camera_info_topic": c.camera_info_topic,
+        "suction_topic": c.suction_topic,
+    }
+    for key, topic in topics.items():
+        if topic in STACK_OWN_TOPICS:
+            raise ValueError(f"{key}:={topic} is one of the stack's own topics")
+    if len(set(topics.values())) != len(topics):
+        raise ValueError(f"the device topics must differ: {topics}")
+    return c
+
+
+def _remap(src: str, dst: str) -> tuple[tuple[str, str], ...]:
+    return () if src == dst else ((src, dst),)
+
 
 def describe(
     profile: str = "sim",
     *,
-    sim: bool | None = None,
+    sim: bool | str | None = None,
     backend: str = "torch",
     params_file: Path | str | None = None,
     overrides: dict[str, dict[str, Scalar]] | None = None,
+    arguments: Mapping[str, Any] | None = None,
 ) -> Stack:
-    """The node set of ``profile``. ``sim`` defaults to ``profile == "sim"``; ``overrides``
-    maps a node name to extra parameters (e.g. the runner's ``--seed``)."""
+    """The node set of ``profile``. ``sim`` defaults to ``profile == "sim"``; ``arguments``
+    holds the profile's other launch arguments (strings as on a command line, or Python
+    values); ``overrides`` maps a node name to extra parameters (e.g. the runner's ``--seed``),
+    applied last, and may carry more arguments under :data:`ARGUMENTS_KEY`. A bad profile,
+    backend or argument raises ValueError with one line."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} must be one of {PROFILES}")
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} must be one of {BACKENDS}")
-    sim = profile == "sim" if sim is None else bool(sim)
+    overrides = dict(overrides or {})
+    given = dict(overrides.pop(ARGUMENTS_KEY, None) or {}) | dict(arguments or {})
+    c = _choices(profile, given)
+    sim = profile == "sim" if sim is None else _as_bool("sim", sim)
     sim_time = (("use_sim_time", sim),)
-    nodes = [
-        replace(SIM, parameters=(("use_sim_time", False),)),
-        replace(PERCEPTION, parameters=(*sim_time, ("backend", backend))),
-        replace(PLANNER, parameters=sim_time),
-        replace(SAFETY, parameters=sim_time),
-    ]
-    if profile == "real":
-        arm = ((ARM_COMMAND_TOPIC, REAL_ARM_COMMAND_TOPIC),)
-        cam = (
-            ("/camera/image_raw", REAL_IMAGE_TOPIC),
-            ("/camera/camera_info", REAL_CAMERA_INFO_TOPIC),
+    nodes = {
+        "wm_sim": replace(SIM, parameters=(("use_sim_time", False),)),
+        "wm_perception": replace(PERCEPTION, parameters=(*sim_time, ("backend", backend))),
+        "wm_planner": replace(PLANNER, parameters=sim_time),
+        "wm_safety": replace(SAFETY, parameters=sim_time),
+    }
+
+    def add(name: str, *params: tuple[str, Scalar], remap: tuple = ()) -> None:
+        n = nodes[name]
+        nodes[name] = replace(
+            n, parameters=(*n.parameters, *params), remappings=(*n.remappings, *remap)
         )
-        nodes = [
-            replace(nodes[0], remappings=arm + cam),  # a simulator standing in for the real arm
-            replace(nodes[1], remappings=cam),
-            replace(nodes[2], remappings=arm),  # the planner's basis: what the arm is sent
-            replace(
-                nodes[3],
-                remappings=arm,
-                parameters=(*nodes[3].parameters, ("suction_in_trajectory", False)),
-            ),
-        ]
-    for name, extra in (overrides or {}).items():
-        i = next((k for k, n in enumerate(nodes) if n.name == name), None)
-        if i is None:
+
+    if c.cell_file:
+        for name in CELL_NODES:
+            add(name, ("cell_file", c.cell_file))
+    if profile == "real":
+        if sim and c.joint_names is not None:
+            raise ValueError(
+                "joint_names:= does not go with sim:=true (the simulator's joints are the URDF's)"
+            )
+        arm = _remap(ARM_COMMAND_TOPIC, c.arm_topic)
+        image = _remap(IMAGE_TOPIC, c.image_topic)
+        info = _remap(CAMERA_INFO_TOPIC, c.camera_info_topic)
+        if c.joint_names is not None:
+            for name in JOINT_NAME_NODES:
+                add(name, ("joint_names", list(c.joint_names)))
+        add("wm_sim", remap=arm + image + info)  # a simulator standing in for the real arm
+        add("wm_perception", remap=image)
+        # the planner's action basis is what the arm is sent: in shadow mode, what it would be
+        basis = (("arm_command_topic", SHADOW_TOPIC),) if c.shadow else ()
+        add(
+            "wm_planner",
+            *basis,
+            ("use_camera_info_intrinsics", c.use_camera_info_intrinsics),
+            remap=info + (() if c.shadow else arm),
+        )
+        add(
+            "wm_safety",
+            ("suction_in_trajectory", False),
+            ("shadow", c.shadow),
+            remap=arm + _remap(SUCTION_TOPIC, c.suction_topic),
+        )
+    for name, extra in overrides.items():
+        if name not in nodes:
             raise KeyError(f"overrides for unknown node {name!r}")
-        merged = dict(nodes[i].parameters) | dict(extra)
-        nodes[i] = replace(nodes[i], parameters=tuple(merged.items()))
+        fixed = sorted(set(extra) & PROFILE_SET) if profile == "real" else []
+        if fixed:
+            raise ValueError(
+                f"{name}: {fixed} are set by the real profile and its arguments, not overrides"
+            )
+        merged = dict(nodes[name].parameters) | dict(extra)
+        nodes[name] = replace(nodes[name], parameters=tuple(merged.items()))
     pfile = Path(params_file) if params_file else default_params_file()
-    return Stack(profile, sim, pfile, tuple(nodes))
+    return Stack(profile, sim, pfile, tuple(nodes.values()), shadow=c.shadow)

@@ -7,13 +7,24 @@ Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image'
    tool action ``[dx, dy, dz, suction]`` in [-1, 1] (the policy never sees ground truth);
 3. the action -> joint targets with ``wm_core.robot.action.joint_target`` (the one mapping the
    simulator uses too), from the last command the arm was sent (``arm_command_topic``, the
-   safety node's output), or from the measured joints when there is none, it is stale or the
-   arm did not follow it; ``trajectory_points > 1`` chains the next planned actions;
-4. publish a ``JointTrajectory`` (URDF joint names + the ``suction_cup`` pseudo-joint, points
+   safety node's output; in shadow mode the real profile points it at
+   ``/wm/shadow/joint_trajectory``, what the arm would have been sent), or from the measured
+   joints when there is none, it is stale or the arm did not follow it;
+   ``trajectory_points > 1`` chains the next planned actions;
+4. publish a ``JointTrajectory`` (the ``joint_names`` (default: the URDF's) + the
+   ``suction_cup`` pseudo-joint, points
    ``control_dt`` apart, header stamp = the source image stamp so the safety node can check
    the end-to-end age), the planned tool path as markers, the surprise score and diagnostics.
 
 A hold is a one-point command at the measured joints with the suction unchanged.
+
+**Camera info.** The object readout maps each latent patch onto the table through the cell
+file's camera (``wm_core.train.readout.priors_for``). ``/camera/camera_info`` is compared with
+it, scaled to the published image size: when fx, fy (relative) or cx, cy (as a fraction of
+the image size) or the aspect ratio disagree by more than ``camera_info_tolerance``, a
+throttled one-line warning says by how much. With ``use_camera_info_intrinsics: true`` the
+published size and K (with the cell's pose) replace the cell's for the readout priors, applied
+between two plans whenever they change; without it the cell file's stay.
 
 Activation starts a new task: the policy's episode state (task phase, attempts, ``done``,
 surprise history) is reset, so a lifecycle manager (e.g. the runner's episode driver) starts the
@@ -44,13 +55,14 @@ from geometry_msgs.msg import Point
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
-from wm_bringup.msgs import arm_joint_names, joint_state_arrays, make_trajectory, parse_trajectory
+from wm_bringup.msgs import joint_state_arrays, make_trajectory, parse_trajectory
 from wm_bringup.nodekit import (
     CELL_FILE,
+    JOINT_NAMES,
     RELIABLE_QOS,
     SENSOR_QOS,
     Param,
@@ -58,10 +70,11 @@ from wm_bringup.nodekit import (
     WmNode,
     cell_of,
     guarded_transition,
+    joint_names_of,
     run_node,
 )
 
-from wm_core.cell import Workcell
+from wm_core.cell import Camera, Workcell
 from wm_core.config import ConfigError
 from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
@@ -82,6 +95,9 @@ class PlannerNodeConfig:
     max_latent_age_s: float
     max_state_age_s: float
     trajectory_points: int
+    joint_names: tuple[str, ...]
+    use_camera_info_intrinsics: bool
+    camera_info_tolerance: float
 
 
 def decode_latent(msg: Image) -> np.ndarray:
@@ -94,6 +110,49 @@ def decode_latent(msg: Image) -> np.ndarray:
         )
     dtype = ">f4" if msg.is_bigendian else "<f4"
     return np.frombuffer(msg.data, dtype).reshape(msg.height, msg.width).astype(np.float32)
+
+
+def camera_from_info(msg: CameraInfo, cell_camera: Camera) -> Camera:
+    """The camera a CameraInfo describes (size, K, plumb_bob D), at the cell camera's pose.
+    ConfigError (one line) when it is not a usable pinhole (an uncalibrated driver publishes
+    zeros)."""
+    k = [float(x) for x in msg.k]
+    d = [float(x) for x in msg.d]
+    if msg.distortion_model == "plumb_bob" and len(d) in (4, 5):
+        dist = (*d, 0.0)[:5] if len(d) == 4 else tuple(d)
+    else:  # the readout priors use no distortion; keep the cell's
+        dist = cell_camera.D
+    return Camera(
+        width=int(msg.width),
+        height=int(msg.height),
+        K=tuple(k),
+        T_world_cam=cell_camera.T_world_cam,
+        D=dist,
+        frame_id=msg.header.frame_id or cell_camera.frame_id,
+    )
+
+
+def intrinsics_disagreement(published: Camera, cell_camera: Camera) -> tuple[float, str]:
+    """How far the published intrinsics are from the cell's, scaled to the published size:
+    (the largest of |dfx|/fx, |dfy|/fy, |dcx|/width, |dcy|/height and the aspect ratio's
+    relative change, a one-line description)."""
+    w, h = published.width, published.height
+    kc, kp = cell_camera.k_for(w, h), published.k_matrix
+    aspect = abs((w / h) / (cell_camera.width / cell_camera.height) - 1.0)
+    errs = {
+        "fx": abs(kp[0, 0] - kc[0, 0]) / kc[0, 0],
+        "fy": abs(kp[1, 1] - kc[1, 1]) / kc[1, 1],
+        "cx": abs(kp[0, 2] - kc[0, 2]) / w,
+        "cy": abs(kp[1, 2] - kc[1, 2]) / h,
+        "aspect": aspect,
+    }
+    text = (
+        f"{w}x{h} fx {kp[0, 0]:.1f} fy {kp[1, 1]:.1f} cx {kp[0, 2]:.1f} cy {kp[1, 2]:.1f}; "
+        f"the cell's {cell_camera.width}x{cell_camera.height} camera at that size: "
+        f"fx {kc[0, 0]:.1f} fy {kc[1, 1]:.1f} cx {kc[0, 2]:.1f} cy {kc[1, 2]:.1f} "
+        f"(worst: {max(errs, key=errs.get)} {max(errs.values()):.1%})"
+    )
+    return max(errs.values()), text
 
 
 class PlannerNode(WmNode):
@@ -124,11 +183,26 @@ class PlannerNode(WmNode):
         ),
         Param("trajectory_points", 1, "Planned steps sent per command.", 1, 64),
         Param("world_frame", "world", "frame_id of the plan markers."),
+        JOINT_NAMES,
+        Param(
+            "use_camera_info_intrinsics",
+            False,
+            "Use the size and K published on /camera/camera_info (with the cell's camera pose) "
+            "for the object readout, instead of the cell file's camera.",
+        ),
+        Param(
+            "camera_info_tolerance",
+            0.02,
+            "camera_info disagreeing with the cell's camera by more than this (fx, fy relative; "
+            "cx, cy as a fraction of the image size; aspect ratio) is logged.",
+            0.0,
+            1.0,
+        ),
     )
 
     def __init__(self, node_name: str = "wm_planner", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.names = arm_joint_names()
+        self.names = self.config.joint_names
         self.kin = ArmKinematics(base_pose=self.config.cell.arm.T_world_base)
         self.policy = None
         self.q: np.ndarray | None = None  # [6] measured joints
@@ -140,6 +214,9 @@ class PlannerNode(WmNode):
         self.sent_time: Time | None = None
         self.stats: dict[str, Any] = {"plans": 0, "holds": 0, "stale_latents": 0, "bad": 0}
         self.stats |= {"plan_ms": 0.0, "surprise": 0.0, "phase": "", "done": False}
+        self.stats |= {"camera_info": "none yet", "readout_camera": "cell file"}
+        self._info_key: tuple | None = None  # (size, K) of the last camera_info looked at
+        self._info_warning = ""
         self._plan_lock = threading.Lock()
         self._transition_waiting = threading.Event()  # latents yield to a waiting transition
         # set under the plan lock by activate/deactivate; read by the plan instead of the
@@ -180,6 +257,9 @@ class PlannerNode(WmNode):
             max_latent_age_s=values["max_latent_age_s"],
             max_state_age_s=values["max_state_age_s"],
             trajectory_points=values["trajectory_points"],
+            joint_names=joint_names_of(values),
+            use_camera_info_intrinsics=values["use_camera_info_intrinsics"],
+            camera_info_tolerance=values["camera_info_tolerance"],
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -203,6 +283,8 @@ class PlannerNode(WmNode):
         except CheckpointError as exc:
             raise StartupError(str(exc)) from None
         self.want_shape = (self.policy.model.cfg.grid**2, self.policy.model.cfg.latent_dim)
+        self._info_key, self._info_warning = None, ""
+        self.stats["camera_info"], self.stats["readout_camera"] = "none yet", "cell file"
         self.world_frame = self.values()["world_frame"]
         self.pub_cmd = self.create_lifecycle_publisher(
             JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS
@@ -232,6 +314,13 @@ class PlannerNode(WmNode):
                 self.values()["arm_command_topic"],
                 self._on_arm_command,
                 RELIABLE_QOS,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            ),
+            self.create_subscription(
+                CameraInfo,
+                "/camera/camera_info",
+                self._on_camera_info,
+                SENSOR_QOS,
                 callback_group=MutuallyExclusiveCallbackGroup(),
             ),
         ]
@@ -287,6 +376,50 @@ class PlannerNode(WmNode):
             return  # the safety node's own output; the safety node reports what it sends
         if len(traj.times):
             self.q_sent, self.sent_time = traj.positions[0].copy(), self.get_clock().now()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Compare the published intrinsics with the cell's (warn, throttled, when they
+        disagree) and, with ``use_camera_info_intrinsics``, use them for the readout priors."""
+        key = (msg.width, msg.height, tuple(msg.k))
+        if key != self._info_key:
+            self._info_key = key
+            self._camera_info_changed(msg)
+        if self._info_warning:
+            self.get_logger().warning(self._info_warning, throttle_duration_sec=30.0)
+
+    def _camera_info_changed(self, msg: CameraInfo) -> None:
+        cfg, self._info_warning = self.config, ""
+        try:
+            published = camera_from_info(msg, cfg.cell.camera)
+        except ConfigError as exc:
+            self.stats["camera_info"] = "unusable"
+            self._info_warning = f"camera_info ignored: {exc}"
+            return
+        err, text = intrinsics_disagreement(published, cfg.cell.camera)
+        agrees = err <= cfg.camera_info_tolerance
+        self.stats["camera_info"] = f"{'agrees' if agrees else 'disagrees'} ({err:.1%})"
+        if not cfg.use_camera_info_intrinsics:
+            if not agrees:
+                self._info_warning = (
+                    f"camera_info disagrees with the cell file's camera: {text}; the readout "
+                    "uses the cell file's (use_camera_info_intrinsics: true to use camera_info)"
+                )
+            return
+        from wm_core.train.readout import priors_for
+
+        try:
+            cell = cfg.cell.with_camera(published)
+        except ConfigError as exc:
+            self.stats["readout_camera"] = "cell file (camera_info unusable)"
+            self._info_warning = f"camera_info not used: {exc}"
+            return
+        with self._plan_lock:  # between two plans
+            if self.policy is None:
+                return
+            priors = priors_for(self.policy.model, cell)  # [G, G, 3]
+            self.policy.readout.priors.copy_(torch.as_tensor(priors))
+        self.stats["readout_camera"] = "camera_info"
+        self.get_logger().info(f"object readout now uses the camera_info intrinsics: {text}")
 
     def _age(self, stamp: Time) -> float:
         return max(0.0, (self.get_clock().now() - stamp).nanoseconds * 1e-9)

@@ -24,6 +24,17 @@ Holds (a one-point trajectory at the measured joints, suction unchanged):
 - **re-sync**: when the arm is more than ``resync_tolerance_rad`` from the last safe command
   (an episode reset, a hand-guided move, a collision), the filter restarts from the measured
   joints with a hold.
+
+**Shadow mode** (``shadow: true``, read-only; ``real.launch.py shadow:=true``): every command
+is judged exactly as above, but what would go to the arm is published on
+``/wm/shadow/joint_trajectory`` instead (with the suction as the ``suction_cup`` joint), beside
+``/wm/safety/command_source`` and the diagnostics; the node then has no publisher on the arm
+or suction topics at all. The arm stays where it is, so the filter's lead limit keeps every
+shadow command within ``max_tool_lead`` of the measured tool: each one is the first step the
+stack would take from the arm's actual pose.
+
+**Joint names**: ``joint_names`` (read-only) names the URDF's six joints as the arm's driver
+does; the commands use those names, and joint states must carry them.
 """
 
 from __future__ import annotations
@@ -42,7 +53,6 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
-    arm_joint_names,
     is_zero,
     joint_state_arrays,
     make_trajectory,
@@ -50,11 +60,13 @@ from wm_bringup.msgs import (
 )
 from wm_bringup.nodekit import (
     CELL_FILE,
+    JOINT_NAMES,
     RELIABLE_QOS,
     Param,
     WmNode,
     cell_of,
     guarded_transition,
+    joint_names_of,
     run_node,
 )
 
@@ -62,6 +74,9 @@ from wm_core.cell import Workcell
 from wm_core.safety import FilterConfig, SafetyFilter
 
 DEFAULT_FILTER = FilterConfig()
+ARM_TOPIC = "/arm_controller/joint_trajectory"
+SUCTION_TOPIC = "/suction/command"
+SHADOW_TOPIC = "/wm/shadow/joint_trajectory"
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class SafetyNodeConfig:
     watchdog_period_s: float
     resync_tolerance_rad: float
     suction_in_trajectory: bool
+    shadow: bool
+    joint_names: tuple[str, ...]
 
 
 class SafetyNode(WmNode):
@@ -142,11 +159,19 @@ class SafetyNode(WmNode):
             "Send suction as the suction_cup joint (else on /suction/command).",
         ),
         Param("release_estop", False, "Set true to release a latched e-stop (resets to false)."),
+        Param(
+            "shadow",
+            False,
+            f"Shadow mode: judge every command but publish it on {SHADOW_TOPIC}, and nothing "
+            "on the arm or suction topics.",
+            read_only=True,
+        ),
+        JOINT_NAMES,
     )
 
     def __init__(self, node_name: str = "wm_safety", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.names = arm_joint_names()
+        self.names = self.config.joint_names
         self.filter: SafetyFilter | None = None
         self.q: np.ndarray | None = None  # [6] measured joints
         self.suction_meas: bool | None = None
@@ -174,6 +199,8 @@ class SafetyNode(WmNode):
             watchdog_period_s=values["watchdog_period_s"],
             resync_tolerance_rad=values["resync_tolerance_rad"],
             suction_in_trajectory=values["suction_in_trajectory"],
+            shadow=values["shadow"],
+            joint_names=joint_names_of(values),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -185,10 +212,12 @@ class SafetyNode(WmNode):
         torch.set_num_threads(1)
         self.filter = SafetyFilter(cfg.filter, cfg.cell)
         self.dt = cfg.filter.control_dt
-        self.pub_arm = self.create_lifecycle_publisher(
-            JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS
-        )
-        self.pub_suction = self.create_lifecycle_publisher(Bool, "/suction/command", RELIABLE_QOS)
+        # shadow: no endpoint on the arm or suction topics at all, the shadow topic instead
+        arm_topic = SHADOW_TOPIC if cfg.shadow else ARM_TOPIC
+        self.pub_arm = self.create_lifecycle_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
+        self.pub_suction = None
+        if not cfg.shadow and not cfg.suction_in_trajectory:
+            self.pub_suction = self.create_lifecycle_publisher(Bool, SUCTION_TOPIC, RELIABLE_QOS)
         self.pub_source = self.create_lifecycle_publisher(
             Header, "/wm/safety/command_source", RELIABLE_QOS
         )
@@ -200,6 +229,11 @@ class SafetyNode(WmNode):
             self.create_subscription(Bool, "/wm/estop", self._on_estop, RELIABLE_QOS),
         ]
         self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
+        if cfg.shadow:
+            self.get_logger().warning(
+                f"SHADOW MODE: judging every command, publishing on {SHADOW_TOPIC}; nothing "
+                "goes to the arm or the suction"
+            )
         self.get_logger().info(
             f"safety filter ready: stale after {cfg.filter.stale_after_s} s, cell "
             f"{cfg.cell.source or cfg.cell.name}: {len(cfg.cell.keepout_boxes)} keep-out "
@@ -218,7 +252,8 @@ class SafetyNode(WmNode):
         for s in self.subs:
             self.destroy_subscription(s)
         self.destroy_lifecycle_publisher(self.pub_arm)
-        self.destroy_lifecycle_publisher(self.pub_suction)
+        if self.pub_suction is not None:
+            self.destroy_lifecycle_publisher(self.pub_suction)
         self.destroy_lifecycle_publisher(self.pub_source)
         self.release()
         return TransitionCallbackReturn.SUCCESS
@@ -369,14 +404,15 @@ class SafetyNode(WmNode):
         source: Header | None = None,
     ) -> None:
         """qs [P, 6] -> the arm (zero stamp: start on receipt), then ``source`` (the planner
-        command's header) on ``/wm/safety/command_source``."""
+        command's header) on ``/wm/safety/command_source``. In shadow mode the trajectory, with
+        the suction as its ``suction_cup`` joint, goes to the shadow topic instead."""
         if not self.active:
             return
-        with_suction = self.config.suction_in_trajectory
+        with_suction = self.config.suction_in_trajectory or self.config.shadow
         self.publish(
             self.pub_arm, make_trajectory(self.names, qs, times, suction if with_suction else None)
         )
-        if not with_suction:
+        if self.pub_suction is not None:
             self.publish(self.pub_suction, Bool(data=bool(suction[0])))
         if source is not None:
             self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
@@ -391,7 +427,9 @@ class SafetyNode(WmNode):
             elif self.holding:
                 level, message = DiagnosticStatus.WARN, f"holding: {self.holding}"
             kv |= {f"filter_{k}": v for k, v in flt.counts.items()}
-        kv |= self.stats | {"last_status": self.last_status}
+        if self.config.shadow:
+            message = f"shadow mode ({message})"
+        kv |= self.stats | {"last_status": self.last_status, "shadow": self.config.shadow}
         return level, message, kv
 
 
