@@ -346,7 +346,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     episodes through the running stack, and the ``wm eval`` report plus end-to-end latency."""
     try:
         from wm_bringup.runner import MODES, up
-        from wm_bringup.stack import ARGUMENTS_KEY, BACKENDS, runner_arguments
+        from wm_bringup.stack import BACKENDS, runner_arguments
     except ImportError as exc:
         raise UsageError(
             f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
@@ -369,8 +369,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.out is not None or args.no_video or args.objects is not None:
         raise UsageError("--out, --objects and --no-video go with --episodes N")
     overrides = _cell_overrides(args)
-    if launch_args:
-        overrides[ARGUMENTS_KEY] = launch_args
     sim = keywords.get("sim")
     if sim is not None and sim.strip().lower() not in ("true", "false"):
         raise UsageError(f"sim:={sim!r} must be true or false")
@@ -384,6 +382,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             seed=args.seed,
             sim=None if sim is None else sim.strip().lower() == "true",
             overrides=overrides,
+            arguments=launch_args,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

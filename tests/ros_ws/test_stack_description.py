@@ -99,6 +99,7 @@ def runner_stack(monkeypatch, profile: str, given: dict[str, str]) -> stack_mod.
             backend=kwargs["backend"],
             params_file=kwargs["params_file"],
             overrides=kwargs["overrides"],
+            arguments=kwargs["arguments"],
         )
         return 0
 

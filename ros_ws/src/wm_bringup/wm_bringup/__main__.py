@@ -13,7 +13,6 @@ import yaml
 
 from wm_bringup.runner import MODES, up
 from wm_bringup.stack import (
-    ARGUMENTS_KEY,
     BACKENDS,
     PROFILES,
     describe,
@@ -61,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     args.backend = keywords.get("backend", args.backend)
     if "params_file" in keywords:
         args.params_file = keywords["params_file"] or None
-    if launch_args:
-        overrides[ARGUMENTS_KEY] = launch_args
     try:  # refuse a bad choice here, with one line, before any node starts
         describe(
             args.profile,
@@ -70,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             params_file=args.params_file,
             overrides=overrides,
+            arguments=launch_args,
         )
     except (KeyError, ValueError) as exc:
         ap.error(str(exc).strip("'\""))
@@ -83,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         sim=None if sim is None else sim.strip().lower() == "true",
         overrides=overrides,
+        arguments=launch_args,
     )
 
 

@@ -321,17 +321,24 @@ def up(
     seed: int | None = None,
     sim: bool | None = None,
     overrides: dict[str, dict] | None = None,
+    arguments: dict[str, str] | None = None,
 ) -> int:
     """Bring the stack up (what ``wm up sim`` calls); returns an exit status.
 
-    ``overrides`` maps node names to extra parameters (applied after the parameters file)."""
+    ``overrides`` maps node names to extra parameters (applied after the parameters file);
+    ``arguments`` are the profile's launch arguments (``wm_bringup.stack.arguments``)."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} must be one of {MODES}")
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     if seed is not None:
         overrides.setdefault("wm_sim", {})["seed"] = seed
     stack = describe(
-        profile, sim=sim, backend=backend, params_file=params_file, overrides=overrides
+        profile,
+        sim=sim,
+        backend=backend,
+        params_file=params_file,
+        overrides=overrides,
+        arguments=arguments,
     )
     names = ", ".join(n.name for n in stack.running())
     log.info("starting the %s stack (%s) with %s: %s", profile, mode, stack.params_file, names)

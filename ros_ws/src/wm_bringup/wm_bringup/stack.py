@@ -64,10 +64,6 @@ CELL_NODES = ("wm_sim", "wm_planner", "wm_safety")
 """The nodes that read the ``cell_file`` parameter."""
 JOINT_NAME_NODES = ("wm_planner", "wm_safety")
 """The nodes that take the arm's joint names from the ``joint_names`` parameter."""
-ARGUMENTS_KEY = ":arguments"
-"""An ``overrides`` key (no node can be called that) holding launch arguments for
-:func:`describe`: ``runner.up(..., overrides=...)`` forwards ``overrides`` to
-:func:`describe` unchanged, so ``python -m wm_bringup real shadow:=true`` travels there."""
 
 PROFILE_SET = frozenset(
     {
@@ -371,14 +367,13 @@ def describe(
     """The node set of ``profile``. ``sim`` defaults to ``profile == "sim"``; ``arguments``
     holds the profile's other launch arguments (strings as on a command line, or Python
     values); ``overrides`` maps a node name to extra parameters (e.g. the runner's ``--seed``),
-    applied last, and may carry more arguments under :data:`ARGUMENTS_KEY`. A bad profile,
-    backend or argument raises ValueError with one line."""
+    applied last. A bad profile, backend or argument raises ValueError with one line."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} must be one of {PROFILES}")
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} must be one of {BACKENDS}")
     overrides = dict(overrides or {})
-    given = dict(overrides.pop(ARGUMENTS_KEY, None) or {}) | dict(arguments or {})
+    given = dict(arguments or {})
     c = _choices(profile, given)
     sim = profile == "sim" if sim is None else _as_bool("sim", sim)
     sim_time = (("use_sim_time", sim),)
