@@ -43,8 +43,10 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_range("image_size", self.image_size, 32, 512, integer=True)
-        if not self.enc_channels or any(c < 1 for c in self.enc_channels):
-            raise ConfigError(f"enc_channels={self.enc_channels} must be positive integers")
+        if not isinstance(self.enc_channels, tuple) or not 1 <= len(self.enc_channels) <= 9:
+            raise ConfigError(f"enc_channels={self.enc_channels!r} must be 1-9 channel counts")
+        for i, c in enumerate(self.enc_channels):
+            check_range(f"enc_channels[{i}]", c, 1, 4096, integer=True)
         if self.image_size % (2 ** len(self.enc_channels)):
             raise ConfigError(
                 f"image_size={self.image_size} must be divisible by "
