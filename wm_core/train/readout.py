@@ -131,8 +131,9 @@ def load_readout(path: Path, model: WorldModel) -> ObjectReadout:
         if not isinstance(v, torch.Tensor) or k not in own or own[k].shape != v.shape:
             want = list(own[k].shape) if k in own else "no such weight"
             got = list(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            name = k if isinstance(k, str) else short_repr(k)
             raise CheckpointError(
-                f"{path}: readout weight {short_repr(k)} has shape {got}, this model needs {want}"
+                f"{path}: readout weight {name} has shape {got}, this model needs {want}"
             )
     try:
         readout.load_state_dict(weights)
