@@ -80,6 +80,10 @@ def from_mapping(cls: type[T], data: dict[str, Any] | None, source: str = "confi
     kwargs = {key: _coerce(key, value, hints.get(key), source) for key, value in data.items()}
     try:
         return cls(**kwargs)
+    except ConfigError as exc:  # a range check in __post_init__: name the file too
+        if str(exc).startswith(source):
+            raise
+        raise ConfigError(f"{source}: {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
 
@@ -191,7 +195,10 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from exc
     try:
+        _check_yaml_depth(text, path)
         data = yaml.safe_load(text)
+    except ConfigError:
+        raise
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     # PyYAML lets a few malformed scalars through as plain Python errors (a date such as
@@ -202,3 +209,16 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     except RecursionError as exc:
         raise ConfigError(f"config {path} is nested too deeply to be a config") from exc
     return from_mapping(cls, data, source=str(path))
+
+
+def _check_yaml_depth(text: str, path: Path) -> None:
+    """Refuse deeply nested text before composing it (PyYAML composes recursively: a few
+    thousand brackets take seconds to end in a RecursionError). The event parser is flat."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"config {path} is nested too deeply to be a config")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
