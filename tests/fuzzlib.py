@@ -15,6 +15,7 @@ import contextlib
 import resource
 import signal
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,17 @@ def check_clean(exc: BaseException) -> None:
         raise UnclearError(f"{type(exc).__name__} message is not one line: {msg!r}") from exc
 
 
+def describe(exc: BaseException) -> str:
+    """Type, message, hypothesis notes (the falsifying example) and the innermost frames of
+    each failure (of each one in an ExceptionGroup)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "\n\n".join(describe(e) for e in exc.exceptions)
+    notes = "\n".join(getattr(exc, "__notes__", []))
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    where = "\n".join(f"  at {f.filename}:{f.lineno} {f.name}" for f in frames)
+    return f"{type(exc).__name__}: {exc}\n{where}\n{notes}".strip()
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
@@ -130,8 +142,7 @@ def run_target(
     except Exception as exc:
         if raise_on_failure:
             raise
-        notes = "\n".join(getattr(exc, "__notes__", []))
-        failure = f"{type(exc).__name__}: {exc}\n{notes}".strip()
+        failure = describe(exc)
     growth = _rss_mb() - rss0
     result = Result(
         target.name,

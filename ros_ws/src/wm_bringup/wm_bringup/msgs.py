@@ -58,7 +58,7 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarra
         raise ValueError(f"joint state lacks {missing}")
     q = np.array([msg.position[index[n]] for n in names], float)  # [6]
     if not np.isfinite(q).all():
-        raise ValueError(f"joint positions {q} are not finite")
+        raise ValueError(f"joint positions {q.tolist()} are not finite")  # one line
     suction = None
     if SUCTION_JOINT in index:
         s = msg.position[index[SUCTION_JOINT]]
