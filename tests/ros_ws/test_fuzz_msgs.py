@@ -207,11 +207,11 @@ def check_image(msg: Image) -> None:
 
 
 TARGETS = [
-    Target("msgs.joint_state_arrays", joint_states, check_joint_state, (ValueError,), quick=400),
-    Target("msgs.parse_trajectory", trajectories(), check_trajectory, (ValueError,), quick=400),
-    Target("msgs.make_trajectory", planned(), check_make_trajectory, (ValueError,), quick=400),
-    Target("planner.decode_latent", images(), check_latent, (ValueError,), quick=400),
-    Target("perception.image_to_rgb", images(), check_image, (ValueError,), quick=400),
+    Target("msgs.joint_state_arrays", joint_states, check_joint_state, (ValueError,), quick=300),
+    Target("msgs.parse_trajectory", trajectories(), check_trajectory, (ValueError,), quick=300),
+    Target("msgs.make_trajectory", planned(), check_make_trajectory, (ValueError,), quick=300),
+    Target("planner.decode_latent", images(), check_latent, (ValueError,), quick=300),
+    Target("perception.image_to_rgb", images(), check_image, (ValueError,), quick=300),
 ]
 
 
