@@ -207,11 +207,11 @@ def check_image(msg: Image) -> None:
 
 
 TARGETS = [
-    Target("msgs.joint_state_arrays", joint_states, check_joint_state, (ValueError,), quick=300),
-    Target("msgs.parse_trajectory", trajectories(), check_trajectory, (ValueError,), quick=300),
-    Target("msgs.make_trajectory", planned(), check_make_trajectory, (ValueError,), quick=300),
-    Target("planner.decode_latent", images(), check_latent, (ValueError,), quick=300),
-    Target("perception.image_to_rgb", images(), check_image, (ValueError,), quick=300),
+    Target("msgs.joint_state_arrays", joint_states, check_joint_state, (ValueError,), quick=200),
+    Target("msgs.parse_trajectory", trajectories(), check_trajectory, (ValueError,), quick=200),
+    Target("msgs.make_trajectory", planned(), check_make_trajectory, (ValueError,), quick=200),
+    Target("planner.decode_latent", images(), check_latent, (ValueError,), quick=200),
+    Target("perception.image_to_rgb", images(), check_image, (ValueError,), quick=200),
 ]
 
 
@@ -242,8 +242,10 @@ def test_specific_hostile_messages():
         parse_trajectory(back, NAMES)
     with pytest.raises(ValueError, match="not finite"):
         make_trajectory(NAMES, np.full((1, 6), np.nan), [0.1], None)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="not finite"):
         make_trajectory(NAMES, np.zeros((1, 6)), [math.inf], None)
+    with pytest.raises(ValueError, match="out of range"):
+        make_trajectory(NAMES, np.zeros((1, 6)), [1e12], None)
     with pytest.raises(ValueError, match="2 suction states for 1 points"):
         make_trajectory(NAMES, np.zeros((1, 6)), [0.1], [True, False])
     assert len(make_trajectory(NAMES, np.zeros((0, 6)), [], []).points) == 0

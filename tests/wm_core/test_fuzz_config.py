@@ -257,14 +257,14 @@ TARGETS = [
         st.tuples(st.just(SceneConfig), documents(SceneConfig)),
         check_document,
         (ConfigError,),
-        quick=150,
+        quick=100,
     ),
     Target(
         "config.other_yaml",
         st.sampled_from(OTHER_CLASSES).flatmap(lambda c: st.tuples(st.just(c), documents(c))),
         check_document,
         (ConfigError,),
-        quick=150,
+        quick=100,
     ),
     Target("config.yaml_text", yaml_texts(), check_text, (ConfigError,), quick=300),
 ]

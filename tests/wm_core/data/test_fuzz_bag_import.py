@@ -273,10 +273,10 @@ def check_messages(case) -> None:
 
 
 TARGETS = [
-    Target("bag.random_files", random_files(), check_files, (BagImportError,), quick=100),
-    Target("bag.truncated", damaged_bags(), check_files, (BagImportError,), quick=100),
+    Target("bag.random_files", random_files(), check_files, (BagImportError,), quick=60),
+    Target("bag.truncated", damaged_bags(), check_files, (BagImportError,), quick=60),
     Target(
-        "bag.bad_messages", bags_with_bad_messages(), check_messages, (BagImportError,), quick=100
+        "bag.bad_messages", bags_with_bad_messages(), check_messages, (BagImportError,), quick=60
     ),
 ]
 

@@ -162,7 +162,7 @@ def tampered_dicts(draw) -> bytes:
 
 TARGETS = [
     Target("checkpoint.bytes", tampered_bytes(), load_bytes, (CheckpointError,), quick=300),
-    Target("checkpoint.contents", tampered_dicts(), load_bytes, (CheckpointError,), quick=200),
+    Target("checkpoint.contents", tampered_dicts(), load_bytes, (CheckpointError,), quick=120),
 ]
 
 
