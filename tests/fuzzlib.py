@@ -11,13 +11,17 @@ multi-line or empty message, or a hang (``timeout_s``, enforced with SIGALRM).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import resource
+import shutil
 import signal
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -159,6 +163,13 @@ def run_target(
             raise AssertionError(msg)
         result.failure = (result.failure + "\n" if result.failure else "") + msg
     return result
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temporary directory for a module's cases, removed when the process exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def quick_cases(target: Target) -> int:

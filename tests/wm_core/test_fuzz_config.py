@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import typing
 from pathlib import Path
 
 import pytest
 import yaml
-from fuzzlib import Target, quick_cases, run_target
+from fuzzlib import Target, quick_cases, run_target, scratch_dir
 from hypothesis import strategies as st
 
 from wm_core.config import ConfigError, from_mapping, load_yaml
@@ -35,7 +34,7 @@ CLASSES = (
     CollectConfig,
 )
 OTHER_CLASSES = CLASSES[1:]
-SCRATCH = Path(tempfile.mkdtemp(prefix="wm_fuzz_config_"))
+SCRATCH = scratch_dir("wm_fuzz_config_")
 
 # ---------------------------------------------------------------- hostile values
 huge_ints = st.integers(min_value=-(10**400), max_value=10**400)

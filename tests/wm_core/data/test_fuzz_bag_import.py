@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzlib import Target, quick_cases, run_target
+from fuzzlib import Target, quick_cases, run_target, scratch_dir
 from hypothesis import strategies as st
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -28,7 +27,7 @@ TS = get_typestore(Stores.ROS2_JAZZY)
 T = TS.types
 NAMES = list(ArmKinematics().arm.joint_names)
 HOME = [math.pi, -1.9, 1.9, -math.pi / 2, -math.pi / 2, 0.0]
-SCRATCH = Path(tempfile.mkdtemp(prefix="wm_fuzz_bag_"))
+SCRATCH = scratch_dir("wm_fuzz_bag_")
 IMG, JS, CMD, BOOL = (
     "sensor_msgs/msg/Image",
     "sensor_msgs/msg/JointState",

@@ -10,19 +10,18 @@ import json
 import os
 import resource
 import struct
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzlib import Target, quick_cases, run_target
+from fuzzlib import Target, quick_cases, run_target, scratch_dir
 from hypothesis import strategies as st
 
 from wm_core.data.shards import SHARD_VERSION, Episode, ShardError, load_shard, save_shard
 
-SCRATCH = Path(tempfile.mkdtemp(prefix="wm_fuzz_shards_"))
+SCRATCH = scratch_dir("wm_fuzz_shards_")
 
 
 def valid_arrays(n: int = 4, size: int = 8) -> dict[str, np.ndarray]:

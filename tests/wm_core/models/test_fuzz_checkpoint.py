@@ -9,13 +9,12 @@ import dataclasses
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
-from fuzzlib import Target, quick_cases, run_target
+from fuzzlib import Target, quick_cases, run_target, scratch_dir
 from hypothesis import strategies as st
 
 from wm_core.models import ModelConfig, WorldModel
@@ -27,7 +26,7 @@ from wm_core.models.checkpoint import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
-SCRATCH = Path(tempfile.mkdtemp(prefix="wm_fuzz_ckpt_"))
+SCRATCH = scratch_dir("wm_fuzz_ckpt_")
 SENTINEL = SCRATCH / "PWNED"
 TINY = ModelConfig(
     image_size=32, enc_channels=(4, 4), latent_dim=4, pred_channels=8, pred_blocks=1,
