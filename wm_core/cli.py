@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from wm_core.config import ConfigError, load_yaml
+from wm_core.paths import PathEscapeError, inside
 
 EXIT_USAGE = 2
 
@@ -273,7 +274,8 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
         result = import_bag(Path(args.bag), out, topics, cfg)
     except BagImportError as exc:
         raise UsageError(str(exc)) from exc
-    (out / f"import_{Path(args.bag).name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    summary = inside(out, f"import_{Path(args.bag).name}.json")  # the name comes from data
+    summary.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"imported {result['steps']} steps into {result['shards']} shard(s) "
         f"({result['dropped_frames']} frames dropped, actions from {result['action_source']})"
@@ -1017,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (UsageError, ConfigError, KeyError) as exc:
+    except (UsageError, ConfigError, PathEscapeError, KeyError) as exc:
         msg = exc.args[0] if exc.args else str(exc)
         print(f"wm {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,7 +27,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from wm_core.config import check_range
-from wm_core.data.shards import Episode, save_shard
+from wm_core.data.shards import Episode, ShardError, save_shard
+from wm_core.paths import inside
 from wm_core.robot import ArmKinematics
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,9 @@ def _image_to_rgb(msg, size: int) -> np.ndarray:
     h, w, enc = int(msg.height), int(msg.width), str(msg.encoding)
     channels = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(enc)
     if channels is None:
-        raise BagImportError(f"image encoding {enc!r} not supported; use rgb8, bgr8 or mono8")
+        raise BagImportError(f"image encoding {enc[:40]!r} not supported; use rgb8, bgr8 or mono8")
     data = np.frombuffer(bytes(msg.data), np.uint8)
-    if int(msg.step) != w * channels or data.size != h * w * channels:
+    if h == 0 or w == 0 or int(msg.step) != w * channels or data.size != h * w * channels:
         raise BagImportError(
             f"malformed image: {data.size} bytes for {w}x{h} {enc} (step {msg.step})"
         )
@@ -100,29 +101,60 @@ def import_bag(
     names = kin.arm.joint_names
     typestore = get_typestore(Stores.ROS2_JAZZY)
     images, joints, commands, suction, suction_js = [], [], [], [], []
-    with Reader(bag) as reader:
-        present = {c.topic for c in reader.connections}
-        for needed in (topics.image, topics.joint_states):
-            if needed not in present:
-                raise BagImportError(f"topic {needed!r} not in {bag}; it has {sorted(present)}")
-        wanted = [
-            c
-            for c in reader.connections
-            if c.topic in (topics.image, topics.joint_states, topics.command, topics.suction)
-        ]
-        for conn, logged_ns, raw in reader.messages(connections=wanted):
-            msg = typestore.deserialize_cdr(raw, conn.msgtype)
-            if conn.topic == topics.image:
-                images.append((_stamp(msg), _image_to_rgb(msg, cfg.image_size)))
-            elif conn.topic == topics.joint_states:
-                joints.append((_stamp(msg), _joint_vector(msg, names)))
-                if topics.suction_joint in msg.name:
-                    i = list(msg.name).index(topics.suction_joint)
-                    suction_js.append((_stamp(msg), bool(msg.position[i] > 0.5)))
-            elif conn.topic == topics.command and len(msg.points):
-                commands.append((_stamp(msg), _command_vector(msg, names)))
-            elif conn.topic == topics.suction:
-                suction.append((_stamp_or_logged(msg, logged_ns), bool(msg.data)))
+    dropped_commands = 0
+    expected = {
+        topics.image: "sensor_msgs/msg/Image",
+        topics.joint_states: "sensor_msgs/msg/JointState",
+        topics.command: "trajectory_msgs/msg/JointTrajectory",
+        topics.suction: "std_msgs/msg/Bool",
+    }
+    # A bag is untrusted input: rosbags and its CDR decoder fail in many ways on damaged or
+    # hand-made files (ReaderError, sqlite3/zstd errors, struct.error, IndexError,
+    # UnicodeDecodeError...). Each becomes one BagImportError naming the bag and the topic.
+    where = "opening the bag"
+    try:
+        with Reader(bag) as reader:
+            present = {c.topic for c in reader.connections}
+            for needed in (topics.image, topics.joint_states):
+                if needed not in present:
+                    raise BagImportError(
+                        f"topic {needed!r} not in {bag}; it has {sorted(present)[:20]}"
+                    )
+            wanted = [c for c in reader.connections if c.topic in expected]
+            for c in wanted:
+                if c.msgtype != expected[c.topic]:
+                    raise BagImportError(
+                        f"{bag}: topic {c.topic!r} has type {str(c.msgtype)[:80]!r}, "
+                        f"expected {expected[c.topic]}"
+                    )
+            where = "reading messages"
+            for conn, logged_ns, raw in reader.messages(connections=wanted):
+                where = f"decoding a {conn.topic} message"
+                msg = typestore.deserialize_cdr(raw, conn.msgtype)
+                where = "reading messages"
+                if conn.topic == topics.image:
+                    images.append((_stamp(msg), _image_to_rgb(msg, cfg.image_size)))
+                elif conn.topic == topics.joint_states:
+                    joints.append((_stamp(msg), _joint_vector(msg, names)))
+                    if topics.suction_joint in msg.name:
+                        on = msg.position[list(msg.name).index(topics.suction_joint)]
+                        if np.isfinite(on):
+                            suction_js.append((_stamp(msg), bool(on > 0.5)))
+                elif conn.topic == topics.command and len(msg.points):
+                    cmd = _command_vector(msg, names)
+                    if cmd is None:
+                        dropped_commands += 1
+                    else:
+                        commands.append((_stamp(msg), cmd))
+                elif conn.topic == topics.suction:
+                    suction.append((_stamp_or_logged(msg, logged_ns), bool(msg.data)))
+    except BagImportError:
+        raise
+    except Exception as exc:
+        why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise BagImportError(
+            f"{bag}: damaged or unreadable bag ({where}: {type(exc).__name__}: {why})"
+        ) from exc
     joints.sort(key=lambda x: x[0])
     commands.sort(key=lambda x: x[0])
     suction = sorted(suction_js or suction, key=lambda x: x[0])
@@ -135,7 +167,9 @@ def import_bag(
             dropped += 1
             continue
         q, qd = joints[i][1]
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+        # NaN/inf, or beyond float32 (the shard's dtype, where it would become inf): dropped
+        lim = np.finfo(np.float32).max
+        if not (np.all(np.abs(q) <= lim) and np.all(np.abs(qd) <= lim)):
             dropped += 1
             continue
         k = bisect_right(c_t, t) - 1
@@ -153,13 +187,18 @@ def import_bag(
         chunk = steps[start : start + cfg.episode_steps + 1]
         if len(chunk) < 2:
             break
-        save_shard(out / f"{bag.name}_{shards:04d}.npz", _episode(chunk, kin, cfg, bag, topics))
+        path = inside(out, f"{bag.name}_{shards:04d}.npz")
+        try:
+            save_shard(path, _episode(chunk, kin, cfg, bag, topics))
+        except ShardError as exc:  # a value the checks above let through
+            raise BagImportError(f"{bag}: cannot store the imported episode: {exc}") from exc
         shards += 1
     return {
         "bag": str(bag),
         "frames": len(images),
         "steps": len(steps) - 1,
         "dropped_frames": dropped,
+        "dropped_commands": dropped_commands,
         "shards": shards,
         "action_source": "command" if commands else "realised",
         "out": str(out),
@@ -168,9 +207,15 @@ def import_bag(
 
 def _joint_vector(msg, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     index = {n: i for i, n in enumerate(msg.name)}
+    if len(index) != len(msg.name):
+        raise BagImportError(f"/joint_states has duplicate joint names {list(msg.name)[:20]}")
+    if len(msg.position) != len(msg.name):
+        raise BagImportError(
+            f"/joint_states has {len(msg.name)} names but {len(msg.position)} positions"
+        )
     missing = [n for n in names if n not in index]
     if missing:
-        raise BagImportError(f"/joint_states lacks joints {missing}; it has {list(msg.name)}")
+        raise BagImportError(f"/joint_states lacks joints {missing}; it has {list(msg.name)[:20]}")
     pos = np.array([msg.position[index[n]] for n in names], np.float64)
     vel = (
         np.array([msg.velocity[index[n]] for n in names], np.float64)
@@ -180,13 +225,22 @@ def _joint_vector(msg, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return pos, vel
 
 
-def _command_vector(msg, names: tuple[str, ...]) -> np.ndarray:
+def _command_vector(msg, names: tuple[str, ...]) -> np.ndarray | None:
     index = {n: i for i, n in enumerate(msg.joint_names)}
+    if len(index) != len(msg.joint_names):
+        raise BagImportError(
+            f"joint trajectory has duplicate joint names {list(msg.joint_names)[:20]}"
+        )
     missing = [n for n in names if n not in index]
     if missing:
         raise BagImportError(f"joint trajectory lacks joints {missing}")
     last = msg.points[-1].positions
-    return np.array([last[index[n]] for n in names], np.float64)
+    if len(last) != len(msg.joint_names):
+        raise BagImportError(
+            f"joint trajectory point has {len(last)} positions for {len(msg.joint_names)} joints"
+        )
+    q = np.array([last[index[n]] for n in names], np.float64)
+    return q if np.all(np.isfinite(q)) else None  # a non-finite command is dropped
 
 
 def _stamp_or_logged(msg, logged_ns: int) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from wm_core.config import check_range
+from wm_core.config import ConfigError, check_range, short_repr
 from wm_core.data.shards import Episode, ShardError, load_shard, save_shard
 from wm_core.eval.policies import OraclePolicy
 from wm_core.sim import SceneConfig, TableClearingEnv
@@ -48,10 +48,21 @@ class CollectConfig:
         check_range("steps_per_episode", self.steps_per_episode, 1, 10000, integer=True)
         check_range("image_size", self.image_size, 16, 512, integer=True)
         check_range("action_noise", self.action_noise, 0.0, 2.0)
-        if len(self.mode_weights) != len(MODES) or abs(sum(self.mode_weights) - 1) > 1e-6:
-            raise ValueError(
-                f"mode_weights={self.mode_weights} must be {len(MODES)} probabilities summing to 1"
+        w = self.mode_weights
+        if (
+            not isinstance(w, tuple)
+            or len(w) != len(MODES)
+            or not all(isinstance(p, int | float) and 0.0 <= p <= 1.0 for p in w)
+            or abs(sum(w) - 1) > 1e-6
+        ):
+            raise ConfigError(
+                f"mode_weights={short_repr(w)} must be {len(MODES)} probabilities summing to 1"
             )
+        s = self.segment_steps
+        if not isinstance(s, tuple) or len(s) != 2:
+            raise ConfigError(f"segment_steps={short_repr(s)} must be a pair (low, high)")
+        check_range("segment_steps[0]", s[0], 1, 10000, integer=True)
+        check_range("segment_steps[1]", s[1], s[0] + 1, 10001, integer=True)
 
 
 def shard_path(out: Path, seed: int) -> Path:

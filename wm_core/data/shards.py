@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,17 @@ log = logging.getLogger(__name__)
 SHARD_VERSION = 1
 OBS_KEYS = ("image", "joint_pos", "joint_vel", "suction")
 LABEL_KEYS = ("tool_pos", "object_pos")
+FLOAT_KEYS = (
+    "obs/joint_pos",
+    "obs/joint_vel",
+    "obs/suction",
+    "action",
+    "label/tool_pos",
+    "label/object_pos",
+)
+MAX_SHARD_BYTES = 1 << 30
+"""Uncompressed size limit of one shard (1 GiB; 500 steps of 128 px images are 25 MB)."""
+MAX_MEMBERS = 64
 
 
 class ShardError(ValueError):
@@ -75,27 +88,30 @@ def save_shard(path: Path, episode: Episode) -> None:
     os.replace(tmp, path)
 
 
-def load_shard(path: Path, with_labels: bool = False) -> Episode:
-    """Read and validate one shard; any problem raises :class:`ShardError` naming the file."""
+def load_shard(path: Path, with_labels: bool = False, max_bytes: int | None = None) -> Episode:
+    """Read and validate one shard; any problem raises :class:`ShardError` naming the file.
+
+    A shard is untrusted input: members whose declared sizes add up to more than ``max_bytes``
+    (default :data:`MAX_SHARD_BYTES`), or whose array header claims more data than the member
+    holds, are refused before anything is decompressed or allocated (zip bombs)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    # A damaged file can fail inside zipfile/zlib/numpy in many ways (BadZipFile, zlib.error,
-    # EOFError, ValueError, even NotImplementedError for a garbled zip version field): this is
-    # the boundary for untrusted bytes, so every failure becomes a ShardError naming the file.
-    except Exception as exc:
-        raise ShardError(
-            f"{path}: corrupt or truncated shard ({type(exc).__name__}: {exc})"
-        ) from exc
-    version = int(arrays.get("format_version", np.array(-1)))
-    if version != SHARD_VERSION:
-        raise ShardError(f"{path}: shard format version {version}, expected {SHARD_VERSION}")
+    arrays = _read_arrays(path, MAX_SHARD_BYTES if max_bytes is None else max_bytes)
+    version = arrays.get("format_version")
+    if version is None or version.shape != () or version.dtype.kind not in "iu":
+        got = "missing" if version is None else f"{version.dtype} {list(version.shape)}"
+        raise ShardError(f"{path}: format_version is {got}, expected an integer {SHARD_VERSION}")
+    if int(version) != SHARD_VERSION:
+        raise ShardError(f"{path}: shard format version {int(version)}, expected {SHARD_VERSION}")
     _check(path, arrays)
+    meta = arrays.get("meta")
+    if meta is None or meta.shape != () or meta.dtype.kind != "U":
+        raise ShardError(f"{path}: meta is missing or not a JSON string")
     try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError as exc:
+        meta = json.loads(str(meta))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise ShardError(f"{path}: meta is not valid JSON") from exc
+    if not isinstance(meta, dict):
+        raise ShardError(f"{path}: meta is {type(meta).__name__}, expected a JSON object")
     obs = {k: arrays[f"obs/{k}"] for k in OBS_KEYS if f"obs/{k}" in arrays}
     labels = None
     if with_labels:
@@ -103,11 +119,73 @@ def load_shard(path: Path, with_labels: bool = False) -> Episode:
     return Episode(obs, arrays["action"], meta, labels)
 
 
+def _read_arrays(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
+    """The shard's arrays by name, each member's size checked before it is read."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise ShardError(f"{path}: {len(infos)} members; a shard has at most {MAX_MEMBERS}")
+            declared = sum(i.file_size for i in infos)
+            if declared > max_bytes:
+                raise ShardError(
+                    f"{path}: members declare {declared} bytes uncompressed, over the "
+                    f"{max_bytes}-byte limit of a shard (zip bomb?)"
+                )
+            arrays = {}
+            for info in infos:
+                name = info.filename.removesuffix(".npy")
+                if not info.filename.endswith(".npy") or name in arrays:
+                    raise ShardError(f"{path}: unexpected member {info.filename!r}")
+                _check_member_header(path, zf, info)
+                with zf.open(info) as f:
+                    arrays[name] = np.lib.format.read_array(f, allow_pickle=False)
+            return arrays
+    except ShardError:
+        raise
+    # A damaged file can fail inside zipfile/zlib/numpy in many ways (BadZipFile, zlib.error,
+    # EOFError, ValueError, even NotImplementedError for a garbled zip version field): this is
+    # the boundary for untrusted bytes, so every failure becomes a ShardError naming the file.
+    except Exception as exc:
+        raise ShardError(
+            f"{path}: corrupt or truncated shard ({type(exc).__name__}: {exc})".splitlines()[0]
+        ) from exc
+
+
+def _check_member_header(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """The .npy header of ``info`` must describe exactly the data the member holds (so numpy
+    never allocates more than the member's declared, limit-checked size), and no objects."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ShardError(f"{path}: {info.filename}: .npy format {version} not supported")
+        header_len = f.tell()
+    if dtype.hasobject:
+        raise ShardError(f"{path}: {info.filename} holds Python objects; refused")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes != info.file_size - header_len:
+        raise ShardError(
+            f"{path}: {info.filename} claims {dtype} {list(shape)} ({nbytes} bytes) but holds "
+            f"{info.file_size - header_len} bytes"
+        )
+
+
 def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Shapes and dtypes consistent with the documented layout."""
     for k in ("obs/joint_pos", "obs/joint_vel", "obs/suction", "action"):
         if k not in arrays:
             raise ShardError(f"{path}: missing array {k!r}")
+    for k in FLOAT_KEYS:
+        if k in arrays and (not isinstance(arrays[k], np.ndarray) or arrays[k].dtype.kind != "f"):
+            got = getattr(arrays[k], "dtype", type(arrays[k]).__name__)
+            raise ShardError(f"{path}: {k} is {got}, expected floating point")
+    if arrays["obs/joint_pos"].ndim != 2:
+        got = arrays["obs/joint_pos"].shape
+        raise ShardError(f"{path}: obs/joint_pos has shape {got}, expected (T+1, 6)")
     n = arrays["obs/joint_pos"].shape[0]
     expect = {
         "obs/joint_pos": (n, 6),
@@ -121,12 +199,24 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
             raise ShardError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
     if "obs/image" in arrays:
         im = arrays["obs/image"]
-        if im.dtype != np.uint8 or im.ndim != 4 or im.shape[0] != n or im.shape[3] != 3:
+        if (
+            not isinstance(im, np.ndarray)
+            or im.dtype != np.uint8
+            or im.ndim != 4
+            or im.shape[0] != n
+            or im.shape[3] != 3
+            or min(im.shape[1:3]) < 1
+        ):
+            got = f"{getattr(im, 'dtype', type(im).__name__)} {getattr(im, 'shape', '')}"
+            raise ShardError(f"{path}: obs/image has {got}, expected uint8 [{n}, H, W, 3]")
+    if "label/object_pos" in arrays:
+        obj = arrays["label/object_pos"]
+        if obj.ndim != 3 or obj.shape[0] != n or obj.shape[2] != 3:
             raise ShardError(
-                f"{path}: obs/image has {im.dtype} {im.shape}, expected uint8 [{n}, H, W, 3]"
+                f"{path}: label/object_pos has shape {obj.shape}, expected ({n}, K, 3)"
             )
-    for k in ("obs/joint_pos", "obs/joint_vel", "action"):
-        if not np.all(np.isfinite(arrays[k])):
+    for k in FLOAT_KEYS:
+        if k in arrays and not np.all(np.isfinite(arrays[k])):
             raise ShardError(f"{path}: {k} contains NaN or inf")
 
 

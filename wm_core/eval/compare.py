@@ -16,6 +16,7 @@ from pathlib import Path
 
 from wm_core.eval.runner import evaluate
 from wm_core.models.checkpoint import CheckpointError
+from wm_core.paths import inside
 from wm_core.sim import SceneConfig
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,8 @@ def compare(
     rows = {}
     for name in entries:
         policy, options = ENTRIES[name]
-        done = None if fresh else _finished(out / name / "report.json", episodes, seed, cfg)
+        entry_dir = inside(out, name)
+        done = None if fresh else _finished(entry_dir / "report.json", episodes, seed, cfg)
         if done is not None:
             log.info("compare: %s already run with these settings; reusing its report", name)
             rows[name] = done
@@ -156,9 +158,9 @@ def compare(
         log.info("compare: %s", name)
         try:
             rows[name] = evaluate(
-                policy, episodes, seed, cfg, out / name, video, progress, policy_options=options
+                policy, episodes, seed, cfg, entry_dir, video, progress, policy_options=options
             )
-            (out / name / STAMP).write_text(json.dumps({"code": code_stamp()}) + "\n")
+            (entry_dir / STAMP).write_text(json.dumps({"code": code_stamp()}) + "\n")
         except CheckpointError as exc:  # e.g. the generative baseline was never trained
             log.warning("compare: %s not run: %s", name, exc)
             rows[name] = {"not_run": str(exc)}

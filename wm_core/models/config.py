@@ -20,11 +20,12 @@ class ModelConfig:
     image_size: int = 128
     """Square input image side (px); must be divisible by 2**len(enc_channels)."""
     enc_channels: tuple[int, ...] = (24, 48, 64, 64)
-    """Channels of the stride-2 conv stages; the latent grid side is image_size / 2**stages."""
+    """Channels of the stride-2 conv stages (multiples of 4, for GroupNorm(4, c)); the latent
+    grid side is image_size / 2**stages."""
     latent_dim: int = 32
     """Channels D of each latent patch; the image latent is a [G*G, D] grid of patches."""
     pred_channels: int = 64
-    """Hidden channels of the convolutional latent predictor."""
+    """Hidden channels of the convolutional latent predictor (a multiple of 4)."""
     pred_blocks: int = 2
     """Residual blocks in the predictor."""
     proprio_hidden: int = 128
@@ -43,15 +44,21 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_range("image_size", self.image_size, 32, 512, integer=True)
-        if not self.enc_channels or any(c < 1 for c in self.enc_channels):
-            raise ConfigError(f"enc_channels={self.enc_channels} must be positive integers")
+        if not isinstance(self.enc_channels, tuple) or not 1 <= len(self.enc_channels) <= 9:
+            raise ConfigError(f"enc_channels={self.enc_channels!r} must be 1-9 channel counts")
+        for i, c in enumerate(self.enc_channels):
+            check_range(f"enc_channels[{i}]", c, 4, 4096, integer=True)
+            if c % 4:  # GroupNorm(4, c) after each stage
+                raise ConfigError(f"enc_channels[{i}]={c} must be a multiple of 4")
         if self.image_size % (2 ** len(self.enc_channels)):
             raise ConfigError(
                 f"image_size={self.image_size} must be divisible by "
                 f"2**len(enc_channels)={2 ** len(self.enc_channels)}"
             )
         check_range("latent_dim", self.latent_dim, 1, 1024, integer=True)
-        check_range("pred_channels", self.pred_channels, 1, 2048, integer=True)
+        check_range("pred_channels", self.pred_channels, 4, 2048, integer=True)
+        if self.pred_channels % 4:  # GroupNorm(4, c) in the residual blocks
+            raise ConfigError(f"pred_channels={self.pred_channels} must be a multiple of 4")
         check_range("pred_blocks", self.pred_blocks, 0, 32, integer=True)
         check_range("proprio_hidden", self.proprio_hidden, 1, 4096, integer=True)
         if self.objective not in OBJECTIVES:

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from wm_core.cell import Workcell, sim_cell
+from wm_core.config import short_repr
 from wm_core.data.shards import scan_shards
 from wm_core.models import WorldModel
-from wm_core.models.checkpoint import CheckpointError
+from wm_core.models.checkpoint import CheckpointError, load_untrusted
 from wm_core.models.readout import (
     READOUT_VERSION,
     ObjectReadout,
@@ -125,21 +126,31 @@ def load_readout(path: Path, model: WorldModel, cell: Workcell | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"object readout {path} does not exist (make it: wm train readout)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # untrusted bytes: any failure is a clear error
-        raise CheckpointError(f"{path}: not a readable readout ({exc})") from exc
+    state = load_untrusted(path, "object readout")
     if not isinstance(state, dict) or state.get("version") != READOUT_VERSION:
         got = state.get("version") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path}: readout version {got}, expected {READOUT_VERSION}")
-    readout = new_readout(model, int(state.get("hidden", 0)))
+        raise CheckpointError(
+            f"{path}: readout version {short_repr(got)}, expected {READOUT_VERSION}"
+        )
+    hidden = state.get("hidden", 0)
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 0 <= hidden <= 4096:
+        raise CheckpointError(f"{path}: readout hidden={short_repr(hidden)} is not in [0, 4096]")
+    readout = new_readout(model, hidden)
     own = readout.state_dict()
-    for k, v in state["state"].items():
-        if k not in own or own[k].shape != v.shape:
+    weights = state.get("state")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: readout weights are {type(weights).__name__}")
+    for k, v in weights.items():
+        if not isinstance(v, torch.Tensor) or k not in own or own[k].shape != v.shape:
             want = list(own[k].shape) if k in own else "no such weight"
+            got = list(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            name = k if isinstance(k, str) else short_repr(k)
             raise CheckpointError(
-                f"{path}: readout weight {k} has shape {list(v.shape)}, this model needs {want}"
+                f"{path}: readout weight {name} has shape {got}, this model needs {want}"
             )
-    readout.load_state_dict(state["state"])
+    try:
+        readout.load_state_dict(weights)
+    except RuntimeError as exc:  # missing keys
+        raise CheckpointError(f"{path}: {str(exc).splitlines()[0]}") from None
     readout.priors.copy_(torch.as_tensor(priors_for(model, cell)))
     return readout.eval()

@@ -51,5 +51,5 @@ def test_checkpoint_errors_name_versions_and_shapes(ckpt, tmp_path):
     with pytest.raises(CheckpointError, match=r"has shape \[8, .*expects \[16, "):
         load_checkpoint(tmp_path / "shape.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a valid or safe checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")

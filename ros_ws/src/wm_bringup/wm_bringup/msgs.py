@@ -10,6 +10,7 @@ parameter renames them for an arm whose driver calls them otherwise (the order s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ def to_seconds(t: Time | Duration) -> float:
 
 
 def duration(seconds: float) -> Duration:
+    """``seconds`` as a Duration; ValueError unless finite and within its int32 seconds."""
+    if not (math.isfinite(seconds) and -(2**31) <= seconds < 2**31 - 1):
+        raise ValueError(f"duration {seconds!r} s is not finite or out of range")
     ns = int(round(seconds * 1e9))
     return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
@@ -48,6 +52,8 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarra
     if len(msg.position) != len(msg.name):
         raise ValueError(f"{len(msg.name)} names but {len(msg.position)} positions")
     index = {n: i for i, n in enumerate(msg.name)}
+    if len(index) != len(msg.name):
+        raise ValueError(f"duplicate joint names {_names(msg.name)}")
     missing = [n for n in names if n not in index]
     if missing:
         raise ValueError(
@@ -56,11 +62,21 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarra
         )
     q = np.array([msg.position[index[n]] for n in names], float)  # [6]
     if not np.isfinite(q).all():
-        raise ValueError(f"joint positions {q} are not finite")
+        raise ValueError(f"joint positions {q.tolist()} are not finite")  # one line
     suction = None
     if SUCTION_JOINT in index:
-        suction = bool(msg.position[index[SUCTION_JOINT]] > 0.5)
+        s = msg.position[index[SUCTION_JOINT]]
+        if not math.isfinite(s):
+            raise ValueError(f"suction position {s} is not finite")
+        suction = bool(s > 0.5)
     return q, suction
+
+
+def _names(names: Sequence[str], limit: int = 12) -> str:
+    """A joint-name list for an error message, cut after ``limit`` names."""
+    names = list(names)
+    more = f" ... ({len(names)} names)" if len(names) > limit else ""
+    return f"{[n[:40] for n in names[:limit]]}{more}"
 
 
 @dataclass(frozen=True)
@@ -77,11 +93,11 @@ def parse_trajectory(msg: JointTrajectory, names: Sequence[str]) -> Trajectory:
     """Check and convert a trajectory; raise ValueError naming the problem."""
     index = {n: i for i, n in enumerate(msg.joint_names)}
     if len(index) != len(msg.joint_names):
-        raise ValueError(f"duplicate joint names {list(msg.joint_names)}")
+        raise ValueError(f"duplicate joint names {_names(msg.joint_names)}")
     unknown = sorted(set(index) - set(names) - {SUCTION_JOINT})
     missing = [n for n in names if n not in index]
     if unknown or missing:
-        raise ValueError(f"joint names: unknown {unknown}, missing {missing}")
+        raise ValueError(f"joint names: unknown {_names(unknown)}, missing {missing}")
     cols = [index[n] for n in names]
     times, qs, suction = [], [], []
     for k, p in enumerate(msg.points):
@@ -91,6 +107,8 @@ def parse_trajectory(msg: JointTrajectory, names: Sequence[str]) -> Trajectory:
         if not np.isfinite(pos).all():
             raise ValueError(f"point {k} is not finite")
         t = to_seconds(p.time_from_start)
+        if t < 0:
+            raise ValueError(f"point {k}: time_from_start {t:.3f} s is negative")
         if times and t <= times[-1]:
             raise ValueError(f"point {k}: time_from_start {t:.3f} s does not increase")
         times.append(t)
@@ -111,10 +129,25 @@ def make_trajectory(
     times: Sequence[float],
     suction: Sequence[bool] | None,
 ) -> JointTrajectory:
-    """positions [P, 6] at ``times`` [P] (s) -> JointTrajectory (+ the suction pseudo-joint)."""
+    """positions [P, 6] at ``times`` [P] (s) -> JointTrajectory (+ the suction pseudo-joint).
+
+    ValueError (nothing is sent) unless the shapes fit and every number is finite: a
+    non-finite target would otherwise go out on the wire."""
+    q_all = np.asarray(positions, float)  # [P, 6]
+    t_all = np.asarray(times, float)  # [P]
+    if q_all.size == 0 and t_all.size == 0:  # no points: an empty trajectory (a stop)
+        q_all, t_all = q_all.reshape(0, len(names)), t_all.reshape(0)
+    if q_all.ndim != 2 or q_all.shape[1] != len(names) or t_all.shape != (len(q_all),):
+        raise ValueError(
+            f"positions {q_all.shape} and times {t_all.shape} do not fit {len(names)} joints"
+        )
+    if suction is not None and len(suction) != len(q_all):
+        raise ValueError(f"{len(suction)} suction states for {len(q_all)} points")
+    if not (np.isfinite(q_all).all() and np.isfinite(t_all).all()):
+        raise ValueError("trajectory positions or times are not finite")
     msg = JointTrajectory()
     msg.joint_names = list(names) + ([SUCTION_JOINT] if suction is not None else [])
-    for k, (q, t) in enumerate(zip(np.asarray(positions, float), times, strict=True)):
+    for k, (q, t) in enumerate(zip(q_all, t_all, strict=True)):
         pos = [float(x) for x in q]
         if suction is not None:
             pos.append(1.0 if suction[k] else 0.0)

@@ -109,7 +109,10 @@ def decode_latent(msg: Image) -> np.ndarray:
             f"latent {msg.height}x{msg.width}: step {msg.step}, {len(msg.data)} bytes do not fit"
         )
     dtype = ">f4" if msg.is_bigendian else "<f4"
-    return np.frombuffer(msg.data, dtype).reshape(msg.height, msg.width).astype(np.float32)
+    z = np.frombuffer(msg.data, dtype).reshape(msg.height, msg.width).astype(np.float32)
+    if not np.isfinite(z).all():
+        raise ValueError(f"latent {msg.height}x{msg.width} holds NaN or inf")
+    return z
 
 
 def camera_from_info(msg: CameraInfo, cell_camera: Camera) -> Camera:
