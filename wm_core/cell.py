@@ -276,6 +276,10 @@ class Workcell:
             raise ConfigError(f"workspace_lo={list(lo)} must be below workspace_hi={list(hi)}")
         object.__setattr__(self, "workspace_lo", lo)
         object.__setattr__(self, "workspace_hi", hi)
+        for name in ("keepout_boxes", "obstacle_boxes"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, list | tuple):
+                raise ConfigError(f"{name}={value!r} must be a list of boxes [[lo xyz], [hi xyz]]")
         object.__setattr__(
             self,
             "keepout_boxes",

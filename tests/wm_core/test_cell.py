@@ -60,6 +60,8 @@ def test_the_mujoco_scene_is_built_from_the_cell():
                   "wall_height": 0.08}}, "out of reach"),
         ({"workspace_lo": [0.0, 0.0, 1.0]}, "workspace_lo"),
         ({"keepout_boxes": [[[1, 1, 1], [0, 2, 2]]]}, "keepout_boxes[0]"),
+        ({"keepout_boxes": [[["a", "b", "c"], [1, 2, 3]]]}, "keepout_boxes[0][0]"),
+        ({"keepout_boxes": 5}, "keepout_boxes"),
     ],
 )  # fmt: skip
 def test_bad_cells_are_one_line_errors_naming_the_field(change, message):

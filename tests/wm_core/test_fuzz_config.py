@@ -250,6 +250,57 @@ def check_text(case) -> None:
     well_typed(load_yaml(cls, _yaml_file(payload)))
 
 
+# ---------------------------------------------------------------------- the work-cell file
+CELL_PATHS = [
+    ("name",),
+    ("workspace_lo",),
+    ("workspace_hi",),
+    ("keepout_boxes",),
+    ("obstacle_boxes",),
+    *(("table", k) for k in ("x", "y", "top_z", "thickness", "colour")),
+    *(("bin", k) for k in ("center", "inner_half", "wall_thickness", "wall_height")),
+    *(("arm", k) for k in ("joint_names", "home_q", "base_xyz", "base_rpy")),
+    *(("camera", k) for k in ("width", "height", "K", "D", "T_world_cam", "distortion_model")),
+    ("table",),
+    ("camera",),
+    ("unknown_field",),
+]
+HOSTILE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def cell_documents() -> st.SearchStrategy:
+    """The sim cell's mapping with 1-3 fields (or whole parts) replaced by hostile values."""
+    return st.lists(st.tuples(st.sampled_from(CELL_PATHS), HOSTILE), min_size=1, max_size=3)
+
+
+def check_cell(changes) -> None:
+    import copy
+
+    import yaml
+
+    from wm_core.cell import SIM_CELL_FILE, Workcell, cell_from_mapping
+
+    data = copy.deepcopy(yaml.safe_load(SIM_CELL_FILE.read_text()))
+    for path, value in changes:
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            node[path[-1]] = value
+    cell = cell_from_mapping(data, "cell.yaml")
+    assert isinstance(cell, Workcell)
+
+
 TARGETS = [
     Target(
         "config.scene_yaml",
@@ -266,6 +317,7 @@ TARGETS = [
         quick=100,
     ),
     Target("config.yaml_text", yaml_texts(), check_text, (ConfigError,), quick=300),
+    Target("config.cell_yaml", cell_documents(), check_cell, (ConfigError,), quick=300),
 ]
 
 
@@ -297,8 +349,8 @@ def test_crafted_documents_are_clean_errors(tmp_path):
 
 def test_specific_hostile_values_name_the_field(tmp_path):
     cases = {
-        "keepout_boxes: 5\n": "keepout_boxes",
-        "keepout_boxes: [[[a, b, c], [d, e, f]]]\n": r"keepout_boxes\[0\]\[0\]\[0\]",
+        # keep-out boxes are the work cell's (tests/wm_core/test_cell.py), not the scene's
+        "keepout_boxes: 5\n": r"unknown field\(s\) \['keepout_boxes'\]",
         "n_objects: '3'\n": "n_objects",
         "light_jitter: null\n": "light_jitter",
         "render_images: 1\n": "render_images",
