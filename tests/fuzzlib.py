@@ -177,3 +177,22 @@ def quick_cases(target: Target) -> int:
     import os
 
     return int(os.environ.get(QUICK_ENV, target.quick))
+
+
+def fuzz_tests(targets: list[Target]) -> tuple[Callable, Callable]:
+    """The two tests of a fuzz module: each target at its quick count (``make test``,
+    derandomized) and at 10^4 cases (``make test-slow``). A module binds them to names
+    starting with ``test_`` for pytest to collect."""
+    import pytest
+
+    @pytest.mark.parametrize("target", targets, ids=lambda t: t.name)
+    def test_fuzz(target: Target) -> None:
+        run_target(target, quick_cases(target), derandomize=True)
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("target", targets, ids=lambda t: t.name)
+    def test_fuzz_10k(target: Target) -> None:
+        r = run_target(target, 10_000)
+        assert r.cases >= 10_000
+
+    return test_fuzz, test_fuzz_10k

@@ -709,6 +709,24 @@ def _calibrate_handeye(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_board_args(p: argparse.ArgumentParser) -> None:
+    """The calibration board's flags (intrinsics and collect)."""
+    p.add_argument("--board", required=True, choices=["chessboard", "charuco"])
+    p.add_argument(
+        "--cols", type=int, required=True, help="chessboard: inner corners; charuco: squares"
+    )
+    p.add_argument(
+        "--rows", type=int, required=True, help="chessboard: inner corners; charuco: squares"
+    )
+    p.add_argument("--square", type=float, required=True, help="square side, metres")
+    p.add_argument("--marker", type=float, default=None, help="ArUco marker side, metres (charuco)")
+    p.add_argument(
+        "--dictionary",
+        default="DICT_4X4_50",
+        help="ArUco dictionary (charuco; default DICT_4X4_50)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wm", description="World-model arm stack command line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -926,22 +944,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(10-20 tilted views covering the image are better).",
     )
     ci.add_argument("--images", required=True, help="directory of images (png, jpg, ...)")
-    ci.add_argument("--board", required=True, choices=["chessboard", "charuco"])
-    ci.add_argument(
-        "--cols", type=int, required=True, help="chessboard: inner corners; charuco: squares"
-    )
-    ci.add_argument(
-        "--rows", type=int, required=True, help="chessboard: inner corners; charuco: squares"
-    )
-    ci.add_argument("--square", type=float, required=True, help="square side, metres")
-    ci.add_argument(
-        "--marker", type=float, default=None, help="ArUco marker side, metres (charuco)"
-    )
-    ci.add_argument(
-        "--dictionary",
-        default="DICT_4X4_50",
-        help="ArUco dictionary (charuco; default DICT_4X4_50)",
-    )
+    _add_board_args(ci)
     ci.add_argument("--camera-name", default="camera", help="camera_name in the YAML")
     ci.add_argument("--out", required=True, help="camera_info YAML file to write")
     ci.set_defaults(func=cmd_calibrate)
@@ -970,12 +973,7 @@ def build_parser() -> argparse.ArgumentParser:
         "distinct pose, and writes the samples file for `wm calibrate handeye`.",
     )
     cc.add_argument("--camera-info", required=True, help="camera_info YAML (intrinsics)")
-    cc.add_argument("--board", required=True, choices=["chessboard", "charuco"])
-    cc.add_argument("--cols", type=int, required=True, help="chessboard: inner corners")
-    cc.add_argument("--rows", type=int, required=True, help="chessboard: inner corners")
-    cc.add_argument("--square", type=float, required=True, help="square side, metres")
-    cc.add_argument("--marker", type=float, default=None, help="charuco marker side, metres")
-    cc.add_argument("--dictionary", default="DICT_4X4_50", help="charuco ArUco dictionary")
+    _add_board_args(cc)
     cc.add_argument("--samples", type=int, default=15, help="pairs to record")
     cc.add_argument("--tool-link", default="suction_cup", help="link the board is fixed to")
     cc.add_argument("--image-topic", default="/camera/image_raw", help="camera image topic")

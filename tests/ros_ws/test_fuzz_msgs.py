@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import ros_harness  # noqa: F401  (the worktree's ros_ws packages first on sys.path)
 from builtin_interfaces.msg import Duration, Time
-from fuzzlib import Target, quick_cases, run_target
+from fuzzlib import Target, fuzz_tests
 from hypothesis import strategies as st
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -215,16 +215,7 @@ TARGETS = [
 ]
 
 
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-def test_fuzz(target):
-    run_target(target, quick_cases(target), derandomize=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-def test_fuzz_10k(target):
-    r = run_target(target, 10_000)
-    assert r.cases >= 10_000
+test_fuzz, test_fuzz_10k = fuzz_tests(TARGETS)
 
 
 def test_specific_hostile_messages():

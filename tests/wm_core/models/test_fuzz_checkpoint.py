@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fuzzlib import Target, quick_cases, run_target, scratch_dir
+from fuzzlib import Target, fuzz_tests, scratch_dir
 from hypothesis import strategies as st
 
 from wm_core.models import ModelConfig, WorldModel
@@ -165,16 +165,7 @@ TARGETS = [
 ]
 
 
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-def test_fuzz(target):
-    run_target(target, quick_cases(target), derandomize=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-def test_fuzz_10k(target):
-    r = run_target(target, 10_000)
-    assert r.cases >= 10_000
+test_fuzz, test_fuzz_10k = fuzz_tests(TARGETS)
 
 
 @pytest.mark.parametrize("in_zip", [False, True], ids=["raw-pickle", "torch-zip"])
