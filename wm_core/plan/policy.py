@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,9 @@ from wm_core.robot import ArmKinematics
 from wm_core.train.readout import load_readout, priors_for
 
 log = logging.getLogger(__name__)
+
+STATS_WINDOW = 10_000
+"""Steps of per-step figures kept (an evaluated episode has at most 900 at 90 s and 10 Hz)."""
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = REPO_MODELS / "default"
@@ -131,7 +135,15 @@ class LatentMPCPolicy:
         self.surprise.reset()
         self.hold_left = 0
         self.done = False
-        self.stats = {"act_ms": [], "plan_ms": [], "surprise": [], "holds": 0, "bad_input": 0}
+        # per-step figures of this episode, bounded: a planner node that runs for days without
+        # an episode reset keeps the last STATS_WINDOW steps, not all of them
+        self.stats = {
+            "act_ms": deque(maxlen=STATS_WINDOW),
+            "plan_ms": deque(maxlen=STATS_WINDOW),
+            "surprise": deque(maxlen=STATS_WINDOW),
+            "holds": 0,
+            "bad_input": 0,
+        }
         self.last_info: dict = {}
 
     # ------------------------------------------------------------------ input checks

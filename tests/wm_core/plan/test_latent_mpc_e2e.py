@@ -87,3 +87,21 @@ def test_other_image_sizes_are_resized():
     pol = LatentMPCPolicy()
     a = pol.act(obs)
     assert a.shape == (4,) and np.isfinite(a).all() and "hold" not in pol.last_info
+
+
+def test_per_step_figures_are_bounded_for_a_long_running_planner(monkeypatch):
+    """A planner node may run for days without an episode reset: the policy keeps the last
+    STATS_WINDOW steps of its per-step figures, not all of them."""
+    import torch
+
+    from wm_core.plan import policy as policy_mod
+
+    monkeypatch.setattr(policy_mod, "STATS_WINDOW", 5)
+    pol = LatentMPCPolicy(planner_config=policy_mod.PlannerConfig(samples=8, iterations=1))
+    cfg = pol.model.cfg
+    z = torch.zeros(1, cfg.grid**2, cfg.latent_dim)  # [1, N, D]
+    q = np.array(pol.cell.arm.home_q)
+    for _ in range(8):
+        pol.act_latent(z, q, [0.0])
+    stats = pol.episode_stats()
+    assert len(stats["plan_ms"]) <= 5 and len(pol.stats["surprise"]) == 5
