@@ -8,8 +8,12 @@ the wrong type, out-of-range numbers, absurdly large or deeply nested documents)
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import math
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -53,6 +57,40 @@ def check_range(name: str, value: float, lo: float, hi: float, *, integer: bool 
         ok = False
     if not ok:
         raise ConfigError(f"{name}={short_repr(value)} must be {kind} in [{lo}, {hi}]")
+
+
+def bounded(default: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
+    """A dataclass field whose allowed range lives in the field itself: :func:`check_fields`
+    checks it, and a ROS node generates its parameter (default, range, description) from it,
+    so each range is written once."""
+    return dataclasses.field(default=default, metadata={"range": (lo, hi), "integer": integer})
+
+
+def check_fields(obj: Any) -> None:
+    """Check every :func:`bounded` field of a dataclass instance (ConfigError naming it)."""
+    for f in dataclasses.fields(obj):
+        rng = f.metadata.get("range")
+        if rng is not None:
+            check_range(f.name, getattr(obj, f.name), *rng, integer=f.metadata["integer"])
+
+
+@functools.lru_cache(maxsize=64)
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string literal right after it in the class body), one
+    line."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    out = {}
+    for a, b in zip(body, body[1:], strict=False):
+        if (
+            isinstance(a, ast.AnnAssign)
+            and isinstance(a.target, ast.Name)
+            and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant)
+            and isinstance(b.value.value, str)
+        ):
+            out[a.target.id] = " ".join(b.value.value.split())
+    return out
 
 
 def from_mapping(cls: type[T], data: dict[str, Any] | None, source: str = "config") -> T:

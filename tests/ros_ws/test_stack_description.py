@@ -398,3 +398,37 @@ def test_wm_up_takes_the_same_arguments_and_refuses_bad_ones(argv, message, caps
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_node_parameter_ranges_are_the_config_dataclasses():
+    """Each range is written once: a node parameter that maps onto a bounded config field has
+    that field's default and range, and every node's control_hz has the same range."""
+    from dataclasses import fields
+
+    from wm_planner.planner_node import PlannerNode
+    from wm_safety.safety_node import SafetyNode
+    from wm_sim.sim_node import SimNode
+
+    from wm_core.plan.config import PlannerConfig, TaskConfig
+    from wm_core.robot.limits import CONTROL_HZ
+    from wm_core.safety import FilterConfig
+    from wm_core.sim.config import SceneConfig
+
+    configs = {
+        SafetyNode: (FilterConfig,),
+        PlannerNode: (PlannerConfig, TaskConfig),
+        SimNode: (SceneConfig,),
+    }
+    checked = 0
+    for node, classes in configs.items():
+        params = {p.name: p for p in node.PARAMS}
+        for cls in classes:
+            for f in fields(cls):
+                if "range" in f.metadata and f.name in params:
+                    p = params[f.name]
+                    assert (p.lo, p.hi) == f.metadata["range"], (node.__name__, f.name)
+                    assert p.default == f.default, (node.__name__, f.name)
+                    checked += 1
+    assert checked >= 20  # not vacuous
+    ranges = {(p.lo, p.hi) for node in configs for p in node.PARAMS if p.name == "control_hz"}
+    assert ranges == {CONTROL_HZ}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wm_core.config import ConfigError, check_range
+from wm_core.config import ConfigError, bounded, check_fields, check_range
 
 OPTIMIZERS = ("cem", "mppi", "gradient")
 
@@ -59,15 +59,15 @@ class PlannerConfig:
     optimizer: str = "cem"
     """"cem", "mppi" (warm-started from the previous solution) or "gradient" (Adam on the
     action sequence through the differentiable world model and costs)."""
-    horizon: int = 5
+    horizon: int = bounded(5, 1, 64, integer=True)
     """Planned actions H."""
-    samples: int = 256
+    samples: int = bounded(256, 2, 65536, integer=True)
     """Candidate action sequences per iteration (cem, mppi); restarts for gradient: 8."""
-    iterations: int = 4
+    iterations: int = bounded(4, 1, 100, integer=True)
     """Optimiser iterations per control step (gradient: Adam steps)."""
-    elite_frac: float = 0.1
+    elite_frac: float = bounded(0.1, 0.001, 1.0)
     """CEM: fraction of samples refitted."""
-    init_std: float = 0.6
+    init_std: float = bounded(0.6, 1e-3, 2.0)
     """Initial sampling std of the actions (actions live in [-1, 1])."""
     mppi_temperature: float = 1.0
     """MPPI: softmax temperature on the cost (in cost units)."""
@@ -77,34 +77,28 @@ class PlannerConfig:
     """Gradient: parallel starts (the warm start plus random ones)."""
     velocity_fraction: float = 0.8
     """Guardrail: joint speeds above this fraction of the URDF limit are penalised."""
-    tool_speed_limit: float = 0.25
+    tool_speed_limit: float = bounded(0.25, 0.01, 5.0)
     """Guardrail: tool speed limit (m/s)."""
     joint_margin: float = 0.15
     """Guardrail: margin (rad) before the joint limits where the cost starts."""
     control_dt: float = 0.1
     """Seconds per planned step."""
     weights: CostWeights = CostWeights()
-    threads: int = 1
+    threads: int = bounded(1, 1, 256, integer=True)
     """torch CPU threads for planning (small batched ops run best on one thread, and it leaves
     the other cores to the simulator, camera and ROS)."""
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**31 - 1, integer=True)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
-        check_range("horizon", self.horizon, 1, 64, integer=True)
-        check_range("samples", self.samples, 2, 65536, integer=True)
-        check_range("iterations", self.iterations, 1, 100, integer=True)
-        check_range("elite_frac", self.elite_frac, 0.001, 1.0)
-        check_range("init_std", self.init_std, 1e-3, 2.0)
         check_range("mppi_temperature", self.mppi_temperature, 1e-6, 1e6)
         check_range("grad_lr", self.grad_lr, 1e-5, 10.0)
         check_range("grad_restarts", self.grad_restarts, 1, 4096, integer=True)
         check_range("velocity_fraction", self.velocity_fraction, 0.05, 1.0)
-        check_range("tool_speed_limit", self.tool_speed_limit, 0.01, 5.0)
         check_range("joint_margin", self.joint_margin, 0.0, 1.0)
         check_range("control_dt", self.control_dt, 1e-3, 10.0)
-        check_range("threads", self.threads, 1, 256, integer=True)
         if not isinstance(self.weights, CostWeights):
             raise ConfigError(f"weights must be CostWeights, got {type(self.weights).__name__}")
 
@@ -117,7 +111,7 @@ class TaskConfig:
     """Tool height (m) above the table top for approach and transport."""
     release_z: float = 0.17
     """Tool height (m) above the table top at which an object is released over the bin."""
-    detect_threshold: float = 0.5
+    detect_threshold: float = bounded(0.5, 0.01, 0.99)
     """Objectness probability above which the readout reports an object."""
     reach_tol: float = 0.012
     """Tool distance (m) to a subgoal that counts as reached."""
@@ -135,15 +129,15 @@ class TaskConfig:
     """Consecutive detections of an empty table before the task reports done."""
     max_attempts: int = 12
     """Pick attempts per episode before giving up."""
-    surprise_threshold: float = 6.0
+    surprise_threshold: float = bounded(6.0, 0.0, 1e6)
     """Surprise score above which the arm holds and replans."""
     surprise_hold_steps: int = 2
     """Steps held after a surprise."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_range("hover_z", self.hover_z, 0.05, 0.55)
         check_range("release_z", self.release_z, 0.05, 0.55)
-        check_range("detect_threshold", self.detect_threshold, 0.01, 0.99)
         check_range("reach_tol", self.reach_tol, 0.001, 0.1)
         check_range("lock_radius", self.lock_radius, 0.0, 0.5)
         check_range("min_reach_radius", self.min_reach_radius, 0.0, 0.5)
@@ -152,5 +146,4 @@ class TaskConfig:
         check_range("release_steps", self.release_steps, 0, 100, integer=True)
         check_range("empty_checks", self.empty_checks, 1, 100, integer=True)
         check_range("max_attempts", self.max_attempts, 1, 1000, integer=True)
-        check_range("surprise_threshold", self.surprise_threshold, 0.0, 1e6)
         check_range("surprise_hold_steps", self.surprise_hold_steps, 0, 100, integer=True)

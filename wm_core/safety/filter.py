@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from wm_core.cell import Workcell, sim_cell
-from wm_core.config import check_range
+from wm_core.config import bounded, check_fields, check_range
 from wm_core.robot import ArmKinematics
 from wm_core.robot.capsules import ArmCapsules, box_penetration, capsule_points
 from wm_core.robot.limits import ISO_10218_REDUCED_SPEED
@@ -40,46 +40,40 @@ STATUSES = ("ok", "clamped", "rejected", "hold_stale", "hold_nan", "estop")
 
 @dataclass(frozen=True)
 class FilterConfig:
-    joint_margin: float = 0.02
+    joint_margin: float = bounded(0.02, 0.0, 0.5)
     """Margin (rad) kept inside the URDF joint position limits."""
-    velocity_scale: float = 0.9
+    velocity_scale: float = bounded(0.9, 0.01, 1.0)
     """Fraction of the URDF joint velocity limits a command step may use."""
     control_dt: float = 0.1
     """Seconds between commands (the step clamp is velocity x control_dt)."""
-    table_clearance: float = 0.003
+    table_clearance: float = bounded(0.003, 0.0, 0.5)
     """Arm capsules (from the upper arm on) must stay this far (m) above the table top."""
-    tool_speed_limit: float = 0.7 * ISO_10218_REDUCED_SPEED
+    tool_speed_limit: float = bounded(0.7 * ISO_10218_REDUCED_SPEED, 1e-3, 10.0)
     """Tool speed (m/s) a command step may ask for. The margin under the monitored limit covers
     the joint-space interpolation, which bends the tool path, and the servo: lagging behind its
     command while it holds an object, it catches up faster than it was commanded (measured in
     the sim: 0.254 m/s peak after steps commanded at 0.8 x 0.25 = 0.2 m/s)."""
-    max_tool_lead: float = 0.02
+    max_tool_lead: float = bounded(0.02, 1e-3, 1.0)
     """How far (m) the commanded tool may run ahead of the measured tool, along the step's
     direction of travel. A servo that lags (carrying a load) and is then given a command far
     ahead closes the gap faster than any single step asked for; bounding the lead bounds that
     catch-up speed. Only the lead along the motion counts, so a static offset across it (a
     load's sag, the tool resting on an object) cannot freeze the arm, and a step back towards
     the arm always passes."""
-    tool_accel_limit: float = 1.0
+    tool_accel_limit: float = bounded(1.0, 1e-3, 100.0)
     """How fast (m/s^2) the commanded tool speed may grow from one command to the next. The
     position servo is underdamped: a step from rest straight to full speed overshoots it
     (measured in the sim: 0.23 m/s when lifting from a grip at 0.175 m/s commanded). With the
     default, a move from rest takes one step at 0.1 m/s before it reaches full speed."""
-    stale_after_s: float = 0.5
+    stale_after_s: float = bounded(0.5, 1e-3, 60.0)
     """Inputs older than this (s) make the filter hold."""
     first_checked_link: int = 2
     """Capsules of links before this index (base, shoulder: they sit on the table by design
     and only turn about the vertical axis) are not checked against the table."""
 
     def __post_init__(self) -> None:
-        check_range("joint_margin", self.joint_margin, 0.0, 0.5)
-        check_range("velocity_scale", self.velocity_scale, 0.01, 1.0)
+        check_fields(self)
         check_range("control_dt", self.control_dt, 1e-3, 10.0)
-        check_range("table_clearance", self.table_clearance, 0.0, 0.5)
-        check_range("stale_after_s", self.stale_after_s, 1e-3, 60.0)
-        check_range("tool_speed_limit", self.tool_speed_limit, 1e-3, 10.0)
-        check_range("max_tool_lead", self.max_tool_lead, 1e-3, 1.0)
-        check_range("tool_accel_limit", self.tool_accel_limit, 1e-3, 100.0)
 
 
 @dataclass(frozen=True)

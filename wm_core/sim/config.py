@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wm_core.config import ConfigError, check_range
+from wm_core.config import ConfigError, bounded, check_fields, check_range
+from wm_core.robot.limits import CONTROL_HZ, MAX_TOOL_STEP
 
 MIN_OBJECTS, MAX_OBJECTS = 1, 6
 
@@ -17,15 +18,15 @@ class SceneConfig:
     All randomisation is drawn from the episode seed passed to ``reset``.
     """
 
-    n_objects: int = 3
+    n_objects: int = bounded(3, MIN_OBJECTS, MAX_OBJECTS, integer=True)
     """Objects on the table per episode, 1-6."""
     object_half_size: tuple[float, float] = (0.02, 0.032)
     """Range (m) of object half-extents (box half-sides, cylinder radius/half-height)."""
-    light_jitter: float = 0.0
+    light_jitter: float = bounded(0.0, 0.0, 1.0)
     """Fractional jitter of light intensity, and of light position in units of 0.5 m, 0-1."""
-    camera_jitter_deg: float = 0.0
+    camera_jitter_deg: float = bounded(0.0, 0.0, 15.0)
     """Scene camera orientation jitter: rotation about a random axis by up to this many deg."""
-    image_size: int = 128
+    image_size: int = bounded(128, 16, 1024, integer=True)
     """Side (px) of the square RGB observation."""
     render_images: bool = True
     """Render camera images into observations. Off for the oracle and scoring (faster)."""
@@ -33,32 +34,25 @@ class SceneConfig:
     """Also render a wrist camera image (``obs['wrist_image']``)."""
     physics_dt: float = 0.002
     """Physics time step (s); at most 0.002 (>= 500 Hz)."""
-    control_hz: float = 10.0
+    control_hz: float = bounded(10.0, *CONTROL_HZ)
     """Agent (action) rate in Hz; the physics steps per action are 1/(control_hz*physics_dt)."""
-    max_episode_s: float = 90.0
+    max_episode_s: float = bounded(90.0, 1.0, 3600.0)
     """Episode time limit in simulated seconds."""
-    max_tool_step: float = 0.018
+    max_tool_step: float = bounded(0.018, *MAX_TOOL_STEP)
     """Tool displacement (m) commanded by a unit action per agent step (0.18 m/s at 10 Hz)."""
-    tool_speed_limit: float = 0.25
+    tool_speed_limit: float = bounded(0.25, 0.01, 5.0)
     """Tool speed (m/s) above which a safety event is counted (ISO 10218-1 reduced speed)."""
     suction_gain: float = 40.0
     """Adhesion force (N) of the suction cup when on."""
 
     def __post_init__(self) -> None:
-        check_range("n_objects", self.n_objects, MIN_OBJECTS, MAX_OBJECTS, integer=True)
+        check_fields(self)
         lo, hi = _pair("object_half_size", self.object_half_size)
         check_range("object_half_size[0]", lo, 0.01, 0.045)
         check_range("object_half_size[1]", hi, lo, 0.045)
-        check_range("light_jitter", self.light_jitter, 0.0, 1.0)
-        check_range("camera_jitter_deg", self.camera_jitter_deg, 0.0, 15.0)
-        check_range("image_size", self.image_size, 16, 1024, integer=True)
         check_range("physics_dt", self.physics_dt, 1e-4, 0.002)
-        check_range("control_hz", self.control_hz, 1.0, 100.0)
         if 1.0 / (self.control_hz * self.physics_dt) < 1:
             raise ConfigError(f"{self.control_hz=} is faster than the physics ({self.physics_dt=})")
-        check_range("max_episode_s", self.max_episode_s, 1.0, 3600.0)
-        check_range("max_tool_step", self.max_tool_step, 0.001, 0.05)
-        check_range("tool_speed_limit", self.tool_speed_limit, 0.01, 5.0)
         check_range("suction_gain", self.suction_gain, 0.0, 500.0)
 
     @property

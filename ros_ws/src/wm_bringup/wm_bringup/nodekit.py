@@ -12,6 +12,7 @@ brings it up.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import math
@@ -43,7 +44,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names
 from wm_bringup.stack import EXIT_REFUSED
 from wm_core.cell import Workcell, cell_or_default
-from wm_core.config import ConfigError
+from wm_core.config import ConfigError, field_docs
 
 ParamValue = bool | int | float | str | list[float] | list[str]
 
@@ -80,6 +81,20 @@ class Param:
     hi: float | None = None
     choices: tuple[str, ...] = ()
     read_only: bool = False
+
+    @classmethod
+    def of(
+        cls, config: type, field: str, name: str | None = None, default: ParamValue | None = None
+    ) -> Param:
+        """The parameter of a config dataclass's field: its default, its range (a
+        :func:`wm_core.config.bounded` field) and the first sentence of its docstring. A
+        range is written once, in the dataclass; the node never restates it."""
+        spec = {f.name: f for f in dataclasses.fields(config)}[field]
+        lo, hi = spec.metadata.get("range", (None, None))
+        doc = field_docs(config).get(field, field)
+        first = doc.split(". ")[0].rstrip(".") + "."
+        value = spec.default if default is None else default
+        return cls(name or field, value, first, lo, hi)
 
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(

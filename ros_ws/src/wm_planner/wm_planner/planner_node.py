@@ -79,6 +79,7 @@ from wm_core.config import ConfigError
 from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
 from wm_core.robot.action import basis_joints, joint_target
+from wm_core.robot.limits import CONTROL_HZ, MAX_TOOL_STEP
 
 WORLD_MODELS = ("learned", "copy-last", "random", "generative")
 
@@ -164,19 +165,24 @@ class PlannerNode(WmNode):
         Param("world_model", "learned", "World model or ablation.", choices=WORLD_MODELS),
         Param("guardrails", True, "Guardrail cost terms on (the hard filter is always on)."),
         Param("optimizer", "cem", "Planner optimiser.", choices=OPTIMIZERS),
-        Param("horizon", 5, "Planned actions H.", 1, 64),
-        Param("samples", 256, "Candidate sequences per iteration.", 2, 65536),
-        Param("iterations", 4, "Optimiser iterations per step.", 1, 100),
-        Param("elite_frac", 0.1, "CEM elite fraction.", 0.001, 1.0),
-        Param("init_std", 0.6, "Initial sampling std of the actions.", 0.001, 2.0),
-        Param("threads", 1, "torch CPU threads for planning.", 1, 256),
-        Param("seed", 0, "Planner RNG seed.", 0, 2**31 - 1),
-        Param("tool_speed_limit", 0.25, "Guardrail tool speed (m/s).", 0.01, 5.0),
-        Param("control_hz", 10.0, "Planned steps per second.", 1.0, 100.0),
-        Param("max_tool_step", 0.018, "Tool displacement (m) of a unit action.", 0.001, 0.05),
+        *(
+            Param.of(PlannerConfig, name)
+            for name in (
+                "horizon",
+                "samples",
+                "iterations",
+                "elite_frac",
+                "init_std",
+                "threads",
+                "seed",
+                "tool_speed_limit",
+            )
+        ),
+        Param("control_hz", 10.0, "Planned steps per second.", *CONTROL_HZ),
+        Param("max_tool_step", 0.018, "Tool displacement (m) of a unit action.", *MAX_TOOL_STEP),
         CELL_FILE,
-        Param("detect_threshold", 0.5, "Objectness above which an object is seen.", 0.01, 0.99),
-        Param("surprise_threshold", 6.0, "Surprise score that makes the arm hold.", 0.0, 1e6),
+        Param.of(TaskConfig, "detect_threshold"),
+        Param.of(TaskConfig, "surprise_threshold"),
         Param("max_latent_age_s", 0.5, "Older latents are dropped (hold).", 0.01, 60.0),
         Param("max_state_age_s", 0.5, "Older joint states make the planner hold.", 0.01, 60.0),
         Param(

@@ -71,9 +71,9 @@ from wm_bringup.nodekit import (
 )
 
 from wm_core.cell import Workcell
+from wm_core.robot.limits import CONTROL_HZ
 from wm_core.safety import FilterConfig, SafetyFilter
 
-DEFAULT_FILTER = FilterConfig()
 ARM_TOPIC = "/arm_controller/joint_trajectory"
 SUCTION_TOPIC = "/suction/command"
 SHADOW_TOPIC = "/wm/shadow/joint_trajectory"
@@ -92,62 +92,16 @@ class SafetyNodeConfig:
 
 class SafetyNode(WmNode):
     PARAMS = (
+        Param.of(FilterConfig, "joint_margin"),
+        Param.of(FilterConfig, "velocity_scale"),
         Param(
-            "joint_margin",
-            DEFAULT_FILTER.joint_margin,
-            "Margin (rad) inside the URDF joint limits.",
-            0.0,
-            0.5,
+            "control_hz", 10.0, "Command rate (Hz): the step clamp is velocity / rate.", *CONTROL_HZ
         ),
-        Param(
-            "velocity_scale",
-            DEFAULT_FILTER.velocity_scale,
-            "Fraction of the joint velocity limits.",
-            0.01,
-            1.0,
-        ),
-        Param(
-            "control_hz",
-            10.0,
-            "Command rate (Hz): the step clamp is velocity / control_hz.",
-            0.1,
-            1000.0,
-        ),
-        Param(
-            "table_clearance",
-            DEFAULT_FILTER.table_clearance,
-            "Arm clearance (m) above the table.",
-            0.0,
-            0.5,
-        ),
-        Param(
-            "tool_speed_limit",
-            DEFAULT_FILTER.tool_speed_limit,
-            "Commanded tool speed limit (m/s).",
-            0.001,
-            10.0,
-        ),
-        Param(
-            "max_tool_lead",
-            DEFAULT_FILTER.max_tool_lead,
-            "How far (m) the commanded tool may run ahead of the measured one.",
-            0.001,
-            1.0,
-        ),
-        Param(
-            "tool_accel_limit",
-            DEFAULT_FILTER.tool_accel_limit,
-            "How fast (m/s^2) the commanded tool speed may grow between commands.",
-            0.001,
-            100.0,
-        ),
-        Param(
-            "stale_after_s",
-            DEFAULT_FILTER.stale_after_s,
-            "Commands/joint states older than this hold.",
-            0.001,
-            60.0,
-        ),
+        Param.of(FilterConfig, "table_clearance"),
+        Param.of(FilterConfig, "tool_speed_limit"),
+        Param.of(FilterConfig, "max_tool_lead"),
+        Param.of(FilterConfig, "tool_accel_limit"),
+        Param.of(FilterConfig, "stale_after_s"),
         CELL_FILE,
         Param("watchdog_period_s", 0.05, "Period of the staleness watchdog (s).", 0.005, 1.0),
         Param(

@@ -58,13 +58,13 @@ T = TypeVar("T")
 class SimNode(WmNode):
     PARAMS = (
         Param("seed", 0, "Seed of the first episode.", 0, 2**31 - 1),
-        Param("n_objects", 3, "Objects on the table per episode.", 1, 6),
-        Param("image_size", 128, "Side (px) of the square camera image.", 16, 1024),
-        Param("control_hz", 10.0, "Agent steps per simulated second.", 1.0, 100.0),
+        *(
+            Param.of(SceneConfig, name)
+            for name in ("n_objects", "image_size", "control_hz", "max_episode_s")
+        ),
         Param("real_time_factor", 1.0, "Simulated seconds per wall second (target).", 0.05, 50.0),
-        Param("max_episode_s", 90.0, "Episode time limit (simulated s).", 1.0, 3600.0),
-        Param("light_jitter", 0.0, "Fractional light jitter per episode.", 0.0, 1.0),
-        Param("camera_jitter_deg", 0.0, "Camera orientation jitter (deg).", 0.0, 15.0),
+        Param.of(SceneConfig, "light_jitter"),
+        Param.of(SceneConfig, "camera_jitter_deg"),
         CELL_FILE,
         Param(
             "cmd_timeout",
