@@ -90,3 +90,23 @@ def test_a_callbacks_exception_reaches_the_spinning_thread(context):
     finally:
         executor.shutdown(timeout_sec=5.0)
         node.destroy_node()
+
+
+def test_a_context_shut_down_under_the_executor_is_a_shutdown_not_an_error():
+    """A signal can shut the context down while spin_once builds its wait set; rclpy then
+    raises RCLError ("the given context is not valid"). The executor treats it as the
+    shutdown it is (it once put a traceback in the in-process stack's log)."""
+    from ros_harness import fresh_domain
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=fresh_domain(DOMAIN))
+    node = rclpy.create_node("wm_test_executor_shutdown", context=ctx)
+    executor = ThreadedExecutor(num_threads=2, context=ctx)
+    executor.add_node(node)
+    node.create_timer(0.01, lambda: None)
+    executor.spin_once(timeout_sec=0.05)
+    ctx.try_shutdown()  # what rclpy's SIGINT handler does
+    executor.spin_once(timeout_sec=0.05)  # must not raise
+    assert not ctx.ok()
+    executor.shutdown(timeout_sec=5.0)
+    node.destroy_node()

@@ -13,7 +13,9 @@ not run for 1.3 s. Upstream: ros2/rclpy#1452, fixed by ros2/rclpy#1547 after 9.1
 :class:`ThreadedExecutor` keeps rclpy's executor and changes one thing: when the generator
 hands back a task that is already queued, the spinning thread *waits* (releasing the GIL) until
 a worker starts it, instead of submitting it again. The in-process runner and the ROS tests use
-it; node processes spin a ``SingleThreadedExecutor``, which does not have the problem.
+it; node processes spin a ``SingleThreadedExecutor``, which does not have the problem. It also
+treats the ``RCLError`` that a context shut down by a signal mid-``spin_once`` raises as the
+shutdown it is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import (
     ConditionReachedException,
     ExternalShutdownException,
@@ -57,6 +60,14 @@ class ThreadedExecutor(MultiThreadedExecutor):
             TimeoutException,
             ConditionReachedException,
         ):
+            return
+        except RCLError:
+            # A signal shut the context down while the wait set was being built: rclpy raises
+            # "the given context is not valid" instead of its shutdown exception (seen once in
+            # 10 fresh-clone runs, when the episode driver stopped the in-process stack). It is
+            # a shutdown: the caller's ``context.ok()`` loop ends.
+            if self._context.ok():
+                raise
             return
         with self._queued_lock:
             started = self._queued.get(handler)
