@@ -78,6 +78,7 @@ def collect_episode(seed: int, scene: SceneConfig, cfg: CollectConfig) -> Episod
     oracle = OraclePolicy(env.cfg, env.cell)
     obs, info = env.reset(seed)
     oracle.reset(seed)
+    camera_pose = env.camera_info().T_world_cam  # [4, 4] the episode's (jittered) true pose
     frames, actions, tool, objs = [obs], [], [info["tool_pos"]], [info["object_pos"]]
     random_left = 0
     for _ in range(cfg.steps_per_episode):
@@ -115,6 +116,7 @@ def collect_episode(seed: int, scene: SceneConfig, cfg: CollectConfig) -> Episod
         labels={
             "tool_pos": np.asarray(tool, np.float32),
             "object_pos": np.asarray(objs, np.float32),
+            "camera_pose": np.asarray(camera_pose, np.float32),
         },
     )
 

@@ -19,6 +19,11 @@ Layout of a shard with ``T`` actions (``T + 1`` observations):
 | ``action`` | float32 | [T, 4] | the action taken, ``[dx, dy, dz, suction]`` in [-1, 1] |
 | ``label/tool_pos`` | float32 | [T+1, 3] | privileged: tool tip position (m) |
 | ``label/object_pos`` | float32 | [T+1, K, 3] | privileged: object positions (m) |
+| ``label/camera_pose`` | float32 | [4, 4] | privileged: the scene camera's true ``T_world_cam`` |
+
+``label/camera_pose`` (optional; shards from before it lack it) is the episode's true, possibly
+jittered, camera pose (OpenCV optical frame): the object readout's targets are assigned to the
+patches an object really projects into.
 
 ``obs/*`` and ``action`` are model inputs. ``label/*`` is simulator ground truth, kept apart
 for evaluation and probes only: loaders hand it out only when asked for explicitly.
@@ -40,7 +45,7 @@ log = logging.getLogger(__name__)
 
 SHARD_VERSION = 1
 OBS_KEYS = ("image", "joint_pos", "joint_vel", "suction")
-LABEL_KEYS = ("tool_pos", "object_pos")
+LABEL_KEYS = ("tool_pos", "object_pos", "camera_pose")
 FLOAT_KEYS = (
     "obs/joint_pos",
     "obs/joint_vel",
@@ -48,6 +53,7 @@ FLOAT_KEYS = (
     "action",
     "label/tool_pos",
     "label/object_pos",
+    "label/camera_pose",
 )
 MAX_SHARD_BYTES = 1 << 30
 """Uncompressed size limit of one shard (1 GiB; 500 steps of 128 px images are 25 MB)."""
@@ -193,6 +199,7 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
         "obs/suction": (n, 1),
         "action": (n - 1, 4),
         "label/tool_pos": (n, 3),
+        "label/camera_pose": (4, 4),
     }
     for k, shape in expect.items():
         if k in arrays and arrays[k].shape != shape:

@@ -72,10 +72,15 @@ class ObjectReadout(nn.Module):
             self.conv = nn.Conv2d(latent_dim, 4, 3, padding=1)
         self.register_buffer("priors", torch.as_tensor(priors, dtype=torch.float32))  # [G, G, 3]
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, z: torch.Tensor, priors: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``priors``: per-image priors [B, G, G, 3] (training on frames from cameras at
+        different poses); default the buffer, this cell's camera."""
         b, n, d = z.shape
         out = self.conv(z.transpose(1, 2).reshape(b, d, self.grid, self.grid))  # [B, 4, G, G]
-        xyz = self.priors + OFFSET_SCALE * out[:, 1:].permute(0, 2, 3, 1)  # [B, G, G, 3]
+        base = self.priors if priors is None else priors  # [G, G, 3] or [B, G, G, 3]
+        xyz = base + OFFSET_SCALE * out[:, 1:].permute(0, 2, 3, 1)  # [B, G, G, 3]
         return out[:, 0], xyz
 
     @torch.no_grad()
@@ -127,15 +132,17 @@ def fit_readout(
     steps: int = 400,
     batch: int = 512,
     seed: int = 0,
+    priors: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Fit on frozen latents z [M, N, D] with targets occ [M, G, G], pos [M, G, G, 3]."""
+    """Fit on frozen latents z [M, N, D] with targets occ [M, G, G], pos [M, G, G, 3] (and, if
+    the frames come from cameras at different poses, their priors [M, G, G, 3])."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(readout.parameters(), lr=1e-2, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     pos_weight = (1 - occ.mean()) / occ.mean().clamp(min=1e-6)
     for _ in range(steps):
         idx = torch.randint(0, z.shape[0], (min(batch, z.shape[0]),), generator=gen)
-        logit, xyz = readout(z[idx])
+        logit, xyz = readout(z[idx], None if priors is None else priors[idx])
         cls = F.binary_cross_entropy_with_logits(logit, occ[idx], pos_weight=pos_weight)
         m = occ[idx] > 0  # [b, G, G]
         reg = ((xyz[m] - pos[idx][m]) / OFFSET_SCALE).pow(2).mean() if m.any() else 0.0 * cls
@@ -147,11 +154,17 @@ def fit_readout(
     return {"bce": float(cls.detach()), "reg": float(reg.detach())}
 
 
-def position_r2(readout: ObjectReadout, z: torch.Tensor, occ: torch.Tensor, pos: torch.Tensor):
+def position_r2(
+    readout: ObjectReadout,
+    z: torch.Tensor,
+    occ: torch.Tensor,
+    pos: torch.Tensor,
+    priors: torch.Tensor | None = None,
+):
     """R^2 (variance-weighted over x, y, z) and mean error (m) of the probe's positions at the
     patches that hold an object."""
     with torch.no_grad():
-        _, xyz = readout(z)
+        _, xyz = readout(z, priors)
     m = occ > 0
     pred, true = xyz[m].numpy(), pos[m].numpy()  # [O, 3]
     ss_res = ((pred - true) ** 2).sum()

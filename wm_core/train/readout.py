@@ -6,6 +6,7 @@ the encoder never saw them). Writes ``OUT/readout.pt``; the planner loads it bes
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -66,6 +67,17 @@ def encode_frames(model: WorldModel, images: np.ndarray, batch: int = 256) -> to
     return torch.cat(out)
 
 
+def episode_cell(episode, cell: Workcell | None = None) -> Workcell:
+    """The cell whose camera took this episode's frames: the recorded true camera pose
+    (``label/camera_pose``, a jittered scene's) when the shard has one, else the cell's."""
+    cell = cell or sim_cell()
+    pose = (episode.labels or {}).get("camera_pose")
+    if pose is None:
+        return cell
+    pose = tuple(tuple(float(v) for v in row) for row in np.asarray(pose, np.float64))
+    return cell.with_camera(dataclasses.replace(cell.camera, T_world_cam=pose))
+
+
 def train_readout(
     model: WorldModel,
     data: Path,
@@ -84,21 +96,30 @@ def train_readout(
     n_test = max(1, len(episodes) // 10)
     split = {"train": episodes[:-n_test], "test": episodes[-n_test:]}
     tensors = {}
+    base = sim_cell()
+    posed = sum("camera_pose" in (e.labels or {}) for e in episodes)
     for name, eps in split.items():
-        zs, occs, poss = [], [], []
+        zs, occs, poss, priors = [], [], [], []
         for e in eps:
-            z = encode_frames(model, e.obs["image"][::stride])
-            occ, pos = targets_for(model, e.labels["object_pos"][::stride])
+            # Targets and priors from the camera that took the frames: a jittered scene's
+            # objects sit in other patches than the nominal camera would put them in.
+            cell = episode_cell(e, base)
+            z = encode_frames(model, e.obs["image"][::stride])  # [m, N, D]
+            occ, pos = targets_for(model, e.labels["object_pos"][::stride], cell)
             zs.append(z)
             occs.append(occ)
             poss.append(pos)
-        tensors[name] = (torch.cat(zs), torch.cat(occs), torch.cat(poss))
+            prior = torch.as_tensor(priors_for(model, cell))  # [G, G, 3]
+            priors.append(prior.expand(len(z), *prior.shape))  # [m, G, G, 3]
+        tensors[name] = (torch.cat(zs), torch.cat(occs), torch.cat(poss), torch.cat(priors))
     readout = new_readout(model, hidden)
-    fit = fit_readout(readout, *tensors["train"], steps=steps, seed=seed)
+    z, occ, pos, priors = tensors["train"]
+    fit = fit_readout(readout, z, occ, pos, steps=steps, seed=seed, priors=priors)
     r2, err = position_r2(readout, *tensors["test"])
     summary = {
         "frames_train": int(tensors["train"][0].shape[0]),
         "frames_test": int(tensors["test"][0].shape[0]),
+        "episodes_with_camera_pose": int(posed),
         "bad_shards": len(errors),
         "final_loss": fit,
         "test_position_r2": r2,

@@ -95,3 +95,50 @@ def test_readout_file_errors_name_the_problem(tmp_path):
     torch.save({"version": 1, "hidden": 0, "state": other.state_dict()}, tmp_path / "shape.pt")
     with pytest.raises(CheckpointError, match=r"conv.weight has shape \[4, 16, 3, 3\]"):
         load_readout(tmp_path / "shape.pt", model)
+
+
+def test_fit_uses_each_frames_own_priors():
+    """Frames from two camera poses (priors shifted 6 cm in x): the latents carry only the
+    offset from each frame's own prior, so fitting with per-frame priors recovers the
+    positions, and the shared buffer alone cannot."""
+    g, d = 8, 8
+    base = np.zeros((g, g, 3), np.float32)
+    base[..., 0], base[..., 1] = np.meshgrid(np.arange(g) * 0.1, np.arange(g) * 0.1)
+    shifted = base.copy()
+    shifted[..., 0] += 0.06
+    gen = torch.Generator().manual_seed(1)
+    n = 600
+    which = torch.rand(n, generator=gen) < 0.5  # [n] frames from the second camera
+    priors = torch.where(
+        which[:, None, None, None], torch.as_tensor(shifted), torch.as_tensor(base)
+    )
+    occ = (torch.rand(n, g, g, generator=gen) < 0.06).float()
+    off = torch.rand(n, g, g, 3, generator=gen) * 0.06 - 0.03
+    pos = (priors + off) * occ[..., None]
+    z = torch.randn(n, g * g, d, generator=gen) * 0.1
+    z[..., 0] += occ.flatten(1) * 3
+    z[..., 1:4] += (off / 0.05).flatten(1, 2)
+    own = ObjectReadout(d, g, base)
+    fit_readout(own, z[:500], occ[:500], pos[:500], steps=600, priors=priors[:500])
+    r2_own, err_own = position_r2(own, z[500:], occ[500:], pos[500:], priors[500:])
+    shared = ObjectReadout(d, g, base)
+    fit_readout(shared, z[:500], occ[:500], pos[:500], steps=600)
+    _, err_shared = position_r2(shared, z[500:], occ[500:], pos[500:])
+    assert r2_own > 0.9 and err_own < 0.01
+    assert err_shared > 0.02  # half the frames are 6 cm off: the camera must be known
+
+
+def test_episode_cell_takes_the_recorded_camera_pose():
+    from wm_core.data.shards import Episode
+    from wm_core.train.readout import episode_cell
+
+    cell = sim_cell()
+    pose = cell.camera.pose
+    pose[:3, :3] = pose[:3, :3] @ np.array(  # 2 degrees about the optical axis
+        [[np.cos(0.035), -np.sin(0.035), 0], [np.sin(0.035), np.cos(0.035), 0], [0, 0, 1]]
+    )
+    ep = Episode({}, np.zeros((0, 4), np.float32), {}, {"camera_pose": pose.astype(np.float32)})
+    got = episode_cell(ep, cell)
+    assert np.allclose(got.camera.pose, pose, atol=1e-6)
+    assert got.camera.k_for(128).tolist() == cell.camera.k_for(128).tolist()
+    assert episode_cell(Episode({}, np.zeros((0, 4), np.float32), {}, {}), cell) is cell
