@@ -44,15 +44,23 @@ def test_verdict_passes_allocator_noise_and_fails_a_per_step_leak():
     # +-3 MB of allocator steps after the warm-up: noise, passes
     noisy = series(120, 2, rss=lambda t: 400.0 + (3.0 if int(t) % 20 < 10 else -3.0))
     assert process_series(noisy, "node", 40)["passed"]
+    # the sim's per-episode levels (a scene rebuilt per reset): up and down by up to 16 MB
+    # (measured in the 2-minute soak); a line through a late step up would call it a leak
+    levels = [236.0, 247.8, 251.9, 252.5, 241.0, 240.8, 241.0, 242.0, 251.0, 252.0, 252.4]
+    sim = series(120, 2, rss=lambda t: levels[int(t // 11)])
+    r = process_series(sim, "node", 40)
+    assert r["passed"] and r["rss_growth_fitted_mb"] > RSS_NOISE_FLOOR_MB
     # a camera frame (64 px: 12 kB) kept per step at 10 Hz over the 80 measured seconds
     leak = series(120, 2, rss=lambda t: 400.0 + t * 10 * 12_288 / 2**20)
     r = process_series(leak, "node", 40)
-    assert r["rss_growth_fitted_mb"] > RSS_NOISE_FLOOR_MB and not r["checks"]["rss_growth"]
+    assert r["rss_high_water_growth_mb"] > RSS_NOISE_FLOOR_MB and not r["checks"]["rss_high_water"]
+    assert r["checks"]["rss_slope"]  # not judged over 80 s
     # an hour at 1 kB per step (36 MB/h) fails the slope bound; 100 B per step passes
     hour = series(3600, 30, rss=lambda t: 400.0 + t * 10 * 1024 / 2**20)
-    assert not process_series(hour, "node", 300)["checks"]["rss_growth"]
+    checks = process_series(hour, "node", 300)["checks"]
+    assert not checks["rss_slope"] and not checks["rss_high_water"]
     small = series(3600, 30, rss=lambda t: 400.0 + t * 10 * 100 / 2**20)
-    assert process_series(small, "node", 300)["checks"]["rss_growth"]
+    assert process_series(small, "node", 300)["passed"]
 
 
 def test_verdict_fails_a_thread_or_descriptor_leak():
