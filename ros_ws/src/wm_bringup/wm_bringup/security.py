@@ -4,7 +4,8 @@ On a full ROS 2 install ``scripts/sros2_setup.sh`` makes a keystore with one enc
 of the stack (:func:`enclaves`) and permissions in which only ``wm_safety`` may publish the
 arm's command topic; the nodes then run with ``ROS_SECURITY_ENABLE=true``,
 ``ROS_SECURITY_STRATEGY=Enforce``, ``ROS_SECURITY_KEYSTORE=<keystore>`` and
-``--ros-args --enclave /wm/<node>`` (README, "DDS security").
+``--ros-args --enclave /wm/<node>`` (the launch argument ``enclaves:=true``; README, "DDS
+security"; ``wm_bringup.stack.ENCLAVE_ROOT``).
 
 :func:`probe` asks the RMW in use whether it can secure a participant: a child process creates
 one node with ``Enforce`` and an enclave directory holding the six files rcl looks for. The
@@ -25,12 +26,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from wm_bringup.stack import describe
+from wm_bringup.stack import describe, enclave_of
 
 log = logging.getLogger(__name__)
 
-ENCLAVE_ROOT = "/wm"
-"""Enclaves are ``/wm/<node name>``."""
 SECURITY_FILES = (
     "identity_ca.cert.pem",
     "cert.pem",
@@ -61,13 +60,10 @@ ctx.try_shutdown()
 """
 
 
-def enclave(node: str) -> str:
-    return f"{ENCLAVE_ROOT}/{node}"
-
-
 def enclaves(profile: str = "sim") -> dict[str, str]:
-    """Node name -> enclave, for every node the profile's stack can run."""
-    return {n.name: enclave(n.name) for n in describe(profile).nodes}
+    """Node name -> enclave, for every node the profile's stack can run (``enclaves:=true``)."""
+    stack = describe(profile, arguments={"enclaves": True})
+    return {n.name: n.enclave for n in stack.nodes}
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ def probe(timeout_s: float = 60.0) -> SecurityProbe:
     lib = fastdds_library() if "fastrtps" in rmw or "default" in rmw else None
     plugins = library_plugins(lib) if lib is not None else None
     with tempfile.TemporaryDirectory(prefix="wm_keystore_") as ks:
-        name = enclave("wm_security_probe")
+        name = enclave_of("wm_security_probe")
         d = Path(ks) / "enclaves" / name.lstrip("/")
         d.mkdir(parents=True)
         for f in SECURITY_FILES:
