@@ -567,7 +567,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_soak(args: argparse.Namespace) -> int:
     if not args.minutes > 0:
-        raise UsageError(f"--minutes {args.minutes} must be > 0")
+        raise UsageError(f"--minutes {args.minutes:g} must be > 0")
     out = _writable_dir(args.out)
     try:  # imported here: wm_core never imports rclpy
         from wm_bringup.episodes import DriverError

@@ -26,6 +26,8 @@ from wm_bringup.soak import (  # noqa: E402
     warning_kind,
 )
 
+from wm_core.cli import main  # noqa: E402
+
 DOMAIN = 221  # this module uses 221 (the hour-long soak 222)
 
 
@@ -94,6 +96,21 @@ def test_verdict_counts_only_unexpected_warnings_against_the_run():
     assert warning_kind("wm_safety", "watchdog: commands stopped (0.51 s): holding") == (
         "wm_safety: watchdog: commands stopped (# s): holding"
     )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["soak", "--minutes", "0"], "--minutes 0 must be > 0"),
+        (["soak", "--minutes", "1", "--mode", "threads"], "mode='threads' must be"),
+        (["soak", "--minutes", "1", "--warmup-min", "2"], "warmup_min=2.0 must be in [0, minutes)"),
+        (["soak", "--minutes", "1", "--sample-s", "0.1"], "sample_s=0.1 must be in [0.5, 60]"),
+    ],
+)
+def test_wm_soak_refuses_bad_arguments_with_one_line(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wm soak: error: ") and message in err and "\n" not in err
 
 
 def tiny_stack(model_dir) -> dict:

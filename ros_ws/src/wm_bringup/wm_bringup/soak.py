@@ -97,6 +97,10 @@ as unexpected. ``command held`` is the safety filter doing its job (counted per 
 MAX_WARNING_KINDS = 200
 """Distinct warning texts kept (a long run with a noisy node must not grow this without end)."""
 
+PARTIAL_EVERY_S = 300.0
+"""A long run writes what it has so far (``soak.partial.json``) this often, so a run that is
+stopped early still leaves its samples."""
+
 _DIGITS = re.compile(r"[-+]?\d+(\.\d+)?")
 
 
@@ -500,6 +504,7 @@ def run_soak(
         sampler.start()
         end = sampler.t0 + 60.0 * cfg.minutes
         seed = first_seed
+        last_partial = time.monotonic()
         while time.monotonic() < end:
             cut = None
             if rng.random() < cfg.cut_probability:
@@ -516,6 +521,13 @@ def run_soak(
                 ep["achieved_control_hz"],
             )
             seed = int(rng.integers(0, 2**31 - 1))
+            if time.monotonic() - last_partial >= PARTIAL_EVERY_S:
+                last_partial = time.monotonic()
+                with sampler.lock:
+                    partial = {"config": asdict(cfg), "episodes": episodes}
+                    partial["samples"] = list(sampler.samples)
+                text = json.dumps(finite_json(partial), indent=1)
+                (out / "soak.partial.json").write_text(text + "\n")
         ended = session.problem()
         if ended:
             failure = ended
@@ -550,6 +562,7 @@ def run_soak(
     }
     report = finite_json(report)
     (out / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "soak.partial.json").unlink(missing_ok=True)
     (out / "soak.md").write_text(markdown(report))
     return report
 
