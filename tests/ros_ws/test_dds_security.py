@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -51,6 +52,62 @@ def test_enclaves_name_every_node_of_the_stack():
     for e in enclaves("real").values():
         assert e in script
     assert "wm_safety" in script and "/arm_controller/joint_trajectory" in script
+
+
+FAKE_ROS2 = """#!/usr/bin/env bash
+# stands in for sros2's `ros2 security`: records each call
+echo "$*" >> "$WM_FAKE_ROS2_LOG"
+if [ "$2" = create_keystore ]; then mkdir -p "$3/public" && touch "$3/public/ca.cert.pem"; fi
+"""
+
+
+def run_setup_script(tmp_path, **env) -> tuple[list[str], ET.Element]:
+    """scripts/sros2_setup.sh with a stand-in `ros2`: its calls and the policy it wrote."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ros2").write_text(FAKE_ROS2)
+    (bin_dir / "ros2").chmod(0o755)
+    log = tmp_path / "ros2.log"
+    ks = tmp_path / "ks"
+    environ = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", WM_FAKE_ROS2_LOG=str(log))
+    script = ROOT / "scripts" / "sros2_setup.sh"
+    subprocess.run(["bash", str(script), str(ks)], env=environ | env, check=True, text=True)
+    return log.read_text().splitlines(), ET.parse(ks / "wm_policy.xml").getroot()
+
+
+def publishers(policy: ET.Element, topic: str) -> list[str]:
+    return sorted(
+        e.get("path")
+        for e in policy.iter("enclave")
+        for t in e.iter("topics")
+        if t.get("publish") == "ALLOW" and topic in [x.text for x in t.iter("topic")]
+    )
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the script checks for openssl")
+def test_setup_script_makes_every_enclave_and_only_safety_may_command_the_arm(tmp_path):
+    calls, policy = run_setup_script(tmp_path)
+    ks = str(tmp_path / "ks")
+    assert calls[0] == "security --help" and calls[1] == f"security create_keystore {ks}"
+    made = [c.split()[-1] for c in calls if c.startswith("security create_enclave")]
+    assert set(enclaves("sim").values()) <= set(made)
+    for e in made:
+        assert f"security create_permission {ks} {e} {ks}/wm_policy.xml" in calls
+    assert sorted(e.get("path") for e in policy.iter("enclave")) == sorted(made)
+    assert publishers(policy, "/arm_controller/joint_trajectory") == ["/wm/wm_safety"]
+    assert publishers(policy, "/suction/command") == ["/wm/wm_safety"]
+    assert publishers(policy, "/wm/plan_cmd") == ["/wm/wm_planner"]
+    assert publishers(policy, "/wm/estop") == ["/wm/wm_operator"]
+    for e in policy.iter("enclave"):  # each profile is its node, in the enclave of its name
+        (profile,) = e.iter("profile")
+        assert e.get("path") == f"/wm/{profile.get('node')}" and profile.get("ns") == "/"
+    # the real profile's topics
+    real = tmp_path / "real"
+    real.mkdir()
+    arm = "/scaled_joint_trajectory_controller/joint_trajectory"
+    _, policy = run_setup_script(real, WM_ARM_TOPIC=arm)
+    assert publishers(policy, arm) == ["/wm/wm_safety"]
+    assert publishers(policy, "/arm_controller/joint_trajectory") == []
 
 
 def test_foreign_publishers_are_all_but_this_node():
