@@ -72,12 +72,14 @@ to 0.1 MB), about 30 kB per step for the sim. The hour-long soak adds the fitted
 SLOPE_MIN_MINUTES = 20.0
 """The fitted slope is judged only over at least this many measured minutes (many episodes,
 so that the sim's per-episode levels average out)."""
-THREAD_TOLERANCE = 0
-"""Threads in a process may not grow after the warm-up: every thread (executor, DDS, torch)
-exists once the node runs."""
+THREAD_TOLERANCE = 1
+"""A process may end the run with at most this many threads more than it had after the
+warm-up: one pool that starts lazily (torch's inter-op threads, a DDS event thread) may appear
+once; a leak adds a thread per episode or per step, many over even the 2-minute soak. (Every
+node kept exactly the same count in the soaks run so far.)"""
 FD_TOLERANCE = 2
-"""Open descriptors may exceed the warm-up maximum by this many at most (a DDS transport that
-opens a shared-memory segment or socket for a late-discovered peer)."""
+"""Likewise for open descriptors (a DDS transport that opens a shared-memory segment or a
+socket for a late-discovered peer)."""
 RATE_FLOOR_FRACTION = 0.5
 """Every stretch of the run must keep the median per-episode control rate at or above this
 fraction of the camera's 10 Hz: a stack that slows down over time fails it."""
@@ -373,8 +375,8 @@ def process_series(samples: list[dict], name: str, warmup_s: float) -> dict:
     checks = {
         "rss_high_water": high_water_growth <= allowed,
         "rss_slope": (not judge_slope) or slope <= RSS_SLOPE_BOUND_MB_PER_H,
-        "threads": max(threads) <= threads[0] + THREAD_TOLERANCE,
-        "fds": max(fds) <= fds[0] + FD_TOLERANCE,
+        "threads": threads[-1] <= threads[0] + THREAD_TOLERANCE,
+        "fds": fds[-1] <= fds[0] + FD_TOLERANCE,
         "same_process": len(pids) == 1,
     }
     return {
