@@ -127,7 +127,7 @@ def tiny_stack(model_dir) -> dict:
 def test_two_minute_soak_through_the_stack_stays_bounded(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(ros_harness.fresh_domain(DOMAIN)))
     cfg = SoakConfig(
-        minutes=2.0, seed=1, sample_s=2.0, warmup_min=0.67, min_cut_s=2.0, max_cut_s=6.0
+        minutes=2.0, seed=1, sample_s=2.0, warmup_min=50 / 60, min_cut_s=2.0, max_cut_s=6.0
     )
     report = run_soak(cfg, tmp_path, overrides=tiny_stack(tiny_model_dir))
     summary = (tmp_path / "soak.md").read_text()
