@@ -65,8 +65,8 @@ Why the high-water mark and not the last value: the sim node's RSS moves by up t
 16 MB from one episode to the next (each reset rebuilds the MuJoCo scene; measured 236-264 MB
 in two 2-minute soaks, and 194-224 MB rebuilding the scene 25 times in a bare process), in
 both directions, so an end-minus-start or a fitted line over a few episodes is noise of that
-size. Noise reaches its high-water mark within the first few episodes (the 4th reset in all
-three measurements); a leak keeps raising it. In the 2-minute soak of ``make test`` (50 s
+size. Noise reaches its high-water mark within the first few episodes (by the 5th reset in
+the three measurements); a leak keeps raising it. In the 2-minute soak of ``make test`` (50 s
 warm-up, about 6 resets; 70 s measured, 700 steps) a leak is caught once it passes the floor
 plus the process's own swing: about 12 kB per step for the perception, planner and safety
 nodes (flat to 0.1 MB), about 35 kB per step for the sim. The hour-long soak adds the fitted
