@@ -3,7 +3,7 @@ export MUJOCO_GL ?= egl
 export LP_NUM_THREADS ?= 0
 VENV := .venv/bin
 
-.PHONY: setup demo test test-slow lint bench baselines compare clean
+.PHONY: setup demo test test-slow soak lint bench baselines compare clean
 setup:
 	@bash scripts/bootstrap.sh
 
@@ -20,6 +20,14 @@ test: setup
 
 test-slow: setup
 	$(VENV)/python -m pytest -q -m slow
+
+# The hour-long soak (tests/ros_ws/test_soak.py, marked slow; `wm soak` underneath): continuous
+# clearing through the stack with random resets; out/soak/soak.json and soak.md. A shorter run:
+# make soak SOAK_MINUTES=15. `make test` runs a 2-minute soak.
+SOAK_MINUTES ?= 60
+soak: setup
+	WM_SOAK_MINUTES=$(SOAK_MINUTES) WM_SOAK_OUT=out/soak $(VENV)/python -m pytest -q -m slow \
+	  tests/ros_ws/test_soak.py
 
 lint: setup
 	$(VENV)/ruff check .

@@ -565,6 +565,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    if not args.minutes > 0:
+        raise UsageError(f"--minutes {args.minutes:g} must be > 0")
+    out = _writable_dir(args.out)
+    try:  # imported here: wm_core never imports rclpy
+        from wm_bringup.episodes import DriverError
+        from wm_bringup.soak import SoakConfig, run_soak
+    except ImportError as exc:
+        raise UsageError(
+            f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
+        ) from exc
+    try:
+        cfg = SoakConfig(
+            minutes=args.minutes,
+            seed=args.seed,
+            mode=args.mode,
+            sample_s=args.sample_s,
+            warmup_min=args.warmup_min,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    logging.getLogger("wm_bringup.soak").setLevel(logging.INFO)
+    try:
+        report = run_soak(cfg, out)
+    except DriverError as exc:
+        print(f"wm soak: error: {exc}", file=sys.stderr)
+        return 1
+    print((out / "soak.md").read_text())
+    print(f"report: {out / 'soak.json'}")
+    return 0 if report["passed"] else 1
+
+
 def _writable_file(path: str, flag: str = "--out") -> Path:
     p = Path(path)
     if p.is_dir():
@@ -1005,6 +1037,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="stack only: measured seconds per runner mode (default 20)",
     )
     be.set_defaults(func=cmd_bench)
+
+    so = sub.add_parser(
+        "soak",
+        help="continuous clearing through the ROS 2 stack with random resets; health over time",
+        description="Runs table-clearing episodes back to back through the stack (random seeds, "
+        "some cut short by a reset), samples the control rate, each process's memory, threads "
+        "and open files and the warning rate, and judges them after a warm-up. Writes "
+        "soak.json and soak.md to --out; exits 1 if a check fails.",
+    )
+    so.add_argument("--minutes", type=float, default=60.0, help="length of the run (default 60)")
+    so.add_argument("--out", default="out/soak", help="output directory")
+    so.add_argument("--seed", type=int, default=0, help="seed of the episode seeds and resets")
+    so.add_argument("--mode", default="processes", help="processes (default) or inprocess")
+    so.add_argument("--sample-s", type=float, default=5.0, help="seconds between samples")
+    so.add_argument(
+        "--warmup-min",
+        type=float,
+        default=None,
+        help="minutes left out of the verdict (default: a quarter of the run, at most 5)",
+    )
+    so.set_defaults(func=cmd_soak)
     return parser
 
 

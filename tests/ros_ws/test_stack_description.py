@@ -113,6 +113,7 @@ CHOICES = {
     "sim": [
         {},
         {"cell_file": "/cells/mine.yaml", "backend": "onnxruntime", "use_rviz": "true"},
+        {"enclaves": "true"},
     ],
     "real": [
         {},
@@ -160,6 +161,9 @@ def test_launch_files_and_the_runner_start_the_same_nodes(fake_launch, monkeypat
             spec.executable,
         )
         assert node.kwargs["remappings"] == list(spec.remappings)
+        enclave = f"/wm/{spec.name}" if given.get("enclaves") == "true" else None
+        assert node.kwargs["ros_arguments"] == ([] if enclave is None else ["--enclave", enclave])
+        assert spec.enclave == (enclave or "")
         # a node whose process dies comes back, as in the runner, with bounded retries
         assert node.kwargs["respawn"] is True
         assert node.kwargs["respawn_delay"] == stack_mod.RESPAWN_DELAY_S

@@ -36,6 +36,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -70,6 +71,9 @@ DRIVER_OVERRIDES = {
     PLANNER: {"diagnostics_period_s": 0.5},
 }
 """Faster diagnostics from the two nodes the driver reads counters from."""
+STATUS_HISTORY = 256
+"""Episode statuses the probe keeps (the sim sends one per second and at each episode's start
+and end): enough to find an episode's start and end, bounded for a long run (``wm soak``)."""
 LATENCY_DEFINITION = (
     "wall clock: a camera frame published by wm_sim (DDS source timestamp of /clock for that "
     "step) -> wm_safety's arm command for that frame (DDS source timestamp of "
@@ -116,7 +120,11 @@ class StackProbe:
         self.sources: list[tuple[int, int]] = []
         """(source image stamp, wall ns the safety node sent the command) per arm command."""
         self.arm_commands = 0
-        self.statuses: list[dict] = []
+        self.frames_total = 0
+        """Camera steps (/clock) received since the start (a counter that is never pruned)."""
+        self.sources_total = 0
+        """Frame-linked arm commands (/wm/safety/command_source) received since the start."""
+        self.statuses: deque[dict] = deque(maxlen=STATUS_HISTORY)
         self.diag: dict[str, tuple[int, dict[str, str]]] = {}
         self.images: list[tuple[int, np.ndarray]] | None = None
 
@@ -161,6 +169,7 @@ class StackProbe:
         s = stamp_ns(msg.clock)
         with self.lock:
             self.frame_wall.setdefault(s, int(info["source_timestamp"]))
+            self.frames_total += 1
             self.latest_ns = max(self.latest_ns, s)
 
     def _on_latent(self, msg: Image) -> None:
@@ -170,6 +179,7 @@ class StackProbe:
     def _on_source(self, msg: Header, info: dict) -> None:
         with self.lock:
             self.sources.append((stamp_ns(msg.stamp), int(info["source_timestamp"])))
+            self.sources_total += 1
 
     def _on_arm(self, msg: JointTrajectory) -> None:
         with self.lock:
@@ -252,6 +262,14 @@ class StackProbe:
         """Names of the nodes that publish arm commands."""
         info = self.node.get_publishers_info_by_topic("/arm_controller/joint_trajectory")
         return sorted(i.node_name for i in info)
+
+    def forget_before(self, ns: int) -> None:
+        """Drop the frames, latents and command sources stamped before simulated time ``ns``
+        (an episode that is over), so a long run keeps only the episode in progress."""
+        with self.lock:
+            self.frame_wall = {s: t for s, t in self.frame_wall.items() if s >= ns}
+            self.encoded = {s for s in self.encoded if s >= ns}
+            self.sources = [(s, t) for s, t in self.sources if s >= ns]
 
     def close(self) -> None:
         self._stop.set()
@@ -559,6 +577,7 @@ def run_episodes(
                 got = session.probe.record_images(False)
                 frames = [img for s, img in got if start.episode_ns <= s <= end]
             results.append(session.finish(start, final, reason))
+            session.probe.forget_before(sim_ns(final["stamp_s"]))  # keep only what is to come
             r = results[-1]
             log.info(
                 "episode %d (seed %d): %d/%d cleared, %s, %.1f sim s",

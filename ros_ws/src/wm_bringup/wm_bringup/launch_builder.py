@@ -70,6 +70,7 @@ def build(profile: str) -> Any:
                 emulate_tty=True,
                 parameters=[str(stack.params_file), dict(spec.parameters)],
                 remappings=list(spec.remappings),
+                ros_arguments=spec.ros_arguments(),  # the SROS2 enclave with enclaves:=true
                 # a node whose process dies comes back (the runner does the same); launch
                 # cannot tell a refusal to start (EXIT_REFUSED) from a crash, so the retries are
                 # bounded (Iron and newer): a bad parameter is not a crash loop

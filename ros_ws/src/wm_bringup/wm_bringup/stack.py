@@ -79,6 +79,14 @@ PROFILE_SET = frozenset(
 
 Scalar = bool | int | float | str | list[str]
 
+ENCLAVE_ROOT = "/wm"
+"""With ``enclaves:=true`` each node runs in the SROS2 enclave ``/wm/<node name>``
+(``scripts/sros2_setup.sh`` makes them; README, "DDS security")."""
+
+
+def enclave_of(node: str) -> str:
+    return f"{ENCLAVE_ROOT}/{node}"
+
 
 @dataclass(frozen=True)
 class Argument:
@@ -102,6 +110,14 @@ COMMON_ARGUMENTS = (
         "",
         "Work-cell file for every node that reads one (wm_sim, wm_planner, wm_safety); empty: "
         "the parameters file's cell_file (by default configs/cells/sim.yaml).",
+    ),
+    Argument(
+        "enclaves",
+        "false",
+        f"Run each node in its SROS2 enclave {ENCLAVE_ROOT}/<node> (--enclave; one process per "
+        "node). Security itself is switched on by ROS_SECURITY_ENABLE, ROS_SECURITY_STRATEGY "
+        "and ROS_SECURITY_KEYSTORE (scripts/sros2_setup.sh makes the keystore).",
+        ("true", "false"),
     ),
     Argument(
         "use_rviz", "false", "Start RViz (config/wm.rviz).", ("true", "false"), launch_only=True
@@ -202,13 +218,20 @@ class NodeSpec:
     """Overrides applied after the parameters file (profile and command-line choices)."""
     sim_only: bool = False
     """Started only when ``sim`` is true (the simulator)."""
+    enclave: str = ""
+    """SROS2 enclave (``--enclave``); empty: none (the process's default)."""
+
+    def ros_arguments(self) -> list[str]:
+        """Process-wide ROS arguments (launch_ros ``ros_arguments``): the enclave."""
+        return ["--enclave", self.enclave] if self.enclave else []
 
     def ros_args(self, params_file: Path | str) -> list[str]:
         """The ``--ros-args`` a process (or an in-process node) of this spec gets.
 
         Overrides are node-qualified (``-p name:key:=value``): rcl gives a plain ``-p`` the
         ``/**`` scope, which a node's own section in the parameters file would override."""
-        args = ["--ros-args", "-r", f"__node:={self.name}", "--params-file", str(params_file)]
+        args = ["--ros-args", *self.ros_arguments(), "-r", f"__node:={self.name}"]
+        args += ["--params-file", str(params_file)]
         for key, value in self.parameters:
             args += ["-p", f"{self.name}:{key}:={_yaml_scalar(value)}"]
         for src, dst in self.remappings:
@@ -317,6 +340,7 @@ class _Choices:
     suction_topic: str = SUCTION_TOPIC
     shadow: bool = False
     use_camera_info_intrinsics: bool = False
+    enclaves: bool = False
 
 
 def _choices(profile: str, given: Mapping[str, Any]) -> _Choices:
@@ -420,6 +444,8 @@ def describe(
             ("shadow", c.shadow),
             remap=arm + _remap(SUCTION_TOPIC, c.suction_topic),
         )
+    if c.enclaves:
+        nodes = {name: replace(n, enclave=enclave_of(name)) for name, n in nodes.items()}
     for name, extra in overrides.items():
         if name not in nodes:
             raise KeyError(f"overrides for unknown node {name!r}")

@@ -33,6 +33,13 @@ or suction topics at all. The arm stays where it is, so the filter's lead limit 
 shadow command within ``max_tool_lead`` of the measured tool: each one is the first step the
 stack would take from the arm's actual pose.
 
+**Who commands the arm.** Commands are taken only from the planner topic (``/wm/plan_cmd``,
+remappable): it is the node's one JointTrajectory subscription. Without DDS security (SROS2
+enclaves, README "DDS security") any participant could still publish on the arm's topic
+itself, so every ``publisher_check_period_s`` the node lists the publishers there and reports
+any other than itself as a diagnostic ERROR (``foreign_arm_publishers``), logged once per
+change (:mod:`wm_safety.publishers`). Shadow mode skips the check: the arm topic is not its own.
+
 **Joint names**: ``joint_names`` (read-only) names the URDF's six joints as the arm's driver
 does; the commands use those names, and joint states must carry them.
 """
@@ -73,6 +80,7 @@ from wm_bringup.nodekit import (
 from wm_core.cell import Workcell
 from wm_core.robot.limits import CONTROL_HZ
 from wm_core.safety import FilterConfig, SafetyFilter
+from wm_safety.publishers import foreign_publishers
 
 ARM_TOPIC = "/arm_controller/joint_trajectory"
 SUCTION_TOPIC = "/suction/command"
@@ -84,6 +92,7 @@ class SafetyNodeConfig:
     filter: FilterConfig
     cell: Workcell
     watchdog_period_s: float
+    publisher_check_period_s: float
     resync_tolerance_rad: float
     suction_in_trajectory: bool
     shadow: bool
@@ -104,6 +113,13 @@ class SafetyNode(WmNode):
         Param.of(FilterConfig, "stale_after_s"),
         CELL_FILE,
         Param("watchdog_period_s", 0.05, "Period of the staleness watchdog (s).", 0.005, 1.0),
+        Param(
+            "publisher_check_period_s",
+            1.0,
+            "Period of the check for other publishers on the arm topic (s).",
+            0.1,
+            60.0,
+        ),
         Param(
             "resync_tolerance_rad", 0.5, "Arm-vs-last-command gap that re-syncs (rad).", 0.05, 6.3
         ),
@@ -134,6 +150,8 @@ class SafetyNode(WmNode):
         self.holding: str | None = "no command yet"
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
         self.last_status = ""
+        self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
+        self.publisher_check = None
         self.add_post_set_parameters_callback(self._after_set)
 
     def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
@@ -151,6 +169,7 @@ class SafetyNode(WmNode):
             ),
             cell=cell_of(values),
             watchdog_period_s=values["watchdog_period_s"],
+            publisher_check_period_s=values["publisher_check_period_s"],
             resync_tolerance_rad=values["resync_tolerance_rad"],
             suction_in_trajectory=values["suction_in_trajectory"],
             shadow=values["shadow"],
@@ -183,6 +202,10 @@ class SafetyNode(WmNode):
             self.create_subscription(Bool, "/wm/estop", self._on_estop, RELIABLE_QOS),
         ]
         self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
+        if not cfg.shadow:
+            self.publisher_check = self.create_timer(
+                cfg.publisher_check_period_s, self._check_publishers
+            )
         if cfg.shadow:
             self.get_logger().warning(
                 f"SHADOW MODE: judging every command, publishing on {SHADOW_TOPIC}; nothing "
@@ -203,6 +226,10 @@ class SafetyNode(WmNode):
     @guarded_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.destroy_timer(self.watchdog)
+        if self.publisher_check is not None:
+            self.destroy_timer(self.publisher_check)
+            self.publisher_check = None
+        self.foreign = []
         for s in self.subs:
             self.destroy_subscription(s)
         self.destroy_lifecycle_publisher(self.pub_arm)
@@ -337,6 +364,22 @@ class SafetyNode(WmNode):
             )
             self._hold(f"{what} stale", measured=state_age <= stale)
 
+    def _check_publishers(self) -> None:
+        """Report publishers on the arm topic other than this node (once per change)."""
+        topic = self.pub_arm.topic_name
+        infos = self.get_publishers_info_by_topic(topic)
+        own = (self.get_name(), self.get_namespace())
+        foreign = foreign_publishers(((i.node_name, i.node_namespace) for i in infos), own)
+        if foreign != self.foreign:
+            if foreign:
+                self.get_logger().error(
+                    f"other publisher(s) on the arm topic {topic}: {', '.join(foreign)}; only "
+                    "this node may command the arm (run with SROS2 enclaves to enforce it)"
+                )
+            else:
+                self.get_logger().info(f"no other publisher on the arm topic {topic} any more")
+        self.foreign = foreign
+
     # ------------------------------------------------------------------ outputs
     def _hold(self, why: str, measured: bool = True, source: Header | None = None) -> None:
         """Hold at the measured joints (or, if those are stale, at the last safe command).
@@ -381,8 +424,13 @@ class SafetyNode(WmNode):
             elif self.holding:
                 level, message = DiagnosticStatus.WARN, f"holding: {self.holding}"
             kv |= {f"filter_{k}": v for k, v in flt.counts.items()}
+        if self.foreign:
+            foreign = f"other publisher(s) on the arm topic: {', '.join(self.foreign)}"
+            message = foreign if level != DiagnosticStatus.ERROR else f"{message}; {foreign}"
+            level = DiagnosticStatus.ERROR
         if self.config.shadow:
             message = f"shadow mode ({message})"
+        kv["foreign_arm_publishers"] = ",".join(self.foreign)
         kv |= self.stats | {"last_status": self.last_status, "shadow": self.config.shadow}
         return level, message, kv
 
