@@ -53,6 +53,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
+    NonFiniteError,
     is_zero,
     joint_state_arrays,
     make_trajectory,
@@ -133,6 +134,7 @@ class SafetyNode(WmNode):
         self.cmd_time: Time | None = None
         self.holding: str | None = "no command yet"
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
+        self.stats["bad_joint_states"] = 0
         self.last_status = ""
         self.add_post_set_parameters_callback(self._after_set)
 
@@ -229,16 +231,43 @@ class SafetyNode(WmNode):
 
     # ------------------------------------------------------------------ inputs
     def _age(self, t: Time | None) -> float:
+        """Seconds since ``t`` (a receipt time on our clock); inf when there is none, or when
+        the clock has jumped back past it (a restarted simulator, a clock correction): how old
+        that input is can no longer be told, so it counts as stale."""
         if t is None:
             return float("inf")
-        return max(0.0, (self.get_clock().now() - t).nanoseconds * 1e-9)
+        age = (self.get_clock().now() - t).nanoseconds * 1e-9
+        return age if age >= 0.0 else float("inf")
+
+    def _stamp_age(self, stamp) -> float:
+        """Seconds since a message's header stamp. A stamp slightly ahead of our clock (the
+        clock message still in flight) is fresh; one more than ``stale_after_s`` ahead comes
+        from before a backwards clock jump (or a broken clock) and counts as stale."""
+        t = Time.from_msg(stamp, clock_type=self.get_clock().clock_type)
+        age = (self.get_clock().now() - t).nanoseconds * 1e-9
+        if age < -self.config.filter.stale_after_s:
+            return float("inf")
+        return max(0.0, age)
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            self.q, self.suction_meas = joint_state_arrays(msg, self.names)
+            q, suction = joint_state_arrays(msg, self.names)
+        except NonFiniteError as exc:
+            # a failing encoder: nothing measured can be trusted until a finite state arrives
+            self.js_time = None
+            self.stats["bad_joint_states"] += 1
+            self.get_logger().error(
+                f"joint state not finite: holding ({exc})", throttle_duration_sec=2.0
+            )
+            why = "joint state not finite"  # one hold, not one per message
+            ready = self.active and self.filter is not None and self.q is not None
+            if ready and self.holding != why:
+                self._hold(why, measured=False)
+            return
         except ValueError as exc:
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
+        self.q, self.suction_meas = q, suction
         self.js_time = self.get_clock().now()
         flt = self.filter
         if flt is not None and flt.last_q is not None and self.active:
@@ -285,11 +314,7 @@ class SafetyNode(WmNode):
         if len(traj.times) == 0:
             self._hold("empty command (stop)", source=source)
             return
-        cmd_age = (
-            0.0
-            if is_zero(stamp)
-            else self._age(Time.from_msg(stamp, clock_type=self.get_clock().clock_type))
-        )
+        cmd_age = 0.0 if is_zero(stamp) else self._stamp_age(stamp)
         state_age = self._age(self.js_time)
         flt = self.filter
         passed, held = [], None
