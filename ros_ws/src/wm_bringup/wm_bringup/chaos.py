@@ -36,6 +36,7 @@ hold; their ``hold`` is reported but not held to the target.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -87,7 +88,6 @@ FAST_SPEED_RAD_S = 0.3
 TRIGGER_TIMEOUT_S = 25.0
 RELAY = "wm_chaos_relay"
 CHAOS_OVERRIDES = {
-    "wm_sim": {"max_episode_s": 60.0},
     "wm_perception": {"diagnostics_period_s": 0.1},
     "wm_planner": {"diagnostics_period_s": 0.1},
     "wm_safety": {"diagnostics_period_s": 0.25},
@@ -139,7 +139,8 @@ FAULTS = (
           "latent", "delay", 0.8, 2.0),
     Fault("kill_perception", "kill", "SIGKILL wm_perception", nodes=("wm_perception",)),
     Fault("kill_planner", "kill", "SIGKILL wm_planner", nodes=("wm_planner",)),
-    Fault("kill_sim", "kill", "SIGKILL wm_sim (the world: it starts again)", nodes=("wm_sim",)),
+    Fault("kill_sim", "kill", "SIGKILL wm_sim: the simulated arm stops with its process (no "
+          "hold to measure); its world starts again", nodes=("wm_sim",), expect_hold=False),
     Fault("estop_fast_move", "estop", "e-stop during a fast move, released after 1 s",
           duration_s=1.0),
     Fault("estop_across_restarts", "estop", "e-stop, then SIGKILL perception, planner, sim in "
@@ -192,6 +193,8 @@ class ChaosProbe(StackProbe):
         self.clocks: list[int] = []
         self.diag_log: dict[str, list[tuple[int, str]]] = {}
         self.acks: dict[int, int] = {}
+        self.firsts: dict[int, int] = {}
+        """Relay request id -> wall ns of the first message the fault affected."""
         self.sim_restarts = 0
         n = self.node
         deep = self.subs[0].qos_profile
@@ -212,10 +215,13 @@ class ChaosProbe(StackProbe):
         with self.lock:
             self.clocks.append(int(info["source_timestamp"]))
             if s < self.latest_ns - 1_000_000_000:  # a new simulator: its clock starts again
+                # what is keyed or compared by simulated time belongs to the old world
                 self.sim_restarts += 1
                 self.frame_wall.clear()
                 self.encoded.clear()
                 self.sources.clear()
+                self.statuses.clear()
+                self.diag.clear()
                 self.latest_ns = 0
         super()._on_clock(msg, info)
 
@@ -262,7 +268,10 @@ class ChaosProbe(StackProbe):
         except json.JSONDecodeError:
             return
         with self.lock:
-            self.acks[int(ack["id"])] = int(ack["t_ns"])
+            if "first_ns" in ack:
+                self.firsts[int(ack["id"])] = int(ack["first_ns"])
+            else:
+                self.acks[int(ack["id"])] = int(ack["t_ns"])
 
     def relay(self, topic: str, fault: str, on: bool, arg: float = 0.0) -> int:
         """Ask the relay to turn a fault on or off; returns the request id."""
@@ -330,29 +339,46 @@ def stop(session: Session) -> None:
 
 
 # --------------------------------------------------------------------------- figures
-def hold_ms(arm, joints, t_fault: int, t_end: int, dt_ns: int) -> float | None:
-    """Commanded hold: the end of the last arm command that moved the arm in
-    ``[t_fault, t_end]``, after ``t_fault`` (ms; 0 when none moved it). None when the arm was
-    still being moved at ``t_end`` (no hold)."""
-    last_end = None
+def moving(arm, joints) -> list[bool]:
+    """Per arm command: whether it moves the arm. A command moves it when its first point is
+    more than MOVE_RAD (any joint) from the joints measured just before it *and* from the
+    previous command's: a hold (at the measured joints, or at the target the arm is already
+    reaching) does not."""
+    times = [j[0] for j in joints]
+    out, prev = [], None
     for t, q in arm:
-        if t_fault <= t <= t_end and moves(q, joints, t):
-            last_end = t + dt_ns
-    if last_end is None:
-        return 0.0
-    if last_end > t_end:
-        return None
-    return (last_end - t_fault) / 1e6
+        k = bisect.bisect_right(times, t) - 1
+        meas = joints[k][2] if k >= 0 else None
+        far_meas = meas is None or float(np.abs(q - meas).max()) > MOVE_RAD
+        far_prev = prev is None or float(np.abs(q - prev).max()) > MOVE_RAD
+        out.append(far_meas and far_prev)
+        prev = q
+    return out
 
 
-def moves(q: np.ndarray, joints, t: int) -> bool:
-    """Whether an arm command sent at ``t`` with first point ``q`` moves the arm."""
-    meas = None
-    for tj, _, qj, _ in joints:  # the joints measured just before the command
-        if tj > t:
+def hold_ms(arm, joints, t_fault: int, t_end: int, dt_ns: int) -> float | None:
+    """Commanded hold: from ``t_fault`` until the arm is commanded to stay put through
+    ``t_end`` (ms); None when it is still being moved at ``t_end``.
+
+    Each arm command replaces the one before (joint_trajectory_controller semantics): the
+    last command that moved the arm, sent at t_M, moves it until t_M + ``dt_ns`` (its one
+    point's time) or until the next command (a hold) replaces it, whichever is first. A command
+    sent before the fault counts while it still runs after it."""
+    flags = moving(arm, joints)
+    last = None
+    for k, ((t, _), m) in enumerate(zip(arm, flags, strict=True)):
+        if t > t_end:
             break
-        meas = qj
-    return meas is None or float(np.abs(q - meas).max()) > MOVE_RAD
+        if m:
+            last = k
+    if last is None:
+        return 0.0
+    end = arm[last][0] + dt_ns
+    if last + 1 < len(arm):
+        end = min(end, arm[last + 1][0])
+    if end > t_end:
+        return None
+    return max(0.0, (end - t_fault) / 1e6)
 
 
 def settled_ms(joints, t_fault: int, t_end: int) -> float | None:
@@ -374,14 +400,28 @@ def settled_ms(joints, t_fault: int, t_end: int) -> float | None:
 
 def recovery_ms(arm, joints, t_clear: int) -> float | None:
     """From ``t_clear`` to the first arm command after it that moves the arm (ms)."""
-    for t, q in arm:
-        if t > t_clear and moves(q, joints, t):
+    for (t, _), m in zip(arm, moving(arm, joints), strict=True):
+        if m and t > t_clear:
             return (t - t_clear) / 1e6
     return None
 
 
+def moves_after(arm, joints, t0: int, t1: int, limit: int = 12) -> list[list[float]]:
+    """[ms after ``t0``, largest joint gap to the measured joints (rad)] of the arm commands
+    that moved the arm in ``[t0, t1]`` (the first ``limit``): what a hold figure is made of."""
+    times = [j[0] for j in joints]
+    out = []
+    for (t, q), m in zip(arm, moving(arm, joints), strict=True):
+        if m and t0 <= t <= t1:
+            k = bisect.bisect_right(times, t) - 1
+            gap = float(np.abs(q - joints[k][2]).max()) if k >= 0 else float("nan")
+            out.append([round((t - t0) / 1e6, 1), round(gap, 4)])
+    return out[:limit]
+
+
 def moving_commands(arm, joints, t0: int, t1: int) -> int:
-    return sum(1 for t, q in arm if t0 <= t <= t1 and moves(q, joints, t))
+    flags = moving(arm, joints)
+    return sum(1 for (t, _), m in zip(arm, flags, strict=True) if m and t0 <= t <= t1)
 
 
 def violations(status: dict | None) -> int:
@@ -392,7 +432,10 @@ def violations(status: dict | None) -> int:
 @dataclass
 class Timeline:
     t_fault: int = 0
-    """Wall ns the fault took effect."""
+    """Wall ns the fault took effect: the first message it affected (relay faults), the
+    SIGKILL, the e-stop, the hog started."""
+    t_on: int = 0
+    """Wall ns the relay switched the fault on (relay faults; else ``t_fault``)."""
     t_clear: int = 0
     """Wall ns it cleared, or the killed node was back."""
     notes: list[str] = field(default_factory=list)
@@ -439,10 +482,16 @@ class Chaos:
             return "timeout"
         return "fast move" if fast else "carrying"
 
-    def relay(self, f: Fault, on: bool) -> int:
-        """Turn a relay fault on/off; the wall ns the relay applied it."""
+    def relay(self, f: Fault, on: bool) -> tuple[int, int]:
+        """Turn a relay fault on/off: (request id, wall ns the relay applied it)."""
         rid = self.p.relay(f.topic, f.fault, on, f.arg)
-        return self.s.wait(f"the relay to apply {f.name}", lambda: self.p.acks.get(rid), 10.0)
+        t = self.s.wait(f"the relay to apply {f.name}", lambda: self.p.acks.get(rid), 10.0)
+        return rid, t
+
+    def first_affected(self, rid: int, t_on: int) -> int:
+        """Wall ns of the first message a relay fault affected (``t_on`` if none came)."""
+        with self.p.lock:
+            return self.p.firsts.get(rid, t_on)
 
     def kill(self, node: str) -> tuple[int, int]:
         """SIGKILL ``node``; wait until it is back. (kill wall ns, back wall ns)"""
@@ -483,14 +532,20 @@ class Chaos:
 
     # ------------------------------------------------------------------ faults
     def apply(self, f: Fault) -> Timeline:
+        tl = self._apply(f)
+        tl.t_on = tl.t_on or tl.t_fault
+        return tl
+
+    def _apply(self, f: Fault) -> Timeline:
         tl = Timeline()
         if f.kind == "none":
             tl.t_fault = tl.t_clear = time.time_ns()
             self.sleep(2.0)
         elif f.kind == "relay":
-            tl.t_fault = self.relay(f, True)
+            rid, tl.t_on = self.relay(f, True)
             self.sleep(f.duration_s)
-            tl.t_clear = self.relay(f, False)
+            _, tl.t_clear = self.relay(f, False)
+            tl.t_fault = self.first_affected(rid, tl.t_on)
         elif f.kind == "kill":
             tl.t_fault, tl.t_clear = self.kill(f.nodes[0])
         elif f.kind == "estop":
@@ -564,11 +619,10 @@ class Chaos:
                 break
         victim = self.rng.choice(("wm_perception", "wm_planner"))
         tl.notes.append(" + ".join([c.name for c in chosen] + [f"kill {victim}"]))
-        on: dict[str, int] = {}
         for i, f in enumerate(chosen):
-            on[f.name] = self.relay(f, True)
+            rid, t_on = self.relay(f, True)
             if i == 0:
-                tl.t_fault = on[f.name]
+                first = (rid, t_on)
             if i > 0:
                 prev = chosen[i - 1]
                 self.sleep(0.8)
@@ -576,9 +630,11 @@ class Chaos:
             else:
                 self.sleep(0.7)
         self.sleep(0.7)
-        last = self.relay(chosen[-1], False)
+        _, last = self.relay(chosen[-1], False)
         _, back = self.kill(victim)
         tl.t_clear = max(last, back)
+        tl.t_on = first[1]
+        tl.t_fault = self.first_affected(*first)
 
     # ------------------------------------------------------------------ one case
     def run(self, f: Fault, run_to_end: bool = True) -> dict:
@@ -635,10 +691,12 @@ class Chaos:
             cleared = int((final or {}).get("cleared", 0))
             dropped = int((final or {}).get("dropped", 0))
             completed = bool(final) and cleared == objects
+        kinds = (before if sim_killed else final or {}).get("safety", {})
         row = {
             "fault": f.name,
             "description": f.description,
             "violations": row_violations,
+            "violations_by_kind": {k: v for k, v in kinds.items() if v},
             "hold_ms": hold,
             "settled_ms": settle,
             "recovery_ms": rec,
@@ -652,6 +710,13 @@ class Chaos:
             "trigger": trigger,
             "joint_speed_at_fault_rad_s": speed,
             "fault_s": round((tl.t_clear - tl.t_fault) / 1e9, 3),
+            "moves_after_fault": (
+                moves_after(arm, joints, tl.t_on, tl.t_clear) if f.kind != "none" else []
+            ),
+            "first_affected_after_switch_ms": round((tl.t_fault - tl.t_on) / 1e6, 1),
+            "hold_from_switch_ms": (
+                hold_ms(arm, joints, tl.t_on, tl.t_clear, dt_ns) if f.kind != "none" else None
+            ),
             "end_reason": reason,
             "wall_s": round(time.monotonic() - t_case, 1),
             "notes": tl.notes,
@@ -715,7 +780,9 @@ def run_chaos(
         },
         "all_targets_met": all(r["meets_targets"] for r in rows),
         "definitions": {
-            "hold_ms": "fault in effect -> end of the last arm command that moved the arm "
+            "hold_ms": "fault in effect (relay faults: the first message it dropped, delayed or "
+            "changed; else the SIGKILL, e-stop or hog start) -> end of the last arm command that "
+            "moved the arm "
             f"(first point > {MOVE_RAD} rad from the measured joints) before the fault cleared",
             "settled_ms": f"fault in effect -> every joint speed < {REST_RAD_S} rad/s until it "
             "cleared",
@@ -746,7 +813,7 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["faults"]:
-        hold = _ms(r["hold_ms"]) + ("" if r["expect_hold"] else " (not needed)")
+        hold = _ms(r["hold_ms"]) if r["expect_hold"] else "not needed"
         rec = _ms(r["recovery_ms"]) if r["fault"] != "none" else "—"
         done = f"{'yes' if r['completed'] else 'no'} ({r['cleared']}/{r['objects']})"
         extra = ""

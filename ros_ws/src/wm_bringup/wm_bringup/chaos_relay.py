@@ -8,7 +8,10 @@ turns a fault on with a JSON command on ``/chaos/control`` (std_msgs/String)::
     {"id": 7, "topic": "image", "fault": "drop", "on": true, "arg": 0.0}
 
 It applies the change, then answers on ``/chaos/events`` with ``{"id": 7, "t_ns": ...}``: the
-wall time (``time.time_ns``) from which the fault is in effect. Faults per topic:
+wall time (``time.time_ns``) from which the fault is in effect; once the first message on that
+topic has been affected (dropped, delayed, changed), ``{"id": 7, "first_ns": ...}`` follows, the
+wall time of that message's arrival: when a consumer could first have noticed. Faults per
+topic:
 
 - ``image`` (``/camera/image_raw`` -> perception): ``drop``; ``wrong_size`` (width grown, data
   kept), ``wrong_encoding``, ``black``, ``truncated`` (half the data); ``stale`` (stamp ``arg``
@@ -67,6 +70,7 @@ class ChaosRelay(Node):
     def __init__(self) -> None:
         super().__init__("wm_chaos_relay")
         self.active: dict[str, tuple[str, float]] = {}  # topic -> (fault, arg)
+        self.pending: dict[str, Any] = {}  # topic -> id of a fault whose first message is due
         self.held: dict[str, Any] = {}  # reorder: the frame waiting for its successor
         self.delayed: list[tuple[int, int, str, Any]] = []  # heap of (due ns, n, topic, msg)
         self.count = itertools.count()
@@ -90,10 +94,12 @@ class ChaosRelay(Node):
             return
         if cmd.get("on", True):
             self.active[topic] = (fault, float(cmd.get("arg", 0.0)))
+            self.pending[topic] = cmd.get("id")
             if fault == "delay" and self.flush_timer is None:
                 self.flush_timer = self.create_timer(0.005, self._flush)
         else:
             self.active.pop(topic, None)
+            self.pending.pop(topic, None)
             held = self.held.pop(topic, None)
             if held is not None:
                 self.pubs[topic].publish(held)
@@ -103,6 +109,9 @@ class ChaosRelay(Node):
     def _relay(self, topic: str, msg: Any) -> None:
         fault, arg = self.active.get(topic, ("", 0.0))
         pub = self.pubs[topic]
+        if fault and topic in self.pending:
+            first = {"id": self.pending.pop(topic), "first_ns": time.time_ns()}
+            self.events.publish(String(data=json.dumps(first)))
         if fault == "drop":
             return
         if fault == "delay":

@@ -553,9 +553,16 @@ class PlannerNode(WmNode):
         return np.array(qs), on
 
     def _publish_hold(self, stamp) -> None:
+        """Hold where the arm is going: the last command it was sent (fresh, and followed),
+        else the measured joints. Holding at a measured state that is up to a step old would
+        pull a moving arm back."""
         self.stats["holds"] += 1
+        sent = self.q_sent
+        if sent is not None and self._age(self.sent_time) > self.config.max_state_age_s:
+            sent = None
+        q = basis_joints(self.kin, self.q, sent)  # [6]
         cmd = make_trajectory(
-            self.names, self.q[None], [self.config.planner.control_dt], [self.suction_cmd]
+            self.names, q[None], [self.config.planner.control_dt], [self.suction_cmd]
         )
         cmd.header.stamp = stamp
         self.publish(self.pub_cmd, cmd)
