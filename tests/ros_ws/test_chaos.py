@@ -40,24 +40,24 @@ def test_hold_settle_and_recovery_are_read_from_the_command_and_joint_streams():
     joints = [js(0, 0.3, 0.0), js(100, 0.3, 0.01), js(200, 0.3, 0.02), js(300, 0.0, 0.03)]
     joints += [js(400, 0.0, 0.03), js(500, 0.0, 0.03), js(600, 0.2, 0.03)]
     arm = [
-        (50 * ms, np.full(6, 0.02)),  # moves (measured 0.0)
-        (150 * ms, np.full(6, 0.03)),  # moves, the last before the hold
-        (350 * ms, np.full(6, 0.03)),  # a hold at the measured joints
-        (550 * ms, np.full(6, 0.05)),  # moves again: the recovery
+        (50 * ms, np.full(6, 0.02), 100 * ms),  # moves (measured 0.0)
+        (150 * ms, np.full(6, 0.03), 100 * ms),  # moves, the last before the hold
+        (350 * ms, np.full(6, 0.03), 100 * ms),  # a hold at the measured joints
+        (550 * ms, np.full(6, 0.05), 100 * ms),  # moves again: the recovery
     ]
     # fault at 120 ms: the command at 150 ms ends at 250 ms -> 130 ms
-    assert chaos.hold_ms(arm, joints, 120 * ms, 520 * ms, 100 * ms) == pytest.approx(130.0)
+    assert chaos.hold_ms(arm, joints, 120 * ms, 520 * ms) == pytest.approx(130.0)
     assert chaos.settled_ms(joints, 120 * ms, 520 * ms) == pytest.approx(180.0)  # at 300 ms
     assert chaos.recovery_ms(arm, joints, 520 * ms) == pytest.approx(30.0)
     assert chaos.moving_commands(arm, joints, 300 * ms, 520 * ms) == 0
     # still moving when the fault clears: no hold
-    assert chaos.hold_ms(arm, joints, 120 * ms, 160 * ms, 100 * ms) is None
+    assert chaos.hold_ms(arm, joints, 120 * ms, 160 * ms) is None
     assert chaos.settled_ms(joints, 0, 250 * ms) is None
     # a hold that replaces the moving command ends its motion early
-    preempted = [*arm[:2], (180 * ms, np.full(6, 0.03)), *arm[2:]]
-    assert chaos.hold_ms(preempted, joints, 120 * ms, 520 * ms, 100 * ms) == pytest.approx(60.0)
+    preempted = [*arm[:2], (180 * ms, np.full(6, 0.03), 100 * ms), *arm[2:]]
+    assert chaos.hold_ms(preempted, joints, 120 * ms, 520 * ms) == pytest.approx(60.0)
     # nothing moved after the fault: held at once
-    assert chaos.hold_ms(arm, joints, 300 * ms, 520 * ms, 100 * ms) == 0.0
+    assert chaos.hold_ms(arm, joints, 300 * ms, 520 * ms) == 0.0
 
 
 def test_the_fault_list_and_the_markdown_table():

@@ -186,8 +186,8 @@ class ChaosProbe(StackProbe):
         self.names = arm_joint_names()
         self.joints: list[tuple[int, float, np.ndarray, bool]] = []
         """(wall ns, max |joint velocity|, positions [6], suction) per sim joint state."""
-        self.arm: list[tuple[int, np.ndarray]] = []
-        """(wall ns, first point [6]) per arm command."""
+        self.arm: list[tuple[int, np.ndarray, int]] = []
+        """(wall ns, first point [6], duration ns) per arm command."""
         self.plan_cmds: list[int] = []
         self.latents: list[int] = []
         self.clocks: list[int] = []
@@ -232,13 +232,14 @@ class ChaosProbe(StackProbe):
 
     def _on_arm(self, msg: JointTrajectory, info: dict) -> None:  # type: ignore[override]
         try:
-            q = parse_trajectory(msg, self.names).positions[0]
+            traj = parse_trajectory(msg, self.names)
+            q, duration = traj.positions[0], int(traj.times[-1] * 1e9)
         except (ValueError, IndexError):
             q = None
         with self.lock:
             self.arm_commands += 1
             if q is not None:
-                self.arm.append((int(info["source_timestamp"]), q))
+                self.arm.append((int(info["source_timestamp"]), q, duration))
 
     def _on_plan(self, msg: JointTrajectory, info: dict) -> None:
         with self.lock:
@@ -346,7 +347,7 @@ def moving(arm, joints) -> list[bool]:
     reaching) does not."""
     times = [j[0] for j in joints]
     out, prev = [], None
-    for t, q in arm:
+    for t, q, _ in arm:
         k = bisect.bisect_right(times, t) - 1
         meas = joints[k][2] if k >= 0 else None
         far_meas = meas is None or float(np.abs(q - meas).max()) > MOVE_RAD
@@ -356,24 +357,24 @@ def moving(arm, joints) -> list[bool]:
     return out
 
 
-def hold_ms(arm, joints, t_fault: int, t_end: int, dt_ns: int) -> float | None:
+def hold_ms(arm, joints, t_fault: int, t_end: int) -> float | None:
     """Commanded hold: from ``t_fault`` until the arm is commanded to stay put through
     ``t_end`` (ms); None when it is still being moved at ``t_end``.
 
     Each arm command replaces the one before (joint_trajectory_controller semantics): the
-    last command that moved the arm, sent at t_M, moves it until t_M + ``dt_ns`` (its one
+    last command that moved the arm, sent at t_M, moves it until t_M + its duration (its last
     point's time) or until the next command (a hold) replaces it, whichever is first. A command
     sent before the fault counts while it still runs after it."""
     flags = moving(arm, joints)
     last = None
-    for k, ((t, _), m) in enumerate(zip(arm, flags, strict=True)):
+    for k, ((t, _, _), m) in enumerate(zip(arm, flags, strict=True)):
         if t > t_end:
             break
         if m:
             last = k
     if last is None:
         return 0.0
-    end = arm[last][0] + dt_ns
+    end = arm[last][0] + arm[last][2]
     if last + 1 < len(arm):
         end = min(end, arm[last + 1][0])
     if end > t_end:
@@ -400,7 +401,7 @@ def settled_ms(joints, t_fault: int, t_end: int) -> float | None:
 
 def recovery_ms(arm, joints, t_clear: int) -> float | None:
     """From ``t_clear`` to the first arm command after it that moves the arm (ms)."""
-    for (t, _), m in zip(arm, moving(arm, joints), strict=True):
+    for (t, _, _), m in zip(arm, moving(arm, joints), strict=True):
         if m and t > t_clear:
             return (t - t_clear) / 1e6
     return None
@@ -411,7 +412,7 @@ def moves_after(arm, joints, t0: int, t1: int, limit: int = 12) -> list[list[flo
     that moved the arm in ``[t0, t1]`` (the first ``limit``): what a hold figure is made of."""
     times = [j[0] for j in joints]
     out = []
-    for (t, q), m in zip(arm, moving(arm, joints), strict=True):
+    for (t, q, _), m in zip(arm, moving(arm, joints), strict=True):
         if m and t0 <= t <= t1:
             k = bisect.bisect_right(times, t) - 1
             gap = float(np.abs(q - joints[k][2]).max()) if k >= 0 else float("nan")
@@ -421,7 +422,7 @@ def moves_after(arm, joints, t0: int, t1: int, limit: int = 12) -> list[list[flo
 
 def moving_commands(arm, joints, t0: int, t1: int) -> int:
     flags = moving(arm, joints)
-    return sum(1 for (t, _), m in zip(arm, flags, strict=True) if m and t0 <= t <= t1)
+    return sum(1 for (t, _, _), m in zip(arm, flags, strict=True) if m and t0 <= t <= t1)
 
 
 def violations(status: dict | None) -> int:
@@ -667,11 +668,10 @@ class Chaos:
             s.set_planner(False)
         except DriverError as exc:
             log.warning("%s: %s", f.name, exc)
-        dt_ns = int(1e8)
         with p.lock:
             arm, joints = list(p.arm), list(p.joints)
         # the hold must last until the fault clears (or the killed node is back)
-        hold = hold_ms(arm, joints, tl.t_fault, tl.t_clear, dt_ns) if f.kind != "none" else None
+        hold = hold_ms(arm, joints, tl.t_fault, tl.t_clear) if f.kind != "none" else None
         settle = settled_ms(joints, tl.t_fault, tl.t_clear) if f.kind != "none" else None
         rec = recovery_ms(arm, joints, tl.t_clear)
         objects = int(before.get("objects", (final or {}).get("objects", 0)))
@@ -715,7 +715,7 @@ class Chaos:
             ),
             "first_affected_after_switch_ms": round((tl.t_fault - tl.t_on) / 1e6, 1),
             "hold_from_switch_ms": (
-                hold_ms(arm, joints, tl.t_on, tl.t_clear, dt_ns) if f.kind != "none" else None
+                hold_ms(arm, joints, tl.t_on, tl.t_clear) if f.kind != "none" else None
             ),
             "end_reason": reason,
             "wall_s": round(time.monotonic() - t_case, 1),

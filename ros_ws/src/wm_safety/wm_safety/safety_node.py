@@ -4,9 +4,10 @@
 ``/arm_controller/joint_trajectory``; this node is the only publisher there. Per command, each
 point goes through the filter in turn (joint limits, joint velocity and tool speed clamps,
 table and keep-out intrusion, staleness of the command stamp and of the joint state); the
-output is re-timed to at least ``control_dt`` per point and stops before the first point the
-filter holds. The next command's velocity clamp starts from the first output point (commands
-are replanned every step).
+output is re-timed to at least ``control_dt`` per point, after what is left of the motion
+already sent (so a burst of commands cannot outrun the speed limits), and stops before the
+first point the filter holds. The next command's velocity clamp starts from the first output
+point (commands are replanned every step).
 
 The arm command keeps a zero stamp (start on receipt), so its timing never depends on the arm's
 clock agreeing with ours. Which camera frame a command came from goes out beside it instead:
@@ -46,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.time import Time
@@ -136,6 +138,8 @@ class SafetyNode(WmNode):
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
         self.stats["bad_joint_states"] = 0
         self.last_status = ""
+        self.motion_end: Time | None = None  # when the arm reaches the last target sent
+        self.motion_s = 0.0  # how long that motion was
         self.add_post_set_parameters_callback(self._after_set)
 
     def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
@@ -338,6 +342,7 @@ class SafetyNode(WmNode):
                 self.stats["holds"] += 1
             return
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
+        times = self._paced(times)
         self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times, source)
         flt.resume_from(passed[0].q, passed[0].suction)  # commands are replanned every step
         self.last_status = passed[0].status if held is None else self.last_status
@@ -375,6 +380,20 @@ class SafetyNode(WmNode):
         self.stats["holds"] += 1
         self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt], source)
 
+    def _paced(self, times: list[float]) -> list[float]:
+        """Point times of a passed command, delayed by what is left of the motion already sent.
+
+        The filter clamps each step to what the speed limits allow in ``control_dt``, from the
+        last command's target. A command that arrives before the arm got there (a burst of
+        plans after a stall: measured 12-30 ms apart under ``wm chaos``) would otherwise make
+        the arm cover the rest of the last step *and* this one within one period: up to
+        several times the tool speed limit (a tool-speed event in the simulator)."""
+        left = 0.0
+        if self.motion_end is not None:
+            left = (self.motion_end - self.get_clock().now()).nanoseconds * 1e-9
+            left = min(max(left, 0.0), self.motion_s)  # a clock jumped back: at most one motion
+        return [t + left for t in times]
+
     def _send(
         self,
         qs: np.ndarray,
@@ -396,6 +415,8 @@ class SafetyNode(WmNode):
         if source is not None:
             self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
         self.stats["sent"] += 1
+        self.motion_s = float(times[-1])
+        self.motion_end = self.get_clock().now() + Duration(seconds=self.motion_s)
 
     def diagnostics(self):
         level, message, kv = super().diagnostics()
