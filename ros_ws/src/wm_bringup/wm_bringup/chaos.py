@@ -141,13 +141,13 @@ FAULTS = (
     Fault("kill_planner", "kill", "SIGKILL wm_planner", nodes=("wm_planner",)),
     Fault("kill_sim", "kill", "SIGKILL wm_sim: the simulated arm stops with its process (no "
           "hold to measure); its world starts again", nodes=("wm_sim",), expect_hold=False),
+    Fault("cpu_hog", "cpu_hog", "2 busy loops on the planner's core (planner pinned to it), 5 s",
+          arg=2, duration_s=5.0, expect_hold=False),
     Fault("estop_fast_move", "estop", "e-stop during a fast move, released after 1 s",
           duration_s=1.0),
     Fault("estop_across_restarts", "estop", "e-stop, then SIGKILL perception, planner, sim in "
           "turn (each respawned), then released", duration_s=1.0,
           nodes=("wm_perception", "wm_planner", "wm_sim")),
-    Fault("cpu_hog", "cpu_hog", "2 busy loops on the planner's core (planner pinned to it), 5 s",
-          arg=2, duration_s=5.0, expect_hold=False),
     Fault("mixed", "mixed", "3 relay faults on different topics, overlapping, then SIGKILL of "
           "perception or planner (chosen by the seed)"),
 )  # fmt: skip
@@ -192,6 +192,8 @@ class ChaosProbe(StackProbe):
         self.latents: list[int] = []
         self.clocks: list[int] = []
         self.diag_log: dict[str, list[tuple[int, str]]] = {}
+        self.phases: list[tuple[int, str]] = []
+        """(wall ns, task phase) of each planner report."""
         self.acks: dict[int, int] = {}
         self.firsts: dict[int, int] = {}
         """Relay request id -> wall ns of the first message the fault affected."""
@@ -260,7 +262,11 @@ class ChaosProbe(StackProbe):
         t = int(info["source_timestamp"])
         with self.lock:
             for st in msg.status:
-                self.diag_log.setdefault(st.name.lstrip("/"), []).append((t, st.message))
+                name = st.name.lstrip("/")
+                self.diag_log.setdefault(name, []).append((t, st.message))
+                if name == "wm_planner":
+                    phase = next((kv.value for kv in st.values if kv.key == "phase"), "")
+                    self.phases.append((t, phase))
         super()._on_diag(msg)
 
     def _on_ack(self, msg: String) -> None:
@@ -420,6 +426,29 @@ def moves_after(arm, joints, t0: int, t1: int, limit: int = 12) -> list[list[flo
     return out[:limit]
 
 
+def phases_after(phases: list[tuple[int, str]], t0: int, limit: int = 16) -> list[str]:
+    """The planner's task phases after ``t0``, each change once (what its task did)."""
+    out: list[str] = []
+    for t, phase in phases:
+        if t >= t0 and phase and (not out or out[-1] != phase):
+            out.append(phase)
+    return out[:limit]
+
+
+def flow(p: ChaosProbe, t0: int, seconds: float = 10.0) -> dict[str, int]:
+    """Messages seen in the ``seconds`` after ``t0``: where a stack that does not recover
+    stops (frames, latents, plans, arm commands)."""
+    t1 = t0 + int(seconds * 1e9)
+    with p.lock:
+        streams = {
+            "clock": p.clocks,
+            "latents": p.latents,
+            "plans": p.plan_cmds,
+            "arm_commands": [a[0] for a in p.arm],
+        }
+        return {k: sum(1 for t in v if t0 < t <= t1) for k, v in streams.items()}
+
+
 def moving_commands(arm, joints, t0: int, t1: int) -> int:
     flags = moving(arm, joints)
     return sum(1 for (t, _, _), m in zip(arm, flags, strict=True) if m and t0 <= t <= t1)
@@ -502,12 +531,19 @@ class Chaos:
         p = self.p
 
         def back() -> int | None:
+            """The first sign of the new process: its first output (a clock, a diagnostics
+            report saying active, a latent, a plan) or, for perception and the planner, the
+            first arm command that moves the arm again (only they can cause one; the probe
+            may discover a new publisher later than the nodes do)."""
             if node == "wm_sim":
-                ts = [t for t in p.clocks if t > t_kill + RESPAWN_DELAY_S * 1e9 * 0.9]
+                ts = list(p.clocks)
             else:
-                ts = [t for t, m in p.diag_log.get(node, []) if t > t_kill and m == "active"]
-                ts += [t for t in (p.latents if node == "wm_perception" else p.plan_cmds)]
-                ts = [t for t in ts if t > t_kill + RESPAWN_DELAY_S * 1e9 * 0.9]
+                ts = [t for t, m in p.diag_log.get(node, []) if m == "active"]
+                ts += p.latents if node == "wm_perception" else p.plan_cmds
+                recent = p.arm[-100:]
+                flags = moving(recent, p.joints[-300:])
+                ts += [t for (t, _, _), m in zip(recent, flags, strict=True) if m]
+            ts = [t for t in ts if t > t_kill + RESPAWN_DELAY_S * 1e9 * 0.9]
             return min(ts) if ts else None
 
         t_back = self.s.wait(f"{node} to come back after SIGKILL", back, 120.0)
@@ -710,6 +746,8 @@ class Chaos:
             "trigger": trigger,
             "joint_speed_at_fault_rad_s": speed,
             "fault_s": round((tl.t_clear - tl.t_fault) / 1e9, 3),
+            "planner_phases_after_fault": phases_after(p.phases, tl.t_fault),
+            "flow_10s_after_clear": flow(p, tl.t_clear),
             "moves_after_fault": (
                 moves_after(arm, joints, tl.t_on, tl.t_clear) if f.kind != "none" else []
             ),

@@ -321,6 +321,12 @@ class SafetyNode(WmNode):
         cmd_age = 0.0 if is_zero(stamp) else self._stamp_age(stamp)
         state_age = self._age(self.js_time)
         flt = self.filter
+        if self.holding and state_age <= self.config.filter.stale_after_s:
+            # Resuming after a hold: the arm settled where it is, not at the last safe
+            # command (a position controller under load sags; the arm's own cmd_timeout holds
+            # at the measured joints). The limits of the next step start from there, or the
+            # first step would add that gap to a full step (tool-speed events in wm chaos).
+            flt.resume_from(self.q, flt.last_suction)
         passed, held = [], None
         for k in range(len(traj.times)):
             s = bool(traj.suction[k]) if traj.suction is not None else flt.last_suction
