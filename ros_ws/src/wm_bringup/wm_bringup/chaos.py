@@ -374,7 +374,7 @@ def hold_ms(arm, joints, t_fault: int, t_end: int) -> float | None:
     flags = moving(arm, joints)
     last = None
     for k, ((t, _, _), m) in enumerate(zip(arm, flags, strict=True)):
-        if t > t_end:
+        if t >= t_end:  # from t_end on, the commands are the recovery's
             break
         if m:
             last = k
