@@ -327,6 +327,13 @@ class SafetyNode(WmNode):
             # at the measured joints). The limits of the next step start from there, or the
             # first step would add that gap to a full step (tool-speed events in wm chaos).
             flt.resume_from(self.q, flt.last_suction)
+        elif self.motion_end is not None:
+            idle = (self.get_clock().now() - self.motion_end).nanoseconds * 1e-9
+            if idle > 0.5 * self.dt:
+                # the arm stopped at the last target (a skipped frame, a short stall): a full
+                # step from standstill overshoots the tool speed limit (seen in wm chaos with
+                # every other frame dropped); accelerate from rest
+                flt.at_rest()
         passed, held = [], None
         for k in range(len(traj.times)):
             s = bool(traj.suction[k]) if traj.suction is not None else flt.last_suction
