@@ -435,6 +435,21 @@ def phases_after(phases: list[tuple[int, str]], t0: int, limit: int = 16) -> lis
     return out[:limit]
 
 
+def violation_times(p: ChaosProbe, start: EpisodeStart, fault_sim_s: float) -> list[float]:
+    """Simulated seconds after the fault at which the episode's safety events went up (to the
+    sim's report period, 1 s): whether a violation came with the fault or elsewhere."""
+    out, total = [], 0
+    with p.lock:
+        for st in p.statuses:
+            if st["seed"] != start.seed or st["started_s"] * 1e9 < start.episode_ns - 1e6:
+                continue
+            n = violations(st)
+            if n > total:
+                out.append(round(st["stamp_s"] - fault_sim_s, 1))
+                total = n
+    return out
+
+
 def flow(p: ChaosProbe, t0: int, seconds: float = 10.0) -> dict[str, int]:
     """Messages seen in the ``seconds`` after ``t0``: where a stack that does not recover
     stops (frames, latents, plans, arm commands)."""
@@ -684,6 +699,7 @@ class Chaos:
         with p.lock:
             speed = p.joints[-1][1] if p.joints else float("nan")
             restarts0 = p.sim_restarts
+            fault_sim_s = p.latest_ns / 1e9
         log.info("%s: injecting (%s, joint speed %.2f rad/s)", f.name, trigger, speed)
         tl = self.apply(f)
         self.wait_recovery(tl.t_clear)
@@ -748,6 +764,7 @@ class Chaos:
             "fault_s": round((tl.t_clear - tl.t_fault) / 1e9, 3),
             "planner_phases_after_fault": phases_after(p.phases, tl.t_fault),
             "flow_10s_after_clear": flow(p, tl.t_clear),
+            "violations_at_s_after_fault": violation_times(p, start, fault_sim_s),
             "moves_after_fault": (
                 moves_after(arm, joints, tl.t_on, tl.t_clear) if f.kind != "none" else []
             ),
