@@ -526,6 +526,41 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """Fault injection through the running stack (``wm_bringup.chaos``): one episode per fault,
+    then ``DIR/chaos.json`` and the Markdown table ``DIR/chaos.md``."""
+    if not 1 <= args.objects <= 6:
+        raise UsageError(f"--objects {args.objects} must be in [1, 6]")
+    if not 0 <= args.seed < 2**31:
+        raise UsageError(f"--seed {args.seed} must be in [0, 2^31)")
+    out = _writable_dir(args.out)
+    from wm_bringup.chaos import markdown, run_chaos, select
+    from wm_bringup.episodes import DriverError
+
+    try:
+        faults = select(args.faults)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    logging.getLogger("wm_bringup").setLevel(logging.INFO)
+
+    def progress(row: dict) -> None:
+        print(
+            f"{row['fault']}: violations {row['violations']}, hold {row['hold_ms']} ms, "
+            f"recovery {row['recovery_ms']} ms, dropped {row['dropped']}, lost {row['lost']}, "
+            f"completed {row['completed']}",
+            flush=True,
+        )
+
+    try:
+        report = run_chaos(out, faults, args.seed, args.objects, progress=progress)
+    except DriverError as exc:
+        print(f"wm chaos: error: {exc}", file=sys.stderr)
+        return 1
+    print(markdown(report), end="")
+    print(f"report: {out / 'chaos.json'} and {out / 'chaos.md'}")
+    return 0 if report["all_targets_met"] else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds is not None and args.what != "stack":
         raise UsageError("--seconds is for `wm bench stack` only")
@@ -1026,6 +1061,28 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--cell", default=None, help="cell file (default: configs/cells/sim.yaml)")
     cs.add_argument("--out", required=True, help="cell YAML file to write")
     cs.set_defaults(func=cmd_calibrate)
+
+    ch = sub.add_parser(
+        "chaos",
+        help="fault injection through the running stack: chaos.json + a Markdown table",
+        description="Run the sim stack (one process per node, respawned) with one fault per "
+        "table-clearing episode: camera dropouts, corrupt frames, NaN joint states, out-of-order "
+        "and stale stamps, a clock jump, latent latency spikes, SIGKILL of perception, planner "
+        "or sim, e-stops, a CPU hog, then a mixed run. Reports safety violations, time to a "
+        "hold, time to recovery, objects dropped or lost and whether each episode completed. "
+        "Exits 1 when a target is missed.",
+    )
+    ch.add_argument("--out", required=True, help="output directory (chaos.json, chaos.md, logs/)")
+    ch.add_argument(
+        "--faults",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="faults to run, in order (default: all; see wm_bringup/chaos.py FAULTS)",
+    )
+    ch.add_argument("--seed", type=int, default=100000, help="episode seed (every fault)")
+    ch.add_argument("--objects", type=int, default=2, help="objects per episode, 1-6")
+    ch.set_defaults(func=cmd_chaos)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
     be.add_argument("what", choices=["sim", "model", "planner", "stack"], help="what to benchmark")

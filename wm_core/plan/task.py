@@ -11,7 +11,10 @@ Phases: choose (nearest detected object on the table, outside the bin) -> above 
 it) -> descend (suction on, down to its top) -> grip -> lift -> carry (over a bin slot) ->
 lower -> release -> choose ... -> done when the table reads empty ``empty_checks`` times in a
 row. The target is re-read from each new latent until the tool is close enough to occlude
-it, then locked. After the lift, a detection still resting where the target was, and none
+it, then locked. A task that starts with the suction already on (the planner restarted while
+the arm held something) resumes at the lift, from where the tool is: the lift's check then
+tells a held object (carry it to the bin) from none (pick again), so nothing is let go over
+the table. After the lift, a detection still resting where the target was, and none
 in the air under the tool, means the pick failed: the spot is remembered, other objects go
 first, and the next tries there probe a few centimetres to each side (two objects close
 together can read as one detection between them, which no straight pick can take).
@@ -98,6 +101,7 @@ class TableClearingTask:
         self.retry = False  # the next choice re-tries after a surprise: not a new attempt
         self.last_tool_z: float | None = None
         self.lift_xy = np.zeros(2)  # [2] where the lift started (m)
+        self.started = False  # the first update decides whether to resume a pick
 
     def on_surprise(self) -> None:
         """The world did not do what the model predicted: unlock and re-read the target."""
@@ -130,6 +134,12 @@ class TableClearingTask:
         c = self.cfg
         objs = table_objects(detections, self.cell)
         z0 = self.cell.table.top_z  # heights in TaskConfig are above the table top
+        if not self.started:
+            self.started = True
+            if suction and self.phase == "choose":  # restarted mid-pick: lift and look
+                log.info("task starts with the suction on: resuming at the lift")
+                self.phase, self.lift_xy = "lift", tool[:2].copy()
+                self.target, self.locked = np.asarray(tool, float).copy(), True
         hover_z, release_z = z0 + c.hover_z, z0 + c.release_z
         hover = lambda xy: np.array([xy[0], xy[1], hover_z])  # noqa: E731
         near = lambda goal: np.linalg.norm(tool - goal) < c.reach_tol  # noqa: E731

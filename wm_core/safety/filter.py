@@ -137,6 +137,12 @@ class SafetyFilter:
             raise ValueError(f"resume_from needs 6 finite joint positions, got {q!r}")
         self.last_q, self.last_suction = q.copy(), bool(suction)
 
+    def at_rest(self) -> None:
+        """The arm has reached the last command and stopped (nothing new came for longer than
+        a control period): the next step accelerates from rest, not from the last step's
+        speed."""
+        self._moved = None
+
     def estop(self, reason: str) -> None:
         """Latch the e-stop: every later command holds until :meth:`release`."""
         if self.estopped is None:

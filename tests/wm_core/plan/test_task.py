@@ -139,3 +139,24 @@ def test_a_failed_pick_is_noticed_and_the_spot_probed_after_the_other_objects():
     task.update(dets, tool, False)
     assert np.isclose(np.linalg.norm(task.target[:2] - phantom[:2]), 0.035, atol=1e-6)
     assert task.locked  # the probe is not pulled back onto the failed detection
+
+
+def test_a_task_that_starts_holding_something_lifts_and_carries_it_to_the_bin():
+    """A planner restarted mid-carry starts a fresh task with the suction on: it must not let
+    go over the table. It resumes at the lift, from the tool; with the object under the tool
+    (in the air) it carries it to the bin; with nothing held it picks again."""
+    cfg = TaskConfig()
+    z0 = sim_cell().table.top_z
+    tool = np.array([0.40, 0.10, z0 + cfg.hover_z + 0.01])  # already at the hover height
+    held = np.array([[*tool[:2], tool[2] - 0.03, 0.95]])  # hanging below the tool
+    task = TableClearingTask(cfg)
+    g = task.update(held, tool, True)
+    assert g.phase == "carry" and g.suction  # straight on to the bin, suction kept
+
+    empty_handed = TableClearingTask(cfg)
+    still_there = np.array([[*tool[:2], z0 + 0.025, 0.95]])  # resting on the table below
+    g = empty_handed.update(still_there, tool, True)
+    assert not g.suction and empty_handed.phase == "choose"  # a failed pick: pick again
+
+    fresh = TableClearingTask(cfg)  # suction off at the start: the usual choose
+    assert fresh.update(still_there, tool, False).phase in ("above", "descend")  # no lift

@@ -179,3 +179,26 @@ def test_the_commanded_tool_speeds_up_gradually():
     assert flt.filter(second.q, False, second.q, command_age_s=5.0).status == "hold_stale"
     again = flt.filter(second.q + dx([0.015, 0, 0]), False, second.q)
     assert "tool acceleration limit" in again.reasons
+
+
+def test_after_a_stop_the_next_step_accelerates_from_rest():
+    """A command after the arm stopped (a skipped frame) may not start at the last step's
+    speed: at_rest() makes the acceleration limit count from standstill again."""
+    import copy
+
+    flt = SafetyFilter(FilterConfig())
+    q0 = np.array([0.0, -1.2, 1.6, -1.97, -1.57, 0.0])
+    flt.reset(q0)
+    q, steps = q0.copy(), []
+    for _ in range(6):  # accelerate along every joint
+        res = flt.filter(q + 0.2, False, q)
+        steps.append(float(np.abs(res.q - q).max()))
+        q = res.q
+    stopped = copy.deepcopy(flt)
+    stopped.at_rest()
+    moving = flt.filter(q + 0.2, False, q)
+    from_rest = stopped.filter(q + 0.2, False, q)
+    assert steps[-1] > steps[0]  # it did speed up
+    # from rest: about the first step's size (the joint-space step depends on the pose)
+    assert np.abs(from_rest.q - q).max() < 0.7 * np.abs(moving.q - q).max()
+    assert np.abs(from_rest.q - q).max() < 1.5 * steps[0]

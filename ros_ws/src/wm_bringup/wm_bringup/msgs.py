@@ -45,10 +45,15 @@ def is_zero(t: Time) -> bool:
     return t.sec == 0 and t.nanosec == 0
 
 
+class NonFiniteError(ValueError):
+    """A message carries NaN or inf where numbers must be finite (a failing sensor, not a
+    message meant for another consumer): the safety node holds at once."""
+
+
 def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarray, bool | None]:
     """JointState -> (positions [6] in ``names`` order, suction or None if not reported).
 
-    Raises ValueError naming what is missing or malformed."""
+    Raises ValueError naming what is missing or malformed (NonFiniteError for NaN or inf)."""
     if len(msg.position) != len(msg.name):
         raise ValueError(f"{len(msg.name)} names but {len(msg.position)} positions")
     index = {n: i for i, n in enumerate(msg.name)}
@@ -62,12 +67,12 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarra
         )
     q = np.array([msg.position[index[n]] for n in names], float)  # [6]
     if not np.isfinite(q).all():
-        raise ValueError(f"joint positions {q.tolist()} are not finite")  # one line
+        raise NonFiniteError(f"joint positions {q.tolist()} are not finite")  # one line
     suction = None
     if SUCTION_JOINT in index:
         s = msg.position[index[SUCTION_JOINT]]
         if not math.isfinite(s):
-            raise ValueError(f"suction position {s} is not finite")
+            raise NonFiniteError(f"suction position {s} is not finite")
         suction = bool(s > 0.5)
     return q, suction
 

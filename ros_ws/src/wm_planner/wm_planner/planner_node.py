@@ -59,7 +59,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
-from wm_bringup.msgs import joint_state_arrays, make_trajectory, parse_trajectory
+from wm_bringup.msgs import NonFiniteError, joint_state_arrays, make_trajectory, parse_trajectory
 from wm_bringup.nodekit import (
     CELL_FILE,
     JOINT_NAMES,
@@ -222,6 +222,8 @@ class PlannerNode(WmNode):
         self.last_action: np.ndarray | None = None  # [4] the action of the last plan
         self.sent_time: Time | None = None
         self.stats: dict[str, Any] = {"plans": 0, "holds": 0, "stale_latents": 0, "bad": 0}
+        self.stats["out_of_order"] = 0
+        self.last_latent_ns: int | None = None  # stamp of the newest latent planned on
         self.stats |= {"plan_ms": 0.0, "surprise": 0.0, "phase": "", "done": False}
         self.stats |= {"camera_info": "none yet", "readout_camera": "cell file"}
         self._info_key: tuple | None = None  # (size, K) of the last camera_info looked at
@@ -343,6 +345,7 @@ class PlannerNode(WmNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._transition():
             self.policy.reset(0)
+            self.last_latent_ns = None
             self.stats["done"], self.stats["phase"] = False, ""
             self._planning_enabled = True
             return super().on_activate(state)
@@ -371,6 +374,10 @@ class PlannerNode(WmNode):
     def _on_joints(self, msg: JointState) -> None:
         try:
             self.q, self.suction_meas = joint_state_arrays(msg, self.names)
+        except NonFiniteError as exc:
+            self.js_time = None  # stop planning at once: the arm's state is unknown
+            self.get_logger().warning(f"not planning: {exc}", throttle_duration_sec=2.0)
+            return
         except ValueError as exc:
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
@@ -430,8 +437,18 @@ class PlannerNode(WmNode):
         self.stats["readout_camera"] = "camera_info"
         self.get_logger().info(f"object readout now uses the camera_info intrinsics: {text}")
 
-    def _age(self, stamp: Time) -> float:
-        return max(0.0, (self.get_clock().now() - stamp).nanoseconds * 1e-9)
+    def _age(self, t: Time) -> float:
+        """Seconds since ``t``, a receipt time on our clock; inf when the clock has jumped back
+        past it (a restarted simulator): how old that input is can no longer be told."""
+        age = (self.get_clock().now() - t).nanoseconds * 1e-9
+        return age if age >= 0.0 else float("inf")
+
+    def _stamp_age(self, t: Time) -> float:
+        """Seconds since a header stamp: slightly ahead of our clock is fresh (the clock
+        message in flight); more than ``max_latent_age_s`` ahead is from before a backwards
+        clock jump, and stale."""
+        age = (self.get_clock().now() - t).nanoseconds * 1e-9
+        return float("inf") if age < -self.config.max_latent_age_s else max(0.0, age)
 
     @contextlib.contextmanager
     def _transition(self) -> Iterator[None]:
@@ -462,7 +479,8 @@ class PlannerNode(WmNode):
                 throttle_duration_sec=2.0,
             )
             return
-        age = self._age(Time.from_msg(msg.header.stamp, clock_type=self.get_clock().clock_type))
+        stamp = Time.from_msg(msg.header.stamp, clock_type=self.get_clock().clock_type)
+        age = self._stamp_age(stamp)
         if age > cfg.max_latent_age_s:
             self.stats["stale_latents"] += 1
             self.get_logger().warning(
@@ -470,6 +488,15 @@ class PlannerNode(WmNode):
                 throttle_duration_sec=2.0,
             )
             self._publish_hold(self.get_clock().now().to_msg())
+            return
+        last = self.last_latent_ns
+        if last is not None and last - cfg.max_latent_age_s * 1e9 < stamp.nanoseconds <= last:
+            # out of order (not newer than the latent planned last): acting on it would step
+            # back in time; a much older stamp is a restarted clock, handled by the age check
+            self.stats["out_of_order"] += 1
+            self.get_logger().warning(
+                "dropped a latent that is not newer than the last one", throttle_duration_sec=2.0
+            )
             return
         try:
             z = decode_latent(msg)  # [N, D]
@@ -479,6 +506,7 @@ class PlannerNode(WmNode):
             self.stats["bad"] += 1
             self.get_logger().warning(f"dropped latent: {exc}", throttle_duration_sec=2.0)
             return
+        self.last_latent_ns = stamp.nanoseconds
         suction = self.suction_meas if self.suction_meas is not None else self.suction_cmd
         t0 = time.perf_counter()
         a = self.policy.act_latent(torch.from_numpy(z)[None], self.q, [float(suction)])  # [4]
@@ -525,9 +553,16 @@ class PlannerNode(WmNode):
         return np.array(qs), on
 
     def _publish_hold(self, stamp) -> None:
+        """Hold where the arm is going: the last command it was sent (fresh, and followed),
+        else the measured joints. Holding at a measured state that is up to a step old would
+        pull a moving arm back."""
         self.stats["holds"] += 1
+        sent = self.q_sent
+        if sent is not None and self._age(self.sent_time) > self.config.max_state_age_s:
+            sent = None
+        q = basis_joints(self.kin, self.q, sent)  # [6]
         cmd = make_trajectory(
-            self.names, self.q[None], [self.config.planner.control_dt], [self.suction_cmd]
+            self.names, q[None], [self.config.planner.control_dt], [self.suction_cmd]
         )
         cmd.header.stamp = stamp
         self.publish(self.pub_cmd, cmd)

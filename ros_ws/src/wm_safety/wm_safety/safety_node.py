@@ -4,9 +4,10 @@
 ``/arm_controller/joint_trajectory``; this node is the only publisher there. Per command, each
 point goes through the filter in turn (joint limits, joint velocity and tool speed clamps,
 table and keep-out intrusion, staleness of the command stamp and of the joint state); the
-output is re-timed to at least ``control_dt`` per point and stops before the first point the
-filter holds. The next command's velocity clamp starts from the first output point (commands
-are replanned every step).
+output is re-timed to at least ``control_dt`` per point, after what is left of the motion
+already sent (so a burst of commands cannot outrun the speed limits), and stops before the
+first point the filter holds. The next command's velocity clamp starts from the first output
+point (commands are replanned every step).
 
 The arm command keeps a zero stamp (start on receipt), so its timing never depends on the arm's
 clock agreeing with ours. Which camera frame a command came from goes out beside it instead:
@@ -53,6 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.time import Time
@@ -60,6 +62,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
+    NonFiniteError,
     is_zero,
     joint_state_arrays,
     make_trajectory,
@@ -149,9 +152,12 @@ class SafetyNode(WmNode):
         self.cmd_time: Time | None = None
         self.holding: str | None = "no command yet"
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
+        self.stats["bad_joint_states"] = 0
         self.last_status = ""
         self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
         self.publisher_check = None
+        self.motion_end: Time | None = None  # when the arm reaches the last target sent
+        self.motion_s = 0.0  # how long that motion was
         self.add_post_set_parameters_callback(self._after_set)
 
     def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
@@ -256,16 +262,43 @@ class SafetyNode(WmNode):
 
     # ------------------------------------------------------------------ inputs
     def _age(self, t: Time | None) -> float:
+        """Seconds since ``t`` (a receipt time on our clock); inf when there is none, or when
+        the clock has jumped back past it (a restarted simulator, a clock correction): how old
+        that input is can no longer be told, so it counts as stale."""
         if t is None:
             return float("inf")
-        return max(0.0, (self.get_clock().now() - t).nanoseconds * 1e-9)
+        age = (self.get_clock().now() - t).nanoseconds * 1e-9
+        return age if age >= 0.0 else float("inf")
+
+    def _stamp_age(self, stamp) -> float:
+        """Seconds since a message's header stamp. A stamp slightly ahead of our clock (the
+        clock message still in flight) is fresh; one more than ``stale_after_s`` ahead comes
+        from before a backwards clock jump (or a broken clock) and counts as stale."""
+        t = Time.from_msg(stamp, clock_type=self.get_clock().clock_type)
+        age = (self.get_clock().now() - t).nanoseconds * 1e-9
+        if age < -self.config.filter.stale_after_s:
+            return float("inf")
+        return max(0.0, age)
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            self.q, self.suction_meas = joint_state_arrays(msg, self.names)
+            q, suction = joint_state_arrays(msg, self.names)
+        except NonFiniteError as exc:
+            # a failing encoder: nothing measured can be trusted until a finite state arrives
+            self.js_time = None
+            self.stats["bad_joint_states"] += 1
+            self.get_logger().error(
+                f"joint state not finite: holding ({exc})", throttle_duration_sec=2.0
+            )
+            why = "joint state not finite"  # one hold, not one per message
+            ready = self.active and self.filter is not None and self.q is not None
+            if ready and self.holding != why:
+                self._hold(why, measured=False)
+            return
         except ValueError as exc:
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
+        self.q, self.suction_meas = q, suction
         self.js_time = self.get_clock().now()
         flt = self.filter
         if flt is not None and flt.last_q is not None and self.active:
@@ -312,13 +345,22 @@ class SafetyNode(WmNode):
         if len(traj.times) == 0:
             self._hold("empty command (stop)", source=source)
             return
-        cmd_age = (
-            0.0
-            if is_zero(stamp)
-            else self._age(Time.from_msg(stamp, clock_type=self.get_clock().clock_type))
-        )
+        cmd_age = 0.0 if is_zero(stamp) else self._stamp_age(stamp)
         state_age = self._age(self.js_time)
         flt = self.filter
+        if self.holding and state_age <= self.config.filter.stale_after_s:
+            # Resuming after a hold: the arm settled where it is, not at the last safe
+            # command (a position controller under load sags; the arm's own cmd_timeout holds
+            # at the measured joints). The limits of the next step start from there, or the
+            # first step would add that gap to a full step (tool-speed events in wm chaos).
+            flt.resume_from(self.q, flt.last_suction)
+        elif self.motion_end is not None:
+            idle = (self.get_clock().now() - self.motion_end).nanoseconds * 1e-9
+            if idle > 0.5 * self.dt:
+                # the arm stopped at the last target (a skipped frame, a short stall): a full
+                # step from standstill overshoots the tool speed limit (seen in wm chaos with
+                # every other frame dropped); accelerate from rest
+                flt.at_rest()
         passed, held = [], None
         for k in range(len(traj.times)):
             s = bool(traj.suction[k]) if traj.suction is not None else flt.last_suction
@@ -340,6 +382,7 @@ class SafetyNode(WmNode):
                 self.stats["holds"] += 1
             return
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
+        times = self._paced(times)
         self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times, source)
         flt.resume_from(passed[0].q, passed[0].suction)  # commands are replanned every step
         self.last_status = passed[0].status if held is None else self.last_status
@@ -393,6 +436,20 @@ class SafetyNode(WmNode):
         self.stats["holds"] += 1
         self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt], source)
 
+    def _paced(self, times: list[float]) -> list[float]:
+        """Point times of a passed command, delayed by what is left of the motion already sent.
+
+        The filter clamps each step to what the speed limits allow in ``control_dt``, from the
+        last command's target. A command that arrives before the arm got there (a burst of
+        plans after a stall: measured 12-30 ms apart under ``wm chaos``) would otherwise make
+        the arm cover the rest of the last step *and* this one within one period: up to
+        several times the tool speed limit (a tool-speed event in the simulator)."""
+        left = 0.0
+        if self.motion_end is not None:
+            left = (self.motion_end - self.get_clock().now()).nanoseconds * 1e-9
+            left = min(max(left, 0.0), self.motion_s)  # a clock jumped back: at most one motion
+        return [t + left for t in times]
+
     def _send(
         self,
         qs: np.ndarray,
@@ -414,6 +471,8 @@ class SafetyNode(WmNode):
         if source is not None:
             self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
         self.stats["sent"] += 1
+        self.motion_s = float(times[-1])
+        self.motion_end = self.get_clock().now() + Duration(seconds=self.motion_s)
 
     def diagnostics(self):
         level, message, kv = super().diagnostics()
