@@ -20,6 +20,7 @@ shutdown it is.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -33,6 +34,8 @@ from rclpy.executors import (
     TimeoutObject,
 )
 from rclpy.task import Task
+
+log = logging.getLogger(__name__)
 
 QUEUED_WAIT_S = 0.1
 """Longest wait, per ``spin_once``, for a worker to start a queued task (the caller spins
@@ -87,6 +90,18 @@ class ThreadedExecutor(MultiThreadedExecutor):
             if future.done():
                 self._futures.remove(future)
                 future.result()  # raise a callback's exception in the spinning thread
+
+    def shutdown(self, timeout_sec: float | None = None, **kwargs) -> bool:
+        """Stop, join the workers, and fetch what the callbacks that finished after the last
+        spin raised: a callback racing the nodes' destruction ("cannot use Destroyable because
+        destruction was requested") is logged here, once, instead of printed by rclpy's
+        ``Future.__del__`` whenever the garbage collector reaches it."""
+        ok = super().shutdown(timeout_sec, **kwargs)
+        for future in self._futures[:]:
+            if future.done() and future.exception() is not None:
+                log.debug("a callback raised during shutdown: %s", future.exception())
+        self._futures.clear()
+        return ok
 
     def _start(self, handler: Task, started: threading.Event) -> None:
         with self._queued_lock:
