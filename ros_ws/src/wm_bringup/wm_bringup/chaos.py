@@ -68,6 +68,7 @@ from wm_bringup.episodes import (
     finite_json,
     merged_overrides,
     stamp_ns,
+    stop_session,
 )
 from wm_bringup.msgs import arm_joint_names, parse_trajectory
 from wm_bringup.nodekit import RELIABLE_QOS
@@ -338,11 +339,7 @@ def start(
         raise
 
 
-def stop(session: Session) -> None:
-    code = session.children.stop()
-    session.probe.close()
-    if code:
-        log.warning("a stack process exited with status %s while stopping", code)
+stop = stop_session  # the episode driver's: stop the processes, then close the probe
 
 
 # --------------------------------------------------------------------------- figures
