@@ -115,6 +115,7 @@ def _cell_overrides(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from wm_core.deploy.backends import BackendUnavailableError
     from wm_core.eval.policies import available_policies
     from wm_core.eval.runner import evaluate, summary_table
     from wm_core.models.checkpoint import CheckpointError
@@ -142,7 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             cell=cell,
             calibrate=args.calibrate,
         )
-    except CheckpointError as exc:
+    except (CheckpointError, BackendUnavailableError) as exc:
         raise UsageError(str(exc)) from exc
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
@@ -166,6 +167,13 @@ def _add_planner_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--samples", type=int, default=None, help="candidates per iteration")
     g.add_argument("--iterations", type=int, default=None, help="optimiser iterations per step")
     g.add_argument("--horizon", type=int, default=None, help="planned steps")
+    g.add_argument(
+        "--backend",
+        default=None,
+        help="inference backend of the world model: torch (default), onnxruntime, tensorrt or "
+        "auto (needs wm export --format onnx into MODEL/onnx for the last three)",
+    )
+    g.add_argument("--device", default=None, help="cpu (default) or cuda")
 
 
 def _policy_options(args: argparse.Namespace) -> dict:
@@ -173,11 +181,8 @@ def _policy_options(args: argparse.Namespace) -> dict:
     from wm_core.plan.config import PlannerConfig
     from wm_core.plan.policy import WORLD_MODELS
 
-    given = {
-        k: getattr(args, k)
-        for k in ("planner", "model", "world_model", "samples", "iterations", "horizon")
-        if getattr(args, k) is not None
-    }
+    keys = ("planner", "model", "world_model", "samples", "iterations", "horizon", "backend")
+    given = {k: getattr(args, k) for k in (*keys, "device") if getattr(args, k) is not None}
     if args.no_guardrail_costs:
         given["guardrails"] = False
     if args.policy != "latent-mpc":
@@ -193,6 +198,15 @@ def _policy_options(args: argparse.Namespace) -> dict:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     options = {"planner_config": pcfg, "planner": pcfg.optimizer}
+    if "backend" in given or "device" in given:
+        from wm_core.deploy.config import BackendConfig
+
+        try:
+            options["backend"] = BackendConfig(
+                backend=given.get("backend", "torch"), device=given.get("device", "cpu")
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     if "model" in given:
         options["model_dir"] = given["model"]
     for k in ("world_model", "guardrails"):
@@ -471,19 +485,59 @@ def _up_episodes(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from wm_core.models.checkpoint import CheckpointError
-    from wm_core.models.export import export_model
 
-    if not Path(args.readout).is_file():
-        raise UsageError(f"--readout {args.readout!r} does not exist (wm train readout makes it)")
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"--checkpoint {args.checkpoint!r} does not exist")
     out = _writable_dir(args.out)
+    if args.format == "model":
+        from wm_core.models.export import export_model
+
+        if not args.readout or not Path(args.readout).is_file():
+            raise UsageError(
+                f"--readout {args.readout!r} does not exist (wm train readout makes it)"
+            )
+        try:
+            sizes = export_model(Path(args.checkpoint), Path(args.readout), out)
+        except CheckpointError as exc:
+            raise UsageError(str(exc)) from exc
+        print(
+            f"exported to {out}: model.pt {sizes['model_bytes'] / 1e6:.2f} MB, readout.pt "
+            f"{sizes['readout_bytes'] / 1e6:.2f} MB, config.yaml, golden.json"
+        )
+        return 0
+    from wm_core.deploy.onnx_export import GRAPHS, ExportError, export_onnx
+
     try:
-        sizes = export_model(Path(args.checkpoint), Path(args.readout), out)
+        manifest = export_onnx(Path(args.checkpoint), out)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from exc
+    except ExportError as exc:
+        print(f"wm export: error: {exc}", file=sys.stderr)
+        return 1
+    worst = {g: f"{manifest['parity'][g]['max_abs_err']:.1e}" for g in GRAPHS}
     print(
-        f"exported to {out}: model.pt {sizes['model_bytes'] / 1e6:.2f} MB, readout.pt "
-        f"{sizes['readout_bytes'] / 1e6:.2f} MB, config.yaml, golden.json"
+        f"exported to {out}: {', '.join(g['file'] for g in manifest['graphs'].values())} "
+        f"(+ .fp16.onnx), manifest.json; onnxruntime vs torch max abs error {worst} "
+        f"(tolerance {manifest['parity']['tolerance']})"
     )
+    if args.format == "tensorrt":
+        from wm_core.deploy.backends import BackendUnavailableError, make_backend
+        from wm_core.deploy.config import BackendConfig
+
+        engines = Path(args.engine_dir) if args.engine_dir else out / "engines"
+        cfg = BackendConfig(
+            backend="tensorrt",
+            onnx_dir=str(out),
+            engine_dir=str(engines),
+            force_engine_update=args.force_engine_update,
+            max_batch=args.max_batch,
+        )
+        try:
+            make_backend(Path(args.checkpoint).parent, cfg).close()
+        except BackendUnavailableError as exc:
+            print(f"wm export: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"TensorRT engines in {engines}")
     return 0
 
 
@@ -592,6 +646,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from wm_core.bench.planner import bench_planner
 
         result = bench_planner()
+    elif args.what == "export":
+        from wm_core.bench.export import bench_export
+
+        result = bench_export()
     else:  # argparse restricts choices
         raise UsageError(f"unknown benchmark {args.what!r}")
     text = json.dumps(result, indent=2)
@@ -989,11 +1047,31 @@ def build_parser() -> argparse.ArgumentParser:
     rc.set_defaults(func=cmd_record)
 
     ex = sub.add_parser(
-        "export", help="make a shippable model directory (model.pt, readout.pt, golden.json)"
+        "export",
+        help="make a shippable model directory (model.pt, readout.pt, golden.json), or export "
+        "the model to ONNX (checked, with parity against torch) or TensorRT engines",
     )
-    ex.add_argument("--checkpoint", required=True, help="RUN/last.pt")
-    ex.add_argument("--readout", required=True, help="RUN/readout.pt (wm train readout)")
-    ex.add_argument("--out", required=True, help="model directory, e.g. models/default")
+    ex.add_argument("--checkpoint", required=True, help="RUN/last.pt or MODEL_DIR/model.pt")
+    ex.add_argument(
+        "--format",
+        choices=["model", "onnx", "tensorrt"],
+        default="model",
+        help="model (default): a model directory; onnx: encoder/predictor/proprio .onnx + "
+        "manifest.json; tensorrt: the ONNX export, then FP16 engines (needs TensorRT + CUDA)",
+    )
+    ex.add_argument("--readout", default=None, help="RUN/readout.pt (--format model)")
+    ex.add_argument(
+        "--out", required=True, help="output directory, e.g. models/default or models/default/onnx"
+    )
+    ex.add_argument(
+        "--engine-dir", default=None, help="TensorRT engine cache (default: OUT/engines)"
+    )
+    ex.add_argument(
+        "--force-engine-update", action="store_true", help="rebuild cached TensorRT engines"
+    )
+    ex.add_argument(
+        "--max-batch", type=int, default=4096, help="TensorRT profile's largest candidate batch"
+    )
     ex.set_defaults(func=cmd_export)
 
     ca = sub.add_parser(
@@ -1085,7 +1163,9 @@ def build_parser() -> argparse.ArgumentParser:
     ch.set_defaults(func=cmd_chaos)
 
     be = sub.add_parser("bench", help="benchmarks; print JSON")
-    be.add_argument("what", choices=["sim", "model", "planner", "stack"], help="what to benchmark")
+    be.add_argument(
+        "what", choices=["sim", "model", "planner", "stack", "export"], help="what to benchmark"
+    )
     be.add_argument("--out", default="out/bench", help="output directory")
     be.add_argument(
         "--seconds",

@@ -61,7 +61,7 @@ def test_latent_has_the_source_stamp_shape_and_sensor_qos(ros, tiny_model_dir):
     px = np.frombuffer(msg.data, np.uint8).reshape(64, 64, 3)
     x = torch.from_numpy(px.copy()).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
-        want = node.backend.model.encode(x)[0].numpy()
+        want = node.backend.encode(x)[0].numpy()
     np.testing.assert_allclose(arr, want, atol=1e-5)
 
 
@@ -85,25 +85,29 @@ def test_bad_images_are_dropped_and_other_sizes_resized(ros, tiny_model_dir):
     assert node.stats["resized"] >= 1 and latents[-1].height == 16
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is not None, reason="onnxruntime is installed here"
-)
-def test_onnxruntime_backend_refuses_to_start_without_the_package(ros, tiny_model_dir):
+def test_onnxruntime_backend_runs_the_export_and_refuses_without_one(ros, tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from wm_core.deploy.onnx_export import export_onnx
+
     node = ros.add(
         PerceptionNode(
             context=ros.context,
-            cli_args=[
-                "--ros-args",
-                "-p",
-                "backend:=onnxruntime",
-                "-p",
-                f"model_dir:={tiny_model_dir}",
-            ],
+            cli_args=["--ros-args", "-p", "backend:=onnxruntime", "-p", f"model_dir:={tmp_path}"],
         )
     )
-    with pytest.raises(StartupError, match="onnxruntime"):
-        node.autostart()
+    with pytest.raises(StartupError, match="does not exist"):
+        node.autostart()  # no checkpoint, no export: refused, never a silent torch fallback
     assert node.state_label == "unconfigured"
+    export_onnx(tiny_model_dir / "model.pt", tmp_path / "onnx")
+    node = start(ros, tiny_model_dir, "backend:=onnxruntime", f"onnx_dir:={tmp_path / 'onnx'}")
+    assert node.backend_name == "onnxruntime"
+    x = np.random.default_rng(1).random((1, 3, 64, 64), np.float32)
+    torch = pytest.importorskip("torch")
+    from wm_core.models.checkpoint import load_checkpoint
+
+    want = load_checkpoint(tiny_model_dir / "model.pt").encode(torch.from_numpy(x))
+    got = node.backend.encode(torch.from_numpy(x))
+    assert float((got - want).abs().max()) <= 1e-4
 
 
 @pytest.mark.skipif(
@@ -122,7 +126,7 @@ def test_tensorrt_backend_refuses_to_start_without_the_package(ros, tiny_model_d
             ],
         )
     )
-    with pytest.raises(StartupError, match="tensorrt"):
+    with pytest.raises(StartupError, match="TensorRT is not installed"):
         node.autostart()
 
 

@@ -162,6 +162,51 @@ def test_parameters_map_onto_the_configs_and_are_validated(ros, tiny_model_dir):
     assert node.policy is None
 
 
+def test_the_world_model_backend_is_a_parameter_and_never_falls_back(ros, tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from wm_core.deploy.onnx_export import export_onnx
+
+    export_onnx(tiny_model_dir / "model.pt", tmp_path / "onnx")
+    node = start(ros, tiny_model_dir, "backend:=onnxruntime", f"onnx_dir:={tmp_path / 'onnx'}")
+    assert node.policy.settings["backend"] == "onnxruntime"
+    assert node.config.backend.backend == "onnxruntime"
+    node.stop()
+    with pytest.raises(StartupError, match="backend"):
+        PlannerNode(context=ros.context, cli_args=["--ros-args", "-p", "backend:=caffe"])
+    missing = ros.add(  # the tiny model has no export of its own: refused, with the reason
+        PlannerNode(
+            context=ros.context,
+            cli_args=[
+                "--ros-args",
+                "-p",
+                f"model_dir:={tiny_model_dir}",
+                "-p",
+                "backend:=onnxruntime",
+            ],
+        )
+    )
+    with pytest.raises(StartupError, match="manifest.json does not exist"):
+        missing.autostart()
+    grad = ros.add(
+        PlannerNode(
+            context=ros.context,
+            cli_args=[
+                "--ros-args",
+                "-p",
+                f"model_dir:={tiny_model_dir}",
+                "-p",
+                "backend:=onnxruntime",
+                "-p",
+                f"onnx_dir:={tmp_path / 'onnx'}",
+                "-p",
+                "optimizer:=gradient",
+            ],
+        )
+    )
+    with pytest.raises(StartupError, match="optimizer='gradient'"):
+        grad.autostart()
+
+
 def test_lifecycle_services_are_answered_while_plans_keep_it_busy(ros, tiny_model_dir):
     """A multi-threaded executor (the in-process runner's) must not starve the lifecycle
     services behind the always-waiting next latent: the episode driver needs them.

@@ -28,6 +28,8 @@ BRAIN = [
     "wm_core.train.readout",
     "wm_core.train.trainer",
     "wm_core.calib",
+    "wm_core.deploy.backends",
+    "wm_core.deploy.tensorrt",
 ]
 NODES = ["wm_perception.perception_node", "wm_planner.planner_node", "wm_safety.safety_node"]
 

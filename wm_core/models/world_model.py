@@ -114,6 +114,30 @@ class Decoder(nn.Module):
         return self.net(z.transpose(1, 2).reshape(b, d, self.g, self.g))
 
 
+def rollout_steps(predict, z0: torch.Tensor, p0: torch.Tensor, actions: torch.Tensor):
+    """Roll ``predict(z, p, a) -> (z', p')`` over the horizon (the model, or an exported copy
+    of it in another inference backend): z0 [B, N, D], p0 [B, 10], actions [B, H, 4] ->
+    z [B, H, N, D], p [B, H, 10]."""
+    zs, ps = [], []
+    z, p = z0, p0
+    for t in range(actions.shape[1]):
+        z, p = predict(z, p, actions[:, t])
+        zs.append(z)
+        ps.append(p)
+    return torch.stack(zs, dim=1), torch.stack(ps, dim=1)
+
+
+def rollout_proprio_steps(step_proprio, z0: torch.Tensor, p0: torch.Tensor, actions: torch.Tensor):
+    """Roll ``step_proprio(zbar, p, a) -> p'`` with the scene context held at z0:
+    z0 [B, N, D] or [1, N, D], p0 [B, 10], actions [B, H, 4] -> p [B, H, 10]."""
+    zbar = z0.mean(dim=1).expand(actions.shape[0], -1)  # [B, D]
+    ps, p = [], p0
+    for t in range(actions.shape[1]):
+        p = step_proprio(zbar, p, actions[:, t])
+        ps.append(p)
+    return torch.stack(ps, dim=1)
+
+
 class WorldModel(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
@@ -149,21 +173,10 @@ class WorldModel(nn.Module):
 
     def rollout(self, z0: torch.Tensor, p0: torch.Tensor, actions: torch.Tensor):
         """z0 [B, N, D], p0 [B, 10], actions [B, H, 4] -> z [B, H, N, D], p [B, H, 10]."""
-        zs, ps = [], []
-        z, p = z0, p0
-        for t in range(actions.shape[1]):
-            z, p = self.predict(z, p, actions[:, t])
-            zs.append(z)
-            ps.append(p)
-        return torch.stack(zs, dim=1), torch.stack(ps, dim=1)
+        return rollout_steps(self.predict, z0, p0, actions)
 
     def rollout_proprio(self, z0: torch.Tensor, p0: torch.Tensor, actions: torch.Tensor):
         """The planner's fast path: proprioception only, scene context held at z0.
 
         z0 [B, N, D] or [1, N, D], p0 [B, 10], actions [B, H, 4] -> p [B, H, 10]."""
-        zbar = z0.mean(dim=1).expand(actions.shape[0], -1)  # [B, D]
-        ps, p = [], p0
-        for t in range(actions.shape[1]):
-            p = self.predictor.step_proprio(zbar, p, actions[:, t])
-            ps.append(p)
-        return torch.stack(ps, dim=1)
+        return rollout_proprio_steps(self.predictor.step_proprio, z0, p0, actions)

@@ -42,6 +42,11 @@ class Plan:
 class LatentMPC:
     def __init__(self, model, cfg: PlannerConfig | None = None, cell: Workcell | None = None):
         self.model, self.cfg = model, cfg or PlannerConfig()
+        if self.cfg.optimizer == "gradient" and not getattr(model, "differentiable", True):
+            raise ValueError(
+                f"optimizer='gradient' differentiates through the model, which backend "
+                f"{getattr(model, 'name', '?')!r} cannot: use the torch backend, or cem or mppi"
+            )
         torch.set_num_threads(self.cfg.threads)  # process-wide: the planner owns this process
         for prm in self.model.parameters():  # inference only; gradients flow to actions
             prm.requires_grad_(False)

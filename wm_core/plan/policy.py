@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from wm_core.cell import Camera, Workcell, sim_cell
+from wm_core.deploy.backends import backend_name, make_backend
+from wm_core.deploy.config import BackendConfig
 from wm_core.models import WorldModel
 from wm_core.models.checkpoint import load_checkpoint
 from wm_core.plan.config import PlannerConfig, TaskConfig
@@ -67,12 +69,23 @@ class CopyLastModel(torch.nn.Module):
 
 
 def load_bundle(
-    model_dir: Path, world_model: str = "learned", seed: int = 0, cell: Workcell | None = None
+    model_dir: Path,
+    world_model: str = "learned",
+    seed: int = 0,
+    cell: Workcell | None = None,
+    backend: BackendConfig | None = None,
 ):
     """(model, object readout) from a model directory (``model.pt`` + ``readout.pt``); the
-    readout's per-patch priors come from the cell's camera and table (default: the sim's)."""
+    readout's per-patch priors come from the cell's camera and table (default: the sim's).
+    ``backend`` runs the learned model on another inference backend (wm_core.deploy): the
+    ablations are torch-only."""
     if world_model not in WORLD_MODELS:
         raise ValueError(f"world_model={world_model!r} must be one of {WORLD_MODELS}")
+    if backend is not None and backend != BackendConfig():
+        if world_model != "learned":
+            raise ValueError(f"world_model={world_model!r} runs on the torch backend only")
+        model = make_backend(Path(model_dir), backend)
+        return model, load_readout(Path(model_dir) / "readout.pt", model, cell)
     if world_model == "generative":
         model_dir = GENERATIVE_MODEL if Path(model_dir) == DEFAULT_MODEL else Path(model_dir)
     model_dir = Path(model_dir)
@@ -99,13 +112,16 @@ class LatentMPCPolicy:
         guardrails: bool = True,
         planner_config: PlannerConfig | None = None,
         task_config: TaskConfig | None = None,
+        backend: BackendConfig | None = None,
     ):
         self.cell = cell = cell or sim_cell()
         pcfg = planner_config or PlannerConfig(optimizer=planner)
         if not guardrails:
             pcfg = dataclasses.replace(pcfg, weights=pcfg.weights.guardrails_off())
         self.pcfg, self.tcfg = pcfg, task_config or TaskConfig()
-        self.model, self.readout = load_bundle(Path(model_dir), world_model, cell=cell)
+        self.model, self.readout = load_bundle(
+            Path(model_dir), world_model, cell=cell, backend=backend
+        )
         self.kin = ArmKinematics(base_pose=cell.arm.T_world_base)
         self.mpc = LatentMPC(self.model, pcfg, cell)
         self.task = TableClearingTask(self.tcfg, cell)
@@ -116,6 +132,7 @@ class LatentMPCPolicy:
             "iterations": pcfg.iterations,
             "horizon": pcfg.horizon,
             "world_model": world_model,
+            "backend": backend_name(self.model),
             "guardrail_costs": guardrails,
             "model_dir": str(model_dir),
             "cell": cell.source or cell.name,

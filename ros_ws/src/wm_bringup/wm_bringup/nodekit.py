@@ -45,6 +45,7 @@ from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names
 from wm_bringup.stack import EXIT_REFUSED
 from wm_core.cell import Workcell, cell_or_default
 from wm_core.config import ConfigError, field_docs
+from wm_core.deploy.config import CHOICES, DEVICES, PRECISIONS, BackendConfig
 
 ParamValue = bool | int | float | str | list[float] | list[str]
 
@@ -134,6 +135,21 @@ CELL_FILE = Param(
 def cell_of(values: dict[str, Any]) -> Workcell:
     """The cell named by the ``cell_file`` parameter (ConfigError, one line, if it is bad)."""
     return cell_or_default(values["cell_file"])
+
+
+_BACKEND_CHOICES = {"backend": CHOICES, "device": DEVICES, "precision": PRECISIONS}
+BACKEND_PARAMS = tuple(
+    dataclasses.replace(Param.of(BackendConfig, f), choices=_BACKEND_CHOICES.get(f, ()))
+    for f in ("backend", "device", "precision", "onnx_dir", "engine_dir", "force_engine_update")
+)
+"""The inference-backend parameters of the perception and planner nodes, generated from
+:class:`wm_core.deploy.config.BackendConfig` (each default and description is written once)."""
+
+
+def backend_config_of(values: dict[str, Any], threads: int) -> BackendConfig:
+    """The :class:`BackendConfig` the backend parameters select (ConfigError, one line)."""
+    names = ("backend", "device", "precision", "onnx_dir", "engine_dir", "force_engine_update")
+    return BackendConfig(**{n: values[n] for n in names}, threads=threads)
 
 
 JOINT_NAMES = Param(

@@ -35,7 +35,9 @@ PACKAGE = "wm_bringup"
 PARAMS_RELATIVE = "config/stack.yaml"
 """The parameters file, relative to the wm_bringup share directory (and to the package source)."""
 PROFILES = ("sim", "real")
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
+"""wm_core.deploy.config.CHOICES (restated so that launch files need not import wm_core; a
+test checks they agree)."""
 
 ARM_COMMAND_TOPIC = "/arm_controller/joint_trajectory"
 """The arm command topic inside the nodes (the safety node's output, the planner's basis)."""
@@ -101,7 +103,13 @@ class Argument:
 
 
 COMMON_ARGUMENTS = (
-    Argument("backend", "torch", "Perception encoder backend.", choices=BACKENDS),
+    Argument(
+        "backend",
+        "torch",
+        "World-model inference backend of perception and planner (auto: the first of "
+        "tensorrt, onnxruntime, torch that runs here).",
+        choices=BACKENDS,
+    ),
     Argument(
         "params_file", "", "Parameters YAML of the stack (empty: wm_bringup's config/stack.yaml)."
     ),
@@ -404,7 +412,7 @@ def describe(
     nodes = {
         "wm_sim": replace(SIM, parameters=(("use_sim_time", False),)),
         "wm_perception": replace(PERCEPTION, parameters=(*sim_time, ("backend", backend))),
-        "wm_planner": replace(PLANNER, parameters=sim_time),
+        "wm_planner": replace(PLANNER, parameters=(*sim_time, ("backend", backend))),
         "wm_safety": replace(SAFETY, parameters=sim_time),
     }
 

@@ -16,11 +16,19 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
-from wm_bringup.nodekit import SENSOR_QOS, Param, StartupError, WmNode, guarded_transition, run_node
-
-from wm_perception.backends import BACKENDS, BackendUnavailableError, EncoderBackend, make_backend
+from wm_bringup.nodekit import (
+    BACKEND_PARAMS,
+    SENSOR_QOS,
+    Param,
+    StartupError,
+    WmNode,
+    backend_config_of,
+    guarded_transition,
+    run_node,
+)
 
 
 def default_model_dir() -> Path:
@@ -60,18 +68,15 @@ def latent_msg(z: np.ndarray, source: Image) -> Image:
 
 class PerceptionNode(WmNode):
     PARAMS = (
-        Param("backend", "torch", "Encoder inference backend.", choices=BACKENDS),
         Param("model_dir", "", "Model directory (model.pt); empty: the shipped models/default."),
-        Param("onnx_file", "", "ONNX encoder for backend onnxruntime (empty: model_dir/...)."),
-        Param("engine_file", "", "TensorRT engine for backend tensorrt (empty: model_dir/...)."),
-        Param("device", "cpu", "torch device for backend torch.", choices=("cpu", "cuda")),
+        *BACKEND_PARAMS,
         Param("threads", 1, "CPU threads for inference.", 1, 64),
         Param("log_throttle_s", 2.0, "Minimum seconds between repeated warnings.", 0.0, 600.0),
     )
 
     def __init__(self, node_name: str = "wm_perception", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.backend: EncoderBackend | None = None
+        self.backend: Any = None  # the world model on the chosen backend (wm_core.deploy)
         self.stats = {"encoded": 0, "rejected": 0, "resized": 0, "encode_ms": 0.0}
 
     def model_dir(self) -> Path:
@@ -80,23 +85,19 @@ class PerceptionNode(WmNode):
 
     @guarded_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from wm_core.deploy.backends import BackendUnavailableError, backend_name, make_backend
+
         v = self.values()
         try:
-            self.backend = make_backend(
-                v["backend"],
-                self.model_dir(),
-                v["onnx_file"],
-                v["engine_file"],
-                v["device"],
-                v["threads"],
-            )
+            self.backend = make_backend(self.model_dir(), backend_config_of(v, v["threads"]))
         except BackendUnavailableError as exc:
             raise StartupError(str(exc)) from None
+        self.backend_name = backend_name(self.backend)
         self.throttle = v["log_throttle_s"]
         self.pub = self.create_lifecycle_publisher(Image, "/wm/latent", SENSOR_QOS)
         self.sub = self.create_subscription(Image, "/camera/image_raw", self._on_image, SENSOR_QOS)
         self.get_logger().info(
-            f"encoder ready: backend {self.backend.name}, input {self.backend.image_size} px"
+            f"encoder ready: backend {self.backend_name}, input {self.backend.cfg.image_size} px"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -108,7 +109,7 @@ class PerceptionNode(WmNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        if self.backend is not None:
+        if self.backend is not None and hasattr(self.backend, "close"):
             self.backend.close()
         self.backend = None
 
@@ -123,7 +124,7 @@ class PerceptionNode(WmNode):
                 f"dropped camera image: {exc}", throttle_duration_sec=self.throttle
             )
             return
-        s = self.backend.image_size
+        s = self.backend.cfg.image_size
         if img.shape[:2] != (s, s):
             if self.stats["resized"] == 0:
                 self.get_logger().info(
@@ -133,7 +134,8 @@ class PerceptionNode(WmNode):
             img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)
         x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32) / 255.0  # [1,3,S,S]
         t0 = time.perf_counter()
-        z = self.backend.encode(x)  # [1, N, D]
+        with torch.no_grad():
+            z = self.backend.encode(torch.from_numpy(x)).numpy()  # [1, N, D]
         self.stats["encode_ms"] = (time.perf_counter() - t0) * 1e3
         self.stats["encoded"] += 1
         self.publish(self.pub, latent_msg(z, msg))
@@ -142,7 +144,7 @@ class PerceptionNode(WmNode):
         level, message, kv = super().diagnostics()
         kv |= {k: (f"{v:.1f}" if isinstance(v, float) else v) for k, v in self.stats.items()}
         if self.backend is not None:
-            kv["backend"] = self.backend.name
+            kv["backend"] = self.backend_name
         return level, message, kv
 
 

@@ -61,6 +61,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 from wm_bringup.msgs import NonFiniteError, joint_state_arrays, make_trajectory, parse_trajectory
 from wm_bringup.nodekit import (
+    BACKEND_PARAMS,
     CELL_FILE,
     JOINT_NAMES,
     RELIABLE_QOS,
@@ -68,6 +69,7 @@ from wm_bringup.nodekit import (
     Param,
     StartupError,
     WmNode,
+    backend_config_of,
     cell_of,
     guarded_transition,
     joint_names_of,
@@ -76,6 +78,7 @@ from wm_bringup.nodekit import (
 
 from wm_core.cell import Camera, Workcell
 from wm_core.config import ConfigError
+from wm_core.deploy.config import BackendConfig
 from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
 from wm_core.robot.action import basis_joints, joint_target
@@ -92,6 +95,7 @@ class PlannerNodeConfig:
     task: TaskConfig
     model_dir: str
     world_model: str
+    backend: BackendConfig
     guardrails: bool
     max_latent_age_s: float
     max_state_age_s: float
@@ -163,6 +167,7 @@ class PlannerNode(WmNode):
     PARAMS = (
         Param("model_dir", "", "Model directory (model.pt + readout.pt); empty: models/default."),
         Param("world_model", "learned", "World model or ablation.", choices=WORLD_MODELS),
+        *BACKEND_PARAMS,
         Param("guardrails", True, "Guardrail cost terms on (the hard filter is always on)."),
         Param("optimizer", "cem", "Planner optimiser.", choices=OPTIMIZERS),
         *(
@@ -264,6 +269,7 @@ class PlannerNode(WmNode):
             ),
             model_dir=values["model_dir"],
             world_model=values["world_model"],
+            backend=backend_config_of(values, values["threads"]),
             guardrails=values["guardrails"],
             max_latent_age_s=values["max_latent_age_s"],
             max_state_age_s=values["max_state_age_s"],
@@ -276,6 +282,7 @@ class PlannerNode(WmNode):
     # ------------------------------------------------------------------ lifecycle
     @guarded_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from wm_core.deploy.backends import BackendUnavailableError
         from wm_core.models.checkpoint import CheckpointError
         from wm_core.plan.policy import DEFAULT_MODEL, LatentMPCPolicy
 
@@ -290,8 +297,9 @@ class PlannerNode(WmNode):
                 guardrails=cfg.guardrails,
                 planner_config=cfg.planner,
                 task_config=cfg.task,
+                backend=cfg.backend,
             )
-        except CheckpointError as exc:
+        except (CheckpointError, BackendUnavailableError, ValueError) as exc:
             raise StartupError(str(exc)) from None
         self.want_shape = (self.policy.model.cfg.grid**2, self.policy.model.cfg.latent_dim)
         self._info_key, self._info_warning = None, ""
@@ -337,7 +345,8 @@ class PlannerNode(WmNode):
         ]
         self.get_logger().info(
             f"planner ready: {cfg.planner.optimizer} {cfg.planner.samples}x"
-            f"{cfg.planner.iterations}, horizon {cfg.planner.horizon}, model {model_dir}"
+            f"{cfg.planner.iterations}, horizon {cfg.planner.horizon}, model {model_dir}, "
+            f"backend {self.policy.settings['backend']}"
         )
         return TransitionCallbackReturn.SUCCESS
 
