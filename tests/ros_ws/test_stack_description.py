@@ -136,9 +136,7 @@ def check_description_nodes(nodes: dict[str, Recorded], stack: stack_mod.Stack) 
         (params,) = nodes["robot_state_publisher"].kwargs["parameters"]
         assert params["use_sim_time"] is stack.sim
         assert "<visual>" in params["robot_description"]
-        assert ("gz_ros2_control" in params["robot_description"]) == (
-            stack.simulator == "gazebo"
-        )
+        assert ("gz_ros2_control" in params["robot_description"]) == (stack.simulator == "gazebo")
 
 
 def runner_stack(monkeypatch, profile: str, given: dict[str, str]) -> stack_mod.Stack:
