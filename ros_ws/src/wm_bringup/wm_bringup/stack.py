@@ -29,6 +29,7 @@ time and starts exactly the nodes :func:`describe` returns.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -113,8 +114,26 @@ class Argument:
     """Only ``ros2 launch`` has it (RViz); the runner refuses it."""
 
 
+BACKEND_ENV = "WM_PERCEPTION_BACKEND"
+"""Environment variable that sets the ``backend`` launch argument's default (the Jetson image
+sets ``tensorrt``); unset: ``torch``."""
+
+
+def default_backend() -> str:
+    """The ``backend`` argument's default: ``$WM_PERCEPTION_BACKEND``, else ``torch``."""
+    value = os.environ.get(BACKEND_ENV, "").strip() or "torch"
+    if value not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={value!r} must be one of {BACKENDS}")
+    return value
+
+
 COMMON_ARGUMENTS = (
-    Argument("backend", "torch", "Perception encoder backend.", choices=BACKENDS),
+    Argument(
+        "backend",
+        "torch",
+        f"Perception encoder backend (default: ${BACKEND_ENV}, else torch).",
+        choices=BACKENDS,
+    ),
     Argument(
         "params_file", "", "Parameters YAML of the stack (empty: wm_bringup's config/stack.yaml)."
     ),
@@ -190,14 +209,19 @@ def arguments(profile: str) -> tuple[Argument, ...]:
             "only); false: no simulator.",
             ("true", "false", "gazebo"),
         )
-        return (sim, *COMMON_ARGUMENTS, *SIM_ARGUMENTS)
+        return (sim, *_common_arguments(), *SIM_ARGUMENTS)
     sim = Argument(
         "sim",
         "false",
         "Run the MuJoCo simulator and use its /clock.",
         ("true", "false"),
     )
-    return (sim, *COMMON_ARGUMENTS, *REAL_ARGUMENTS)
+    return (sim, *_common_arguments(), *REAL_ARGUMENTS)
+
+
+def _common_arguments() -> tuple[Argument, ...]:
+    backend = replace(COMMON_ARGUMENTS[0], default=default_backend())
+    return (backend, *COMMON_ARGUMENTS[1:])
 
 
 def parse_assignments(tokens: Iterable[str]) -> dict[str, str]:
