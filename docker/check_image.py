@@ -83,7 +83,9 @@ def check_backend(backend: str) -> str:
     import torch
 
     if not torch.backends.cuda.is_built():
-        raise CheckFailedError(f"torch {torch.__version__} has no CUDA: the tensorrt backend needs it")
+        raise CheckFailedError(
+            f"torch {torch.__version__} has no CUDA: the tensorrt backend needs it"
+        )
     return f"tensorrt {trt.__version__}, torch {torch.__version__} (CUDA build)"
 
 
