@@ -8,6 +8,9 @@
 - ``controllers.yaml``: joint_state_broadcaster and the arm's joint_trajectory_controller;
 - ``bridge.yaml``: the ``ros_gz_bridge`` topics (:func:`bridge_config`).
 
+:mod:`wm_core.gazebo.suction` holds the suction relay's decisions (the node is
+``wm_bringup.gz_suction``).
+
 ``wm gazebo world --cell FILE --out DIR`` runs it; ``ros2 launch wm_bringup sim.launch.py
 sim:=gazebo`` runs it at launch time. This package reads the cell and the arm only, never the
 simulator (an import-linter contract): the objects come in as :class:`WorldObject`.

@@ -2,9 +2,11 @@
 
 The MuJoCo world's suction is an adhesion actuator; Gazebo Harmonic has no suction system, so
 the cup is gz-sim's ``DetachableJoint``, one per object (``wm_core.gazebo.robot``). This node
-drives them from the stack's suction command, exactly what a real suction valve would get:
+drives them from the stack's suction command, exactly what a real suction valve would get
+(the decisions are :class:`wm_core.gazebo.suction.SuctionRelay`'s):
 
-- on start, it sends every object's detach (Harmonic's system welds its child when it loads);
+- for its first seconds it sends every object's detach (Harmonic's system welds its child
+  when it loads);
 - ``/suction/command`` (std_msgs/Bool) turning true: the object whose centre is within
   ``wm_core.gazebo.robot.SUCTION_RADIUS`` of the cup tip is attached (its attach topic,
   std_msgs/Empty, bridged to gz); turning false: the attached object is detached.
@@ -18,8 +20,8 @@ brain node. ``tf2_msgs`` is not on PyPI, so this node runs on a full ROS 2 insta
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -29,8 +31,14 @@ from std_msgs.msg import Bool, Empty
 from wm_bringup.nodekit import RELIABLE_QOS
 from wm_bringup.stack import SUCTION_TOPIC
 from wm_core.cell import cell_or_default
-from wm_core.gazebo import OBJECT_POSES_TOPIC, attach_topic, detach_topic, pick_object
-from wm_core.robot.kinematics import TOOL_LINK, ArmKinematics
+from wm_core.gazebo import OBJECT_POSES_TOPIC, attach_topic, detach_topic
+from wm_core.gazebo.suction import Request, SuctionRelay
+from wm_core.robot.kinematics import ArmKinematics
+
+RELEASE_PERIOD_S = 0.5
+RELEASE_TICKS = 10
+"""Every object's detach is sent this many times, every RELEASE_PERIOD_S, after start (gz may
+come up after this node)."""
 
 
 class GazeboSuction(Node):
@@ -38,61 +46,53 @@ class GazeboSuction(Node):
         super().__init__("wm_gz_suction")
         from tf2_msgs.msg import TFMessage  # a full ROS 2 install only
 
-        objects = self.declare_parameter("objects", [""]).value
-        self.objects = [str(o) for o in objects if str(o)]
+        objects = [str(o) for o in self.declare_parameter("objects", [""]).value if str(o)]
         cell = cell_or_default(self.declare_parameter("cell_file", "").value)
-        self.kin = ArmKinematics(base_pose=cell.arm.T_world_base)
-        self.names = cell.arm.joint_names
-        self.q: np.ndarray | None = None
-        self.poses: dict[str, np.ndarray] = {}
-        self.on = False
-        self.held: str | None = None
-        self.attach = {o: self.create_publisher(Empty, attach_topic(o), 10) for o in self.objects}
-        self.detach = {o: self.create_publisher(Empty, detach_topic(o), 10) for o in self.objects}
+        self.relay = SuctionRelay(
+            objects, ArmKinematics(base_pose=cell.arm.T_world_base), cell.arm.joint_names
+        )
+        self.pubs = {
+            (kind, o): self.create_publisher(Empty, topic(o), 10)
+            for o in objects
+            for kind, topic in (("attach", attach_topic), ("detach", detach_topic))
+        }
         self.create_subscription(JointState, "/joint_states", self.on_joints, RELIABLE_QOS)
         self.create_subscription(TFMessage, OBJECT_POSES_TOPIC, self.on_poses, 10)
         self.create_subscription(Bool, SUCTION_TOPIC, self.on_command, RELIABLE_QOS)
-        self.release_ticks = 10  # detach everything for the first seconds (gz may start late)
-        self.create_timer(0.5, self.release_on_start)
-        self.get_logger().info(f"suction relay for {self.objects}")
+        self.release_ticks = RELEASE_TICKS
+        self.create_timer(RELEASE_PERIOD_S, self.on_release_timer)
+        self.get_logger().info(f"suction relay for {objects}")
 
-    def release_on_start(self) -> None:
-        if self.release_ticks <= 0 or self.held is not None:
-            return
-        self.release_ticks -= 1
-        for pub in self.detach.values():
-            pub.publish(Empty())
+    def send(self, requests: list[Request]) -> None:
+        for kind, obj in requests:
+            self.pubs[(kind, obj)].publish(Empty())
+
+    def on_release_timer(self) -> None:
+        if self.release_ticks > 0:
+            self.release_ticks -= 1
+            self.send(self.relay.release_all())
 
     def on_joints(self, msg: JointState) -> None:
-        index = {n: i for i, n in enumerate(msg.name)}
-        if all(n in index for n in self.names):
-            self.q = np.array([msg.position[index[n]] for n in self.names])
+        self.relay.joints(msg.name, msg.position)
 
-    def on_poses(self, msg) -> None:
-        for tf in msg.transforms:
-            if tf.child_frame_id in self.attach:
-                t = tf.transform.translation
-                self.poses[tf.child_frame_id] = np.array([t.x, t.y, t.z])
+    def on_poses(self, msg: Any) -> None:  # tf2_msgs/TFMessage
+        self.relay.object_positions(
+            {
+                tf.child_frame_id: (
+                    tf.transform.translation.x,
+                    tf.transform.translation.y,
+                    tf.transform.translation.z,
+                )
+                for tf in msg.transforms
+            }
+        )
 
     def on_command(self, msg: Bool) -> None:
-        if bool(msg.data) == self.on:
-            return
-        self.on = bool(msg.data)
-        if not self.on:
-            if self.held is not None:
-                self.detach[self.held].publish(Empty())
-                self.get_logger().info(f"released {self.held}")
-            self.held = None
-            return
-        if self.q is None:
-            self.get_logger().warning("suction on before any joint state: nothing picked")
-            return
-        self.release_ticks = 0
-        cup = self.kin.link_frames(self.q)[TOOL_LINK][:3, 3]
-        self.held = pick_object(cup, self.poses)
-        if self.held is not None:
-            self.attach[self.held].publish(Empty())
-            self.get_logger().info(f"picked {self.held}")
+        requests = self.relay.command(msg.data)
+        if requests:
+            self.release_ticks = 0  # the stack is working: no more start-up releases
+            self.get_logger().info(f"suction: {requests}")
+        self.send(requests)
 
 
 def main(args: list[str] | None = None) -> None:
