@@ -503,8 +503,11 @@ def cmd_gazebo(args: argparse.Namespace) -> int:
         raise UsageError(f"--objects {args.objects} must be in [{MIN_OBJECTS}, {MAX_OBJECTS}]")
     cell = cell_or_default(args.cell)
     out = _writable_dir(args.out)
+    if args.image_size is not None and not 8 <= args.image_size <= 16384:
+        raise UsageError(f"--image-size {args.image_size} must be in [8, 16384]")
     objects = episode_world_objects(args.seed, SceneConfig(n_objects=args.objects))
-    files = write_gazebo_files(cell, out, objects)
+    size = None if args.image_size is None else (args.image_size, args.image_size)
+    files = write_gazebo_files(cell, out, objects, size, args.rate)
     summary = {
         "cell": cell.source,
         "seed": args.seed,
@@ -1043,6 +1046,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=100000, help="episode seed of the objects (as in MuJoCo)"
     )
     gw.add_argument("--objects", type=int, default=3, help="objects on the table, 1-6")
+    gw.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="square camera render size in px, K scaled (default: the cell's size)",
+    )
+    gw.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
     gw.set_defaults(func=cmd_gazebo)
 
     ca = sub.add_parser(

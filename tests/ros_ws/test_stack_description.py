@@ -564,3 +564,10 @@ def test_sim_gazebo_launch_starts_gazebo_around_the_same_nodes(fake_launch, monk
     assert suction.kwargs["parameters"][0]["objects"] == ["obj0", "obj1", "obj2"]
     assert console_scripts("wm_bringup")["gz_suction"] == "wm_bringup.gz_suction:main"
     assert not nodes, f"unexpected nodes {list(nodes)}"
+    # the camera renders wm_sim's image_size at control_hz (the parameters file's)
+    params = yaml.safe_load(stack_mod.default_params_file().read_text())
+    size = params["wm_sim"]["ros__parameters"]["image_size"]
+    rate = params["/**"]["ros__parameters"]["control_hz"]
+    sdf = world.read_text()
+    assert f"<width>{size}</width><height>{size}</height>" in sdf
+    assert f"<update_rate>{rate:g}</update_rate>" in sdf

@@ -36,6 +36,7 @@ from wm_core.gazebo.robot import (
     pick_object,
 )
 from wm_core.gazebo.world import (
+    CAMERA_RATE_HZ,
     GZ_CAMERA_INFO_TOPIC,
     GZ_IMAGE_TOPIC,
     WORLD_NAME,
@@ -112,9 +113,14 @@ class GazeboFiles:
 
 
 def write_gazebo_files(
-    cell: Workcell, out_dir: str | Path, objects: Sequence[WorldObject] = ()
+    cell: Workcell,
+    out_dir: str | Path,
+    objects: Sequence[WorldObject] = (),
+    camera_size: tuple[int, int] | None = None,
+    camera_rate_hz: float = CAMERA_RATE_HZ,
 ) -> GazeboFiles:
-    """Generate the Gazebo files of ``cell`` (with ``objects`` on the table) into ``out_dir``."""
+    """Generate the Gazebo files of ``cell`` (with ``objects`` on the table, the camera
+    rendering ``camera_size`` at ``camera_rate_hz``: :func:`world_sdf`) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = tuple(o.name for o in objects)
@@ -125,7 +131,7 @@ def write_gazebo_files(
         bridge=out / "bridge.yaml",
         objects=names,
     )
-    files.world.write_text(world_sdf(cell, objects))
+    files.world.write_text(world_sdf(cell, objects, camera_size, camera_rate_hz))
     files.controllers.write_text(controllers_yaml(cell))
     files.urdf.write_text(gazebo_urdf(cell, files.controllers.resolve(), names))
     files.bridge.write_text(

@@ -40,8 +40,8 @@ OBJECT_DENSITY = 400.0
 """kg/m^3 of the objects (light plastic or foam, as in the MuJoCo scene); at least 30 g."""
 CAMERA_CLIP = (0.05, 10.0)
 """Near and far clip planes (m) of the scene camera."""
-CAMERA_RATE_HZ = 30.0
-"""Scene camera update rate (Hz): above the stack's 10 Hz control rate."""
+CAMERA_RATE_HZ = 10.0
+"""Scene camera update rate (Hz) by default: the stack's control rate (``control_hz``)."""
 
 R_OPTICAL_GZ = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 """Rotation of a Gazebo camera frame (x forward, y left, z up) in the OpenCV optical frame
@@ -208,11 +208,20 @@ def object_model(o: WorldObject) -> str:
     )
 
 
-def camera_model(cell: Workcell) -> str:
+def camera_model(
+    cell: Workcell, size: tuple[int, int] | None = None, rate_hz: float = CAMERA_RATE_HZ
+) -> str:
     """The scene camera: a static model whose link is at the Gazebo camera pose, with a camera
-    sensor of the cell's size, field of view, intrinsics and distortion."""
+    sensor of the cell's field of view, intrinsics and distortion, rendering ``size`` (width,
+    height; None: the cell's) with ``K`` scaled to it, as the MuJoCo sim node renders
+    ``image_size``, at ``rate_hz``."""
     cam = cell.camera
-    k = cam.k_matrix
+    width, height = size or (cam.width, cam.height)
+    if not (8 <= width <= 16384 and 8 <= height <= 16384):
+        raise ConfigError(f"camera render size {width}x{height} must be 8-16384 px per side")
+    if not 0.1 <= rate_hz <= 1000.0:
+        raise ConfigError(f"camera rate_hz={rate_hz} must be in [0.1, 1000]")
+    k = cam.k_for(width, height)
     k1, k2, p1, p2, k3 = cam.D
     near, far = CAMERA_CLIP
     intrinsics = (
@@ -227,21 +236,27 @@ def camera_model(cell: Workcell) -> str:
         f'<model name="{CAMERA_MODEL}"><static>true</static>'
         f"<pose>{pose_text(gazebo_camera_pose(cam.pose))}</pose>"
         '<link name="link"><sensor name="camera" type="camera">'
-        f"<always_on>true</always_on><update_rate>{_f(CAMERA_RATE_HZ)}</update_rate>"
+        f"<always_on>true</always_on><update_rate>{_f(rate_hz)}</update_rate>"
         f"<topic>{GZ_IMAGE_TOPIC}</topic>"
         f"<gz_frame_id>{escape(cam.frame_id)}</gz_frame_id>"
         f"<camera><camera_info_topic>{GZ_CAMERA_INFO_TOPIC}</camera_info_topic>"
         f"<horizontal_fov>{_f(horizontal_fov(cell))}</horizontal_fov>"
-        f"<image><width>{cam.width}</width><height>{cam.height}</height>"
+        f"<image><width>{width}</width><height>{height}</height>"
         "<format>R8G8B8</format></image>"
         f"<clip><near>{_f(near)}</near><far>{_f(far)}</far></clip>"
         f"{distortion}<lens>{intrinsics}</lens></camera></sensor></link></model>"
     )
 
 
-def world_sdf(cell: Workcell, objects: Sequence[WorldObject] = ()) -> str:
+def world_sdf(
+    cell: Workcell,
+    objects: Sequence[WorldObject] = (),
+    camera_size: tuple[int, int] | None = None,
+    camera_rate_hz: float = CAMERA_RATE_HZ,
+) -> str:
     """The complete SDF world of ``cell`` with ``objects`` on the table (the arm is spawned
-    into it separately, from the URDF: :func:`wm_core.gazebo.robot.gazebo_urdf`)."""
+    into it separately, from the URDF: :func:`wm_core.gazebo.robot.gazebo_urdf`); the camera
+    renders ``camera_size`` (None: the cell's native size) at ``camera_rate_hz``."""
     names = [o.name for o in objects]
     if len(set(names)) != len(names):
         raise ConfigError(f"object names {names} must be unique")
@@ -272,7 +287,7 @@ def world_sdf(cell: Workcell, objects: Sequence[WorldObject] = ()) -> str:
             ground,
             table_model(cell),
             bin_model(cell),
-            camera_model(cell),
+            camera_model(cell, camera_size, camera_rate_hz),
             *(object_model(o) for o in objects),
         ]
     )

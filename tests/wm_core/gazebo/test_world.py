@@ -230,3 +230,19 @@ def test_wm_gazebo_world_writes_the_files(tmp_path, capsys):
     assert main(["gazebo", "world", "--out", str(tmp_path), "--objects", "9"]) == 2
     err = capsys.readouterr().err
     assert "--objects 9 must be in [1, 6]" in err and err.count("\n") == 1
+
+
+def test_camera_renders_a_smaller_image_with_k_scaled(cell):
+    """As the MuJoCo sim node renders ``image_size`` px: the same field of view, K scaled."""
+    world = ET.fromstring(world_sdf(cell, (), camera_size=(128, 128), camera_rate_hz=10.0))
+    (m,) = [m for m in world.iter("model") if m.get("name") == "scene_camera"]
+    sensor = m.find("link/sensor")
+    assert float(sensor.findtext("update_rate")) == 10.0
+    c = sensor.find("camera")
+    assert (int(c.findtext("image/width")), int(c.findtext("image/height"))) == (128, 128)
+    assert float(c.findtext("horizontal_fov")) == pytest.approx(horizontal_fov(cell))
+    k = cell.camera.k_for(128, 128)
+    assert float(c.findtext("lens/intrinsics/fx")) == pytest.approx(k[0, 0])
+    assert float(c.findtext("lens/intrinsics/cx")) == pytest.approx(64.0)
+    with pytest.raises(ConfigError, match="render size"):
+        world_sdf(cell, (), camera_size=(4, 4))

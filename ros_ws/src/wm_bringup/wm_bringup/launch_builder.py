@@ -133,15 +133,20 @@ def gazebo_directory() -> Path:
 
 def gazebo_files(stack: Stack, cell: Any, out_dir: Path | None = None) -> Any:
     """Generate the Gazebo files of the stack's cell, with the objects of ``wm_sim``'s episode
-    ``seed`` and ``n_objects`` (its parameters file), as the MuJoCo world would place them."""
+    ``seed`` and ``n_objects`` (its parameters file), as the MuJoCo world would place them, and
+    the camera rendering ``wm_sim``'s ``image_size`` (square, K scaled) at ``control_hz``."""
     from wm_core.gazebo import write_gazebo_files
     from wm_core.sim.config import SceneConfig
     from wm_core.sim.scene import episode_world_objects
 
     params = stack.sim_parameters()
-    seed, n_objects = int(params.get("seed", 0)), int(params.get("n_objects", 3))
+    scene = SceneConfig()
+    seed = int(params.get("seed", 0))
+    n_objects = int(params.get("n_objects", scene.n_objects))
+    size = int(params.get("image_size", scene.image_size))
+    rate = float(params.get("control_hz", scene.control_hz))
     objects = episode_world_objects(seed, SceneConfig(n_objects=n_objects))
-    return write_gazebo_files(cell, out_dir or gazebo_directory(), objects)
+    return write_gazebo_files(cell, out_dir or gazebo_directory(), objects, (size, size), rate)
 
 
 def gazebo_actions(stack: Stack, files: Any, gz_args: str) -> list[Any]:

@@ -335,9 +335,11 @@ class Stack:
         return ""
 
     def sim_parameters(self) -> dict[str, Any]:
-        """``wm_sim``'s parameters (file, then overrides): the Gazebo world takes its episode
-        ``seed`` and ``n_objects`` from them, so both simulators start from the same table."""
-        values = dict(_params_sections(self.params_file).get("wm_sim", {}))
+        """``wm_sim``'s parameters (the file's ``/**`` and ``wm_sim`` sections, then overrides):
+        the Gazebo world takes its episode ``seed``, ``n_objects``, ``image_size`` and
+        ``control_hz`` from them, so both simulators start from the same table and camera."""
+        sections = _params_sections(self.params_file)
+        values = dict(sections.get("/**", {})) | dict(sections.get("wm_sim", {}))
         for spec in self.nodes:
             if spec.name == "wm_sim":
                 values |= dict(spec.parameters)
