@@ -88,6 +88,8 @@ def description_actions(stack: Stack, cell: Any, urdf: str) -> list[Any]:
     static transforms of the camera and the arm's base (see the module docstring)."""
     from launch_ros.actions import Node
 
+    from wm_core.robot import load_arm
+
     out: list[Any] = []
     camera = cell.camera
     out.append(
@@ -108,7 +110,7 @@ def description_actions(stack: Stack, cell: Any, urdf: str) -> list[Any]:
                 executable="static_transform_publisher",
                 name="wm_base_tf",
                 arguments=static_transform_arguments(
-                    WORLD_FRAME, "base_link", cell.arm.T_world_base
+                    WORLD_FRAME, load_arm().base_link, cell.arm.T_world_base
                 ),
                 parameters=[{"use_sim_time": stack.sim}],
             )
