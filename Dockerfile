@@ -12,8 +12,9 @@
 #
 # Python. Jazzy is Python 3.12 (Ubuntu 24.04); requirements.txt pins the development machines'
 # Python 3.11. The image makes a venv on the image's own python3 with --system-site-packages
-# (apt's rclpy and messages stay importable; no ros-* wheel is installed) and installs
-# docker/requirements-jazzy.txt: the same versions, each checked to have a cp312 wheel.
+# (apt's Python packages stay importable, rclpy and the messages come from /opt/ros/jazzy; no
+# ros-* wheel is installed) and installs docker/requirements-jazzy.txt: the same versions,
+# each checked to have a cp312 wheel.
 
 ARG VARIANT=desktop
 ARG ROS_IMAGE=ros:jazzy-ros-base
@@ -73,8 +74,8 @@ RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 11)
     f"python3 is {v[0]}.{v[1]}: the wm stack needs >= 3.11 (ROS 2 Jazzy on Ubuntu 24.04 is 3.12)")' \
     && python3 -m venv --system-site-packages "$WM_VENV"
 
-# Dependencies first (a layer that survives source edits). torch: the base's, when it has one
-# (JetPack images ship CUDA builds), else the pin (PyPI, or TORCH_INDEX_URL).
+# Dependencies first (a layer that survives source edits). torch: the base's, when its python
+# imports one (a Jetson image with NVIDIA's CUDA build), else the pin (PyPI, or TORCH_INDEX_URL).
 COPY docker/requirements-jazzy.txt docker/requirements-jazzy.txt
 RUN if "$WM_VENV/bin/python" -c 'import torch' 2>/dev/null; then \
         grep -v '^torch==' docker/requirements-jazzy.txt > /tmp/requirements.txt; \
