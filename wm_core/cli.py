@@ -386,6 +386,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError("--out, --objects and --no-video go with --episodes N")
     overrides = _cell_overrides(args)
     sim = keywords.get("sim")
+    if sim is not None and sim.strip().lower() == "gazebo" and args.profile == "sim":
+        from wm_bringup.stack import GAZEBO_NEEDS_ROS2
+
+        raise UsageError(GAZEBO_NEEDS_ROS2)
     if sim is not None and sim.strip().lower() not in ("true", "false"):
         raise UsageError(f"sim:={sim!r} must be true or false")
     try:
@@ -538,6 +542,37 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wm export: error: {exc}", file=sys.stderr)
             return 2
         print(f"TensorRT engines in {engines}")
+    return 0
+
+
+def cmd_gazebo(args: argparse.Namespace) -> int:
+    from wm_core.cell import cell_or_default
+    from wm_core.gazebo import write_gazebo_files
+    from wm_core.sim.config import MAX_OBJECTS, MIN_OBJECTS, SceneConfig
+    from wm_core.sim.scene import episode_world_objects
+
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+    if not MIN_OBJECTS <= args.objects <= MAX_OBJECTS:
+        raise UsageError(f"--objects {args.objects} must be in [{MIN_OBJECTS}, {MAX_OBJECTS}]")
+    cell = cell_or_default(args.cell)
+    out = _writable_dir(args.out)
+    if args.image_size is not None and not 8 <= args.image_size <= 16384:
+        raise UsageError(f"--image-size {args.image_size} must be in [8, 16384]")
+    objects = episode_world_objects(args.seed, SceneConfig(n_objects=args.objects))
+    size = None if args.image_size is None else (args.image_size, args.image_size)
+    files = write_gazebo_files(cell, out, objects, size, args.rate)
+    summary = {
+        "cell": cell.source,
+        "seed": args.seed,
+        "objects": list(files.objects),
+        "files": {k: str(getattr(files, k)) for k in ("world", "urdf", "controllers", "bridge")},
+    }
+    (out / "gazebo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"Gazebo files of {cell.name} (seed {args.seed}, {len(objects)} objects) in {out}: "
+        "world.sdf, wm_arm.urdf, controllers.yaml, bridge.yaml"
+    )
     return 0
 
 
@@ -1073,6 +1108,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-batch", type=int, default=4096, help="TensorRT profile's largest candidate batch"
     )
     ex.set_defaults(func=cmd_export)
+
+    gz = sub.add_parser(
+        "gazebo",
+        help="generate the Gazebo (gz-sim Harmonic) files of a cell: world, URDF, controllers",
+    )
+    gzsub = gz.add_subparsers(dest="what", required=True, metavar="{world}")
+    gw = gzsub.add_parser(
+        "world",
+        help="world.sdf, wm_arm.urdf, controllers.yaml, bridge.yaml (and gazebo.json) in --out",
+    )
+    gw.add_argument("--cell", default=None, help="cell file (default configs/cells/sim.yaml)")
+    gw.add_argument("--out", required=True, help="output directory")
+    gw.add_argument(
+        "--seed", type=int, default=100000, help="episode seed of the objects (as in MuJoCo)"
+    )
+    gw.add_argument("--objects", type=int, default=3, help="objects on the table, 1-6")
+    gw.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="square camera render size in px, K scaled (default: the cell's size)",
+    )
+    gw.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
+    gw.set_defaults(func=cmd_gazebo)
 
     ca = sub.add_parser(
         "calibrate",

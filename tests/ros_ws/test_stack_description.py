@@ -14,12 +14,16 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ros_harness
 import yaml
+from transforms3d.quaternions import quat2mat
 from wm_bringup import __main__ as bringup_main
 from wm_bringup import stack as stack_mod
 from wm_bringup.runner import process_commands
+
+from wm_core.cell import SIM_CELL_FILE, sim_cell
 
 LAUNCH = ros_harness.ROOT / "launch"
 SRC = ros_harness.SRC
@@ -49,6 +53,11 @@ def _fake_launch_modules() -> dict[str, types.ModuleType]:
         "launch.actions",
         DeclareLaunchArgument=kind("DeclareLaunchArgument"),
         OpaqueFunction=kind("OpaqueFunction"),
+        IncludeLaunchDescription=kind("IncludeLaunchDescription"),
+    )
+    module(
+        "launch.launch_description_sources",
+        PythonLaunchDescriptionSource=kind("PythonLaunchDescriptionSource"),
     )
     module("launch.conditions", IfCondition=kind("IfCondition"))
     module(
@@ -77,14 +86,57 @@ def arguments_of(ld) -> dict[str, Recorded]:
     return {a.args[0]: a for a in ld.args[0] if type(a).__name__ == "DeclareLaunchArgument"}
 
 
-def launched_nodes(ld, given: dict[str, str]) -> list[Recorded]:
+def launched_actions(ld, given: dict[str, str]) -> list[Recorded]:
     """Run the launch description's OpaqueFunction as ``ros2 launch ... NAME:=VALUE`` would:
     the declared defaults, then the given values, in ``context.launch_configurations``."""
     values = {name: a.kwargs["default_value"] for name, a in arguments_of(ld).items()}
     values |= given
     (opaque,) = [a for a in ld.args[0] if type(a).__name__ == "OpaqueFunction"]
     context = types.SimpleNamespace(launch_configurations=values)
-    return [a for a in opaque.kwargs["function"](context) if type(a).__name__ == "Node"]
+    return list(opaque.kwargs["function"](context))
+
+
+def launched_nodes(ld, given: dict[str, str]) -> list[Recorded]:
+    return [a for a in launched_actions(ld, given) if type(a).__name__ == "Node"]
+
+
+DESCRIPTION_NODES = ("wm_camera_tf", "wm_base_tf", "robot_state_publisher")
+"""What the launch files start beside the stack's nodes, for RViz and Foxglove."""
+
+
+def static_pose(node: Recorded) -> tuple[str, str, np.ndarray]:
+    """(parent, child, [4, 4] pose) of a static_transform_publisher Node's arguments."""
+    args = node.kwargs["arguments"]
+    value = {args[i][2:]: args[i + 1] for i in range(0, len(args), 2)}
+    t = np.eye(4)
+    q = [float(value[k]) for k in ("qw", "qx", "qy", "qz")]
+    t[:3, :3] = quat2mat(q)
+    t[:3, 3] = [float(value[k]) for k in ("x", "y", "z")]
+    return value["frame-id"], value["child-frame-id"], t
+
+
+def check_description_nodes(nodes: dict[str, Recorded], stack: stack_mod.Stack) -> None:
+    """The camera's static transform is the cell's T_world_cam (every profile); the sim
+    profile adds robot_state_publisher with the URDF and the base's static transform."""
+    cell = sim_cell()
+    want = {"wm_camera_tf"} | (
+        set() if stack.profile == "real" else {"robot_state_publisher", "wm_base_tf"}
+    )
+    if stack.simulator == "gazebo":
+        want.discard("wm_base_tf")  # the Gazebo URDF has its world joint
+    assert set(nodes) == want
+    parent, child, pose = static_pose(nodes["wm_camera_tf"])
+    assert (parent, child) == ("world", cell.camera.frame_id)
+    np.testing.assert_allclose(pose, cell.camera.pose, atol=1e-9)
+    if "wm_base_tf" in nodes:
+        parent, child, pose = static_pose(nodes["wm_base_tf"])
+        assert (parent, child) == ("world", "base_link")
+        np.testing.assert_allclose(pose, cell.arm.T_world_base, atol=1e-9)
+    if "robot_state_publisher" in nodes:
+        (params,) = nodes["robot_state_publisher"].kwargs["parameters"]
+        assert params["use_sim_time"] is stack.sim
+        assert "<visual>" in params["robot_description"]
+        assert ("gz_ros2_control" in params["robot_description"]) == (stack.simulator == "gazebo")
 
 
 def runner_stack(monkeypatch, profile: str, given: dict[str, str]) -> stack_mod.Stack:
@@ -112,7 +164,7 @@ def runner_stack(monkeypatch, profile: str, given: dict[str, str]) -> stack_mod.
 CHOICES = {
     "sim": [
         {},
-        {"cell_file": "/cells/mine.yaml", "backend": "onnxruntime", "use_rviz": "true"},
+        {"cell_file": str(SIM_CELL_FILE), "backend": "onnxruntime", "use_rviz": "true"},
         {"enclaves": "true"},
     ],
     "real": [
@@ -126,7 +178,7 @@ CHOICES = {
             "image_topic": "/cam/rgb",
             "camera_info_topic": "/cam/info",
             "suction_topic": "/gripper/suction",
-            "cell_file": "/cells/mine.yaml",
+            "cell_file": str(SIM_CELL_FILE),
             "use_camera_info_intrinsics": "true",
             "params_file": "/params/mine.yaml",
         },
@@ -152,6 +204,7 @@ def test_launch_files_and_the_runner_start_the_same_nodes(fake_launch, monkeypat
     launched = {n.kwargs["name"]: n for n in launched_nodes(ld, given)}
     rviz = launched.pop("rviz2", None)
     assert (rviz is not None) == (given.get("use_rviz") == "true")
+    check_description_nodes({k: launched.pop(k) for k in DESCRIPTION_NODES if k in launched}, stack)
     assert list(launched) == [n.name for n in stack.running()]
     assert "wm_safety" in launched  # the safety node is always there
     for spec in stack.running():
@@ -436,3 +489,85 @@ def test_node_parameter_ranges_are_the_config_dataclasses():
     assert checked >= 20  # not vacuous
     ranges = {(p.lo, p.hi) for node in configs for p in node.PARAMS if p.name == "control_hz"}
     assert ranges == {CONTROL_HZ}
+
+
+def test_sim_gazebo_is_validated_and_keeps_the_brain_nodes():
+    gz = stack_mod.describe("sim", sim="gazebo")
+    assert gz.sim and gz.simulator == "gazebo"
+    assert [n.name for n in gz.running()] == ["wm_perception", "wm_planner", "wm_safety"]
+    for spec in gz.running():
+        assert dict(spec.parameters)["use_sim_time"] is True
+    # a joint_trajectory_controller rejects the suction_cup pseudo-joint
+    assert dict(gz.node("wm_safety").parameters)["suction_in_trajectory"] is False
+    assert stack_mod.describe("sim").simulator == "mujoco"
+    assert stack_mod.describe("sim", sim="false").simulator == ""
+    with pytest.raises(ValueError, match="gazebo goes with the sim profile only"):
+        stack_mod.describe("real", sim="gazebo")
+    with pytest.raises(ValueError, match="must be true, false or gazebo"):
+        stack_mod.describe("sim", sim="ignition")
+    (sim_arg,) = [a for a in stack_mod.arguments("sim") if a.name == "sim"]
+    assert sim_arg.choices == ("true", "false", "gazebo")
+
+
+def test_the_runner_refuses_sim_gazebo_with_one_line(monkeypatch, capsys):
+    from wm_bringup.runner import up
+
+    from wm_core.cli import main as wm_main
+
+    monkeypatch.setattr(bringup_main, "up", lambda *a, **k: pytest.fail("started"))
+    with pytest.raises(SystemExit) as exc:
+        bringup_main.main(["sim", "sim:=gazebo"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "needs Gazebo Harmonic and a full ROS 2 install" in err and err.count("\n") == 1, err
+    assert wm_main(["up", "sim", "sim:=gazebo"]) == 2
+    err = capsys.readouterr().err
+    assert "full ROS 2 install (the Docker image" in err and err.count("\n") == 1, err
+    with pytest.raises(ValueError, match="full ROS 2 install"):
+        up("sim", sim="gazebo")
+
+
+def test_sim_gazebo_launch_starts_gazebo_around_the_same_nodes(fake_launch, monkeypatch, tmp_path):
+    """``sim.launch.py sim:=gazebo`` (against the recording stand-ins): the Gazebo files are
+    generated, gz sim gets the world, the arm is spawned from the Gazebo URDF, the bridge gets
+    its YAML, both controllers are spawned, the suction relay knows the objects, and the brain
+    nodes are the stack description's, unchanged."""
+    monkeypatch.setenv("ROS_HOME", str(tmp_path))
+    ld = load_launch("sim.launch.py")
+    assert "gz_args" in arguments_of(ld)
+    actions = launched_actions(ld, {"sim": "gazebo"})
+    nodes = {a.kwargs["name"]: a for a in actions if type(a).__name__ == "Node"}
+    stack = stack_mod.describe("sim", sim="gazebo")
+    check_description_nodes({k: nodes.pop(k) for k in DESCRIPTION_NODES if k in nodes}, stack)
+    for spec in stack.running():
+        node = nodes.pop(spec.name)
+        assert node.kwargs["parameters"][1] == dict(spec.parameters)
+        assert node.kwargs["remappings"] == list(spec.remappings)
+    (include,) = [a for a in actions if type(a).__name__ == "IncludeLaunchDescription"]
+    gz_args = dict(include.kwargs["launch_arguments"])["gz_args"]
+    assert gz_args.startswith("-r -s --headless-rendering ")
+    world = Path(gz_args.split()[-1])
+    assert world.is_file() and world.name == "world.sdf" and tmp_path in world.parents
+    spawn = nodes.pop("wm_spawn_arm")
+    assert (spawn.kwargs["package"], spawn.kwargs["executable"]) == ("ros_gz_sim", "create")
+    urdf = Path(spawn.kwargs["arguments"][spawn.kwargs["arguments"].index("-file") + 1])
+    assert urdf.parent == world.parent and "gz_ros2_control/GazeboSimSystem" in urdf.read_text()
+    bridge = nodes.pop("wm_gz_bridge")
+    (params,) = bridge.kwargs["parameters"]
+    assert Path(params["config_file"]) == world.parent / "bridge.yaml"
+    assert params["use_sim_time"] is True
+    for controller in ("joint_state_broadcaster", "arm_controller"):
+        spawner = nodes.pop(f"spawner_{controller}")
+        assert spawner.kwargs["executable"] == "spawner"
+        assert spawner.kwargs["arguments"][0] == controller
+    suction = nodes.pop("wm_gz_suction")
+    assert suction.kwargs["parameters"][0]["objects"] == ["obj0", "obj1", "obj2"]
+    assert console_scripts("wm_bringup")["gz_suction"] == "wm_bringup.gz_suction:main"
+    assert not nodes, f"unexpected nodes {list(nodes)}"
+    # the camera renders wm_sim's image_size at control_hz (the parameters file's)
+    params = yaml.safe_load(stack_mod.default_params_file().read_text())
+    size = params["wm_sim"]["ros__parameters"]["image_size"]
+    rate = params["/**"]["ros__parameters"]["control_hz"]
+    sdf = world.read_text()
+    assert f"<width>{size}</width><height>{size}</height>" in sdf
+    assert f"<update_rate>{rate:g}</update_rate>" in sdf

@@ -30,6 +30,7 @@ BRAIN = [
     "wm_core.calib",
     "wm_core.deploy.backends",
     "wm_core.deploy.tensorrt",
+    "wm_core.gazebo",  # not the brain, but it reads only the cell and the arm (pyproject.toml)
 ]
 NODES = ["wm_perception.perception_node", "wm_planner.planner_node", "wm_safety.safety_node"]
 

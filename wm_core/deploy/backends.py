@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,9 @@ from wm_core.models.world_model import rollout_proprio_steps, rollout_steps
 log = logging.getLogger(__name__)
 
 
+ENGINE_CACHE_ENV = "WM_ENGINE_CACHE"
+"""Where TensorRT engines go when ``engine_dir`` is empty (the Docker images set it to their
+engine-cache volume); unset: ``<onnx_dir>/engines``."""
 AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
 """What ``auto`` tries, fastest first where each can run."""
 
@@ -182,7 +186,9 @@ class TensorRTModel(BackendModel):
         except TensorRTUnavailableError as exc:
             raise BackendUnavailableError(str(exc)) from exc
         manifest = _manifest(onnx_dir, checkpoint)
-        engines = Path(cfg.engine_dir) if cfg.engine_dir else Path(onnx_dir) / "engines"
+        engines = Path(
+            cfg.engine_dir or os.environ.get(ENGINE_CACHE_ENV, "") or onnx_dir / "engines"
+        )
         precision = "fp32" if cfg.precision == "fp32" else "fp16"
         self.runners = {}
         try:

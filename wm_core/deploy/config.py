@@ -29,7 +29,7 @@ class BackendConfig:
     """The ONNX export (manifest.json + graphs); empty: ``<model_dir>/onnx``."""
     engine_dir: str = ""
     """Where TensorRT engines are cached (Isaac ROS's engine_file_path, one per graph);
-    empty: ``<onnx_dir>/engines``."""
+    empty: ``$WM_ENGINE_CACHE`` (the Docker images' volume), else ``<onnx_dir>/engines``."""
     force_engine_update: bool = False
     """Rebuild the TensorRT engines even if the cached ones match."""
     max_batch: int = 4096

@@ -9,6 +9,7 @@ from transforms3d.quaternions import mat2quat
 
 from wm_core.cell import Workcell, sim_cell
 from wm_core.config import ConfigError
+from wm_core.gazebo.world import WorldObject
 from wm_core.robot import load_arm
 from wm_core.robot.mjcf import arm_actuators_xml, arm_body_xml
 from wm_core.sim.config import LAYOUT, SceneConfig
@@ -66,6 +67,14 @@ def sample_objects(cfg: SceneConfig, rng: np.random.Generator) -> list[ObjectSpe
             )
         )
     return objs
+
+
+def episode_world_objects(seed: int, cfg: SceneConfig | None = None) -> list[WorldObject]:
+    """The objects of the MuJoCo episode ``seed`` (what ``WmEnv.reset(seed)`` places first), as
+    Gazebo world objects: ``wm gazebo world --seed`` and ``sim:=gazebo`` use them, so both
+    simulators start an episode seed from the same table."""
+    objects = sample_objects(cfg or SceneConfig(), np.random.default_rng(seed))
+    return [WorldObject(o.name, o.shape, o.half_size, o.rgba, o.pos, o.yaw) for o in objects]
 
 
 def _bin_xml(cell: Workcell) -> str:

@@ -25,6 +25,7 @@ setup(
         "console_scripts": [
             f"wm_bringup_info = {PACKAGE}.info:main",
             f"wm_run = {PACKAGE}.__main__:main",
+            f"gz_suction = {PACKAGE}.gz_suction:main",
         ]
     },
 )

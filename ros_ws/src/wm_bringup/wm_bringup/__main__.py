@@ -14,6 +14,7 @@ import yaml
 from wm_bringup.runner import MODES, up
 from wm_bringup.stack import (
     BACKENDS,
+    GAZEBO_NEEDS_ROS2,
     PROFILES,
     describe,
     runner_arguments,
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (KeyError, ValueError) as exc:
         ap.error(str(exc).strip("'\""))
+    if sim is not None and sim.strip().lower() == "gazebo":
+        ap.exit(2, f"{ap.prog}: error: {GAZEBO_NEEDS_ROS2}\n")  # one line, no usage
     logging.basicConfig(level=logging.INFO, format="[wm_bringup] %(message)s")
     return up(
         args.profile,

@@ -9,11 +9,30 @@ values and calls :func:`wm_bringup.stack.describe` with them, exactly as the run
 ``python -m wm_bringup PROFILE NAME:=VALUE``, and starts the nodes it returns: the launch file
 and the runner share one code path for every choice (topics, joint names, cell file, shadow
 mode) and its validation (a bad value stops the launch with describe's one-line error).
+
+Beside the stack's nodes, on every launch:
+
+- ``robot_state_publisher`` with the arm's URDF (visuals included) and ``use_sim_time`` as the
+  stack's, except in the real profile, whose arm driver publishes its own description;
+- a ``tf2_ros`` ``static_transform_publisher``: the cell's ``camera.T_world_cam``, from
+  ``world`` to the camera's optical frame (``camera.frame_id``), and in the sim profile
+  ``world`` -> ``base_link`` (the cell's base pose), so RViz and Foxglove draw the arm, the
+  camera and the plan markers in one tree.
+
+With ``sim:=gazebo`` (:func:`gazebo_actions`): the Gazebo files generated from the cell
+(:func:`wm_core.gazebo.write_gazebo_files`), gz sim, ``ros_gz_sim create`` of the arm, the
+``ros_gz_bridge``, the controller spawners and the suction relay (``wm_bringup.gz_suction``).
+Each of these is built by a function of its own, importable without ``launch_ros`` (the
+imports are inside), so a test can build them where ``launch_ros`` exists.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from wm_bringup.stack import (
     CRASH_LOOP,
@@ -38,6 +57,169 @@ def stack_from_launch_configurations(profile: str, values: dict[str, str]) -> St
     )
 
 
+WORLD_FRAME = "world"
+GZ_MODEL_NAME = "wm_arm"
+SPAWNER_TIMEOUT_S = 60
+"""Seconds a controller spawner waits for gz_ros2_control's controller_manager."""
+
+
+def quaternion_xyzw(rotation: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a [3, 3] rotation (as tf2 takes it)."""
+    from transforms3d.quaternions import mat2quat
+
+    w, x, y, z = mat2quat(np.asarray(rotation, float))
+    return float(x), float(y), float(z), float(w)
+
+
+def static_transform_arguments(parent: str, child: str, pose: np.ndarray) -> list[str]:
+    """``static_transform_publisher`` arguments (the Humble-and-newer flag form) for a [4, 4]
+    pose of ``child`` in ``parent``."""
+    t = np.asarray(pose, float)
+    qx, qy, qz, qw = quaternion_xyzw(t[:3, :3])
+    values = {"x": t[0, 3], "y": t[1, 3], "z": t[2, 3], "qx": qx, "qy": qy, "qz": qz, "qw": qw}
+    args: list[str] = []
+    for key, value in values.items():
+        args += [f"--{key}", repr(float(value))]
+    return [*args, "--frame-id", parent, "--child-frame-id", child]
+
+
+def description_actions(stack: Stack, cell: Any, urdf: str) -> list[Any]:
+    """robot_state_publisher (not in the real profile: the arm's driver runs its own) and the
+    static transforms of the camera and the arm's base (see the module docstring)."""
+    from launch_ros.actions import Node
+
+    from wm_core.robot import load_arm
+
+    out: list[Any] = []
+    camera = cell.camera
+    out.append(
+        Node(
+            package="tf2_ros",
+            executable="static_transform_publisher",
+            name="wm_camera_tf",
+            arguments=static_transform_arguments(WORLD_FRAME, camera.frame_id, camera.pose),
+            parameters=[{"use_sim_time": stack.sim}],
+        )
+    )
+    if stack.profile == "real":
+        return out
+    if stack.simulator != "gazebo":  # Gazebo's URDF has its own world link and joint
+        out.append(
+            Node(
+                package="tf2_ros",
+                executable="static_transform_publisher",
+                name="wm_base_tf",
+                arguments=static_transform_arguments(
+                    WORLD_FRAME, load_arm().base_link, cell.arm.T_world_base
+                ),
+                parameters=[{"use_sim_time": stack.sim}],
+            )
+        )
+    out.append(
+        Node(
+            package="robot_state_publisher",
+            executable="robot_state_publisher",
+            name="robot_state_publisher",
+            output="screen",
+            parameters=[{"robot_description": urdf, "use_sim_time": stack.sim}],
+        )
+    )
+    return out
+
+
+def gazebo_directory() -> Path:
+    """Where a launch writes the Gazebo files: ``$ROS_HOME/wm_gazebo/<pid>`` (``~/.ros``)."""
+    home = Path(os.environ.get("ROS_HOME") or Path.home() / ".ros")
+    return home / "wm_gazebo" / str(os.getpid())
+
+
+def gazebo_files(stack: Stack, cell: Any, out_dir: Path | None = None) -> Any:
+    """Generate the Gazebo files of the stack's cell, with the objects of ``wm_sim``'s episode
+    ``seed`` and ``n_objects`` (its parameters file), as the MuJoCo world would place them, and
+    the camera rendering ``wm_sim``'s ``image_size`` (square, K scaled) at ``control_hz``."""
+    from wm_core.gazebo import write_gazebo_files
+    from wm_core.sim.config import SceneConfig
+    from wm_core.sim.scene import episode_world_objects
+
+    params = stack.sim_parameters()
+    scene = SceneConfig()
+    seed = int(params.get("seed", 0))
+    n_objects = int(params.get("n_objects", scene.n_objects))
+    size = int(params.get("image_size", scene.image_size))
+    rate = float(params.get("control_hz", scene.control_hz))
+    objects = episode_world_objects(seed, SceneConfig(n_objects=n_objects))
+    return write_gazebo_files(cell, out_dir or gazebo_directory(), objects, (size, size), rate)
+
+
+def gazebo_actions(stack: Stack, files: Any, gz_args: str) -> list[Any]:
+    """gz sim on the generated world, the arm spawned from its URDF, the bridge, the controller
+    spawners and the suction relay (the pattern of Universal_Robots_ROS2_GZ_Simulation's
+    ``ur_sim_control.launch.py``)."""
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from launch.substitutions import PathJoinSubstitution
+    from launch_ros.actions import Node
+    from launch_ros.substitutions import FindPackageShare
+
+    from wm_core.gazebo import ARM_CONTROLLER, JOINT_STATE_BROADCASTER
+    from wm_core.gazebo.world import WORLD_NAME
+
+    sim_time = {"use_sim_time": True}
+    gz_sim = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(
+            PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])
+        ),
+        launch_arguments={
+            "gz_args": f"{gz_args} {files.world}",
+            "on_exit_shutdown": "true",
+        }.items(),
+    )
+    spawn = Node(
+        package="ros_gz_sim",
+        executable="create",
+        name="wm_spawn_arm",
+        output="screen",
+        arguments=["-world", WORLD_NAME, "-name", GZ_MODEL_NAME, "-file", str(files.urdf)],
+        parameters=[sim_time],
+    )
+    bridge = Node(
+        package="ros_gz_bridge",
+        executable="parameter_bridge",
+        name="wm_gz_bridge",
+        output="screen",
+        parameters=[{"config_file": str(files.bridge), **sim_time}],
+    )
+    spawners = [
+        Node(
+            package="controller_manager",
+            executable="spawner",
+            name=f"spawner_{controller}",
+            output="screen",
+            arguments=[
+                controller,
+                "--controller-manager",
+                "/controller_manager",
+                "--controller-manager-timeout",
+                str(SPAWNER_TIMEOUT_S),
+            ],
+            parameters=[sim_time],
+        )
+        for controller in (JOINT_STATE_BROADCASTER, ARM_CONTROLLER)
+    ]
+    suction = [
+        Node(
+            package=PACKAGE,
+            executable="gz_suction",
+            name="wm_gz_suction",
+            output="screen",
+            parameters=[
+                {"objects": list(files.objects), "cell_file": stack.cell_file(), **sim_time}
+            ],
+        )
+    ]
+    return [gz_sim, spawn, bridge, *spawners, *(suction if files.objects else [])]
+
+
 def build(profile: str) -> Any:
     """The LaunchDescription of ``profile`` ("sim" or "real")."""
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -59,8 +241,19 @@ def build(profile: str) -> Any:
     ]
 
     def nodes(context: Any) -> list[Any]:
+        from wm_core.cell import cell_or_default
+        from wm_core.robot.urdf import DEFAULT_URDF
+
         values = {a.name: context.launch_configurations[a.name] for a in declared}
         stack = stack_from_launch_configurations(profile, values)
+        cell = cell_or_default(stack.cell_file())
+        extra: list[Any] = []
+        if stack.simulator == "gazebo":
+            files = gazebo_files(stack, cell)
+            extra = gazebo_actions(stack, files, values["gz_args"])
+            urdf = files.urdf.read_text()
+        else:
+            urdf = DEFAULT_URDF.read_text()
         out: list[Any] = [
             Node(
                 package=spec.package,
@@ -80,6 +273,7 @@ def build(profile: str) -> Any:
             )
             for spec in stack.running()
         ]
+        out += description_actions(stack, cell, urdf) + extra
         if values["use_rviz"].strip().lower() == "true":
             rviz_config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "wm.rviz"])
             out.append(

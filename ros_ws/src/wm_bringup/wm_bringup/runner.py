@@ -28,7 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-from wm_bringup.stack import CRASH_LOOP, EXIT_REFUSED, RESPAWN_DELAY_S, Stack, describe
+from wm_bringup.stack import (
+    CRASH_LOOP,
+    EXIT_REFUSED,
+    GAZEBO_NEEDS_ROS2,
+    RESPAWN_DELAY_S,
+    Stack,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +347,8 @@ def up(
         overrides=overrides,
         arguments=arguments,
     )
+    if stack.simulator == "gazebo":
+        raise ValueError(GAZEBO_NEEDS_ROS2)
     names = ", ".join(n.name for n in stack.running())
     log.info("starting the %s stack (%s) with %s: %s", profile, mode, stack.params_file, names)
     if mode == "processes":

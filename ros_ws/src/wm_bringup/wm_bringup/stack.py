@@ -7,6 +7,12 @@ cannot drift; ``tests/ros_ws/test_stack_description.py`` checks that they do not
 Profiles:
 
 - ``sim``: the MuJoCo world (``wm_sim``) + perception + planner + safety, all on sim time.
+  With ``sim:=gazebo`` (``ros2 launch`` on a full ROS 2 install only) Gazebo Harmonic replaces
+  ``wm_sim``: the launch file starts gz sim with a world generated from the cell file, the arm
+  under ros2_control, the ``ros_gz_bridge`` and the suction relay (:mod:`wm_bringup.launch_builder`,
+  :mod:`wm_core.gazebo`); the perception, planner and safety nodes are the same, and the safety
+  node sends the suction on ``/suction/command`` (a joint_trajectory_controller rejects the
+  ``suction_cup`` pseudo-joint).
 - ``real``: no simulator; the safety node drives a ros2_control joint_trajectory_controller
   (``/scaled_joint_trajectory_controller/joint_trajectory`` by default, the UR driver's) and
   the suction command goes out as ``std_msgs/Bool`` on ``/suction/command``; the camera is a
@@ -23,6 +29,7 @@ time and starts exactly the nodes :func:`describe` returns.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +42,13 @@ PACKAGE = "wm_bringup"
 PARAMS_RELATIVE = "config/stack.yaml"
 """The parameters file, relative to the wm_bringup share directory (and to the package source)."""
 PROFILES = ("sim", "real")
+SIMULATORS = ("mujoco", "gazebo")
+"""What ``sim:=`` can start: ``true`` is the MuJoCo world (``wm_sim``), ``gazebo`` Gazebo."""
+GAZEBO_NEEDS_ROS2 = (
+    "sim:=gazebo needs Gazebo Harmonic and a full ROS 2 install (the Docker image, README "
+    "'Docker'): ros2 launch wm_bringup sim.launch.py sim:=gazebo; the runner starts sim:=true "
+    "(MuJoCo) only"
+)
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
 """wm_core.deploy.config.CHOICES (restated so that launch files need not import wm_core; a
 test checks they agree)."""
@@ -102,12 +116,25 @@ class Argument:
     """Only ``ros2 launch`` has it (RViz); the runner refuses it."""
 
 
+BACKEND_ENV = "WM_BACKEND"
+"""Environment variable that sets the ``backend`` launch argument's default (the Jetson image
+sets ``tensorrt``); unset: ``torch``."""
+
+
+def default_backend() -> str:
+    """The ``backend`` argument's default: ``$WM_BACKEND``, else ``torch``."""
+    value = os.environ.get(BACKEND_ENV, "").strip() or "torch"
+    if value not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={value!r} must be one of {BACKENDS}")
+    return value
+
+
 COMMON_ARGUMENTS = (
     Argument(
         "backend",
         "torch",
         "World-model inference backend of perception and planner (auto: the first of "
-        "tensorrt, onnxruntime, torch that runs here).",
+        f"tensorrt, onnxruntime, torch that runs here; default: ${BACKEND_ENV}, else torch).",
         choices=BACKENDS,
     ),
     Argument(
@@ -160,17 +187,44 @@ REAL_ARGUMENTS = (
 )
 
 
+SIM_ARGUMENTS = (
+    Argument(
+        "gz_args",
+        "-r -s --headless-rendering",
+        "With sim:=gazebo: gz sim's options before the world file (-r runs at once; -s "
+        "--headless-rendering: server only, rendering the camera without a display; drop -s "
+        "for the Gazebo GUI).",
+        launch_only=True,
+    ),
+)
+
+
 def arguments(profile: str) -> tuple[Argument, ...]:
     """The launch arguments of ``profile`` (``sim`` first: it defaults to the profile)."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} must be one of {PROFILES}")
+    if profile == "sim":
+        sim = Argument(
+            "sim",
+            "true",
+            "true: run the MuJoCo simulator (wm_sim) and use its /clock; gazebo: Gazebo Harmonic "
+            "with a world generated from the cell file (ros2 launch on a full ROS 2 install "
+            "only); false: no simulator.",
+            ("true", "false", "gazebo"),
+        )
+        return (sim, *_common_arguments(), *SIM_ARGUMENTS)
     sim = Argument(
         "sim",
-        "true" if profile == "sim" else "false",
+        "false",
         "Run the MuJoCo simulator and use its /clock.",
         ("true", "false"),
     )
-    return (sim, *COMMON_ARGUMENTS, *(REAL_ARGUMENTS if profile == "real" else ()))
+    return (sim, *_common_arguments(), *REAL_ARGUMENTS)
+
+
+def _common_arguments() -> tuple[Argument, ...]:
+    backend = replace(COMMON_ARGUMENTS[0], default=default_backend())
+    return (backend, *COMMON_ARGUMENTS[1:])
 
 
 def parse_assignments(tokens: Iterable[str]) -> dict[str, str]:
@@ -251,10 +305,14 @@ class NodeSpec:
 class Stack:
     profile: str
     sim: bool
+    """A simulator runs and the nodes use its /clock (``use_sim_time``)."""
     params_file: Path
     nodes: tuple[NodeSpec, ...] = field(default=())
     shadow: bool = False
     """Shadow mode (real profile): the safety node publishes on SHADOW_TOPIC only."""
+    simulator: str = ""
+    """Which simulator (:data:`SIMULATORS`) when ``sim``: ``mujoco`` runs ``wm_sim``,
+    ``gazebo`` is started by the launch file around the same brain nodes; empty: none."""
 
     def node(self, name: str) -> NodeSpec:
         for n in self.nodes:
@@ -263,8 +321,45 @@ class Stack:
         raise KeyError(f"no node {name!r} in the {self.profile} stack")
 
     def running(self) -> tuple[NodeSpec, ...]:
-        """The nodes that run (the simulator only when ``sim``)."""
-        return tuple(n for n in self.nodes if self.sim or not n.sim_only)
+        """The nodes that run (``wm_sim`` only with the MuJoCo simulator)."""
+        return tuple(n for n in self.nodes if self.simulator == "mujoco" or not n.sim_only)
+
+    def cell_file(self) -> str:
+        """The cell file the nodes read: the ``cell_file`` launch argument, else the parameters
+        file's (``/**`` or a node's section), else empty (``configs/cells/sim.yaml``)."""
+        for spec in self.nodes:
+            if spec.name in CELL_NODES and dict(spec.parameters).get("cell_file"):
+                return str(dict(spec.parameters)["cell_file"])
+        sections = _params_sections(self.params_file)
+        for name in ("/**", *CELL_NODES):
+            value = sections.get(name, {}).get("cell_file")
+            if value:
+                return str(value)
+        return ""
+
+    def sim_parameters(self) -> dict[str, Any]:
+        """``wm_sim``'s parameters (the file's ``/**`` and ``wm_sim`` sections, then overrides):
+        the Gazebo world takes its episode ``seed``, ``n_objects``, ``image_size`` and
+        ``control_hz`` from them, so both simulators start from the same table and camera."""
+        sections = _params_sections(self.params_file)
+        values = dict(sections.get("/**", {})) | dict(sections.get("wm_sim", {}))
+        for spec in self.nodes:
+            if spec.name == "wm_sim":
+                values |= dict(spec.parameters)
+        return values
+
+
+def _params_sections(path: Path) -> dict[str, dict[str, Any]]:
+    """``{node or "/**": ros__parameters}`` of a parameters file; {} when it is missing."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"params_file {path}: expected a mapping of node sections")
+    return {
+        str(k): dict(v.get("ros__parameters") or {}) for k, v in data.items() if isinstance(v, dict)
+    }
 
 
 def _yaml_scalar(value: Scalar) -> str:
@@ -298,6 +393,18 @@ SAFETY = NodeSpec("wm_safety", "safety_node", "wm_safety.safety_node", "wm_safet
 
 _TOPIC = re.compile(r"^(/[A-Za-z_][A-Za-z0-9_]*)+$")
 _JOINT = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+
+
+def _as_simulator(profile: str, value: Any) -> str:
+    """``sim:=`` -> the simulator ("mujoco", "gazebo") or "" (none)."""
+    if isinstance(value, str) and value.strip().lower() == "gazebo":
+        if profile != "sim":
+            raise ValueError(f"sim:={value!r}: gazebo goes with the sim profile only")
+        return "gazebo"
+    if isinstance(value, bool) or str(value).strip().lower() in ("true", "false"):
+        return "mujoco" if _as_bool("sim", value) else ""
+    allowed = "true, false or gazebo" if profile == "sim" else "true or false"
+    raise ValueError(f"sim:={value!r} must be {allowed}")
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -407,7 +514,11 @@ def describe(
     overrides = dict(overrides or {})
     given = dict(arguments or {})
     c = _choices(profile, given)
-    sim = profile == "sim" if sim is None else _as_bool("sim", sim)
+    if sim is None:
+        simulator = "mujoco" if profile == "sim" else ""
+    else:
+        simulator = _as_simulator(profile, sim)
+    sim = bool(simulator)
     sim_time = (("use_sim_time", sim),)
     nodes = {
         "wm_sim": replace(SIM, parameters=(("use_sim_time", False),)),
@@ -452,6 +563,10 @@ def describe(
             ("shadow", c.shadow),
             remap=arm + _remap(SUCTION_TOPIC, c.suction_topic),
         )
+    if simulator == "gazebo":
+        # the joint_trajectory_controller rejects the suction_cup pseudo-joint: the suction goes
+        # on /suction/command, which the Gazebo suction relay turns into attach / detach
+        add("wm_safety", ("suction_in_trajectory", False))
     if c.enclaves:
         nodes = {name: replace(n, enclave=enclave_of(name)) for name, n in nodes.items()}
     for name, extra in overrides.items():
@@ -465,4 +580,4 @@ def describe(
         merged = dict(nodes[name].parameters) | dict(extra)
         nodes[name] = replace(nodes[name], parameters=tuple(merged.items()))
     pfile = Path(params_file) if params_file else default_params_file()
-    return Stack(profile, sim, pfile, tuple(nodes.values()), shadow=c.shadow)
+    return Stack(profile, sim, pfile, tuple(nodes.values()), shadow=c.shadow, simulator=simulator)
