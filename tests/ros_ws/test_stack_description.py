@@ -216,6 +216,13 @@ def test_real_profile_arguments_reach_the_nodes():
     assert set(safety.remappings) == {arm, (stack_mod.SUCTION_TOPIC, "/gripper/suction")}
     assert set(planner.remappings) == {arm, (stack_mod.CAMERA_INFO_TOPIC, "/cam/info")}
     assert real.node("wm_perception").remappings == ((stack_mod.IMAGE_TOPIC, "/cam/rgb"),)
+    # the simulator standing in for the arm (sim:=true) reads the same device topics
+    assert set(real.node("wm_sim").remappings) == {
+        arm,
+        (stack_mod.IMAGE_TOPIC, "/cam/rgb"),
+        (stack_mod.CAMERA_INFO_TOPIC, "/cam/info"),
+        (stack_mod.SUCTION_TOPIC, "/gripper/suction"),
+    }
     for spec in (safety, planner):
         assert dict(spec.parameters)["joint_names"] == names
         assert dict(spec.parameters)["cell_file"] == "/cells/mine.yaml"
