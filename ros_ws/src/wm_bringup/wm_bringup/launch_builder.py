@@ -13,12 +13,15 @@ mode) and its validation (a bad value stops the launch with describe's one-line 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from wm_bringup.stack import (
     CRASH_LOOP,
     DESCRIBE_KEYWORDS,
     PACKAGE,
+    PROFILES,
     RESPAWN_DELAY_S,
     Stack,
     arguments,
@@ -36,6 +39,23 @@ def stack_from_launch_configurations(profile: str, values: dict[str, str]) -> St
         params_file=values["params_file"] or None,
         arguments={k: v for k, v in values.items() if k in names - set(DESCRIBE_KEYWORDS)},
     )
+
+
+def refuse_unknown(profile: str, configured: Iterable[str]) -> None:
+    """ValueError for a launch configuration that looks meant for this launch file but is not
+    one of its arguments: another profile's argument (``shadow:=true`` to sim.launch.py) or a
+    near-miss of one (``shadw:=true``). ``ros2 launch`` passes undeclared arguments through
+    silently, so a misspelt ``shadow`` would otherwise start a live arm. Other names (a parent
+    launch file's own arguments, ``launch-prefix``) are left alone."""
+    declared = {a.name for a in arguments(profile)}
+    known = {a.name for p in PROFILES for a in arguments(p)}
+    for name in sorted(set(configured) - declared):
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        if name in known or near:
+            hint = f" (did you mean {near[0]!r}?)" if near and near[0] != name else ""
+            raise ValueError(
+                f"{profile}.launch.py has no argument {name!r}{hint}; it takes {sorted(declared)}"
+            )
 
 
 def build(profile: str) -> Any:
@@ -59,6 +79,7 @@ def build(profile: str) -> Any:
     ]
 
     def nodes(context: Any) -> list[Any]:
+        refuse_unknown(profile, context.launch_configurations)
         values = {a.name: context.launch_configurations[a.name] for a in declared}
         stack = stack_from_launch_configurations(profile, values)
         out: list[Any] = [
