@@ -344,7 +344,10 @@ def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
     except StartupError:
         code = EXIT_REFUSED  # the node already logged why
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        # Ctrl-C: rclpy's signal thread shuts the context down while this thread goes on. Finish
+        # that first, so that stop() takes its no-ROS path instead of racing it (a cleanup
+        # transition cut in half logged "Failed to complete transition 2" at every Ctrl-C).
+        rclpy.try_shutdown()
     except RCLError:
         # A signal shut the context down while a callback was publishing: that is a shutdown.
         if node is None or node.context.ok():
