@@ -526,7 +526,7 @@ def _nodes_on(ros, topic: str, kind: str) -> set[str]:
         if kind == "pub"
         else ros.probe.get_subscriptions_info_by_topic(topic)
     )
-    return {i.node_name for i in infos}
+    return {i.node_name for i in infos} - {ros.probe.get_name()}  # the stack's nodes only
 
 
 def _clean_stop(run: Launched) -> None:
@@ -534,6 +534,7 @@ def _clean_stop(run: Launched) -> None:
     out = run.output
     assert status == 0, out
     assert "Traceback" not in out, out
+    assert "[ERROR]" not in out and "Failed to" not in out, out
     assert run.leftovers() == [], out
     for pid in run.node_pids():
         assert f"process has finished cleanly [pid {pid}]" in out, out
