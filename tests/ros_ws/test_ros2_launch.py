@@ -39,7 +39,13 @@ import ros_harness
 import yaml
 from wm_bringup import stack as stack_mod
 
-MISSING = [m for m in ("launch", "launch_ros", "ros2launch") if importlib.util.find_spec(m) is None]
+
+def _missing(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    return spec is None or spec.origin is None  # the checkout's launch/ folder is no package
+
+
+MISSING = [m for m in ("launch", "launch_ros", "ros2launch") if _missing(m)]
 pytestmark = pytest.mark.skipif(
     bool(MISSING),
     reason=f"{', '.join(MISSING)} not importable (not on PyPI): scripts/launch_check.sh "
