@@ -93,6 +93,7 @@ def launch_env(domain: int, log_dir: Path, extra_prefixes: Iterable[Path] = ()) 
         ROS_LOG_DIR=str(log_dir),
         RCUTILS_COLORIZED_OUTPUT="0",
         PYTHONUNBUFFERED="1",
+        TMPDIR=str(log_dir.parent),  # launch_ros's parameter files (it leaves them behind)
     )
     return env
 
@@ -197,7 +198,7 @@ def _install_is_current():
     ]
     pkg = INSTALL / "wm_bringup/lib/python3.11/site-packages/wm_bringup"
     src = ROOT / "ros_ws/src/wm_bringup/wm_bringup"
-    pairs += [(src / f, pkg / f) for f in ("stack.py", "launch_builder.py")]
+    pairs += [(f, pkg / f.name) for f in sorted(src.glob("*.py"))]  # stack, builder, nodekit
     stale = [str(b) for a, b in pairs if not b.is_file() or a.read_bytes() != b.read_bytes()]
     if stale:
         pytest.fail(f"the colcon install is stale or missing (run scripts/bootstrap.sh): {stale}")
