@@ -3,7 +3,7 @@ export MUJOCO_GL ?= egl
 export LP_NUM_THREADS ?= 0
 VENV := .venv/bin
 
-.PHONY: setup demo test test-slow soak lint bench baselines compare clean
+.PHONY: setup demo test test-slow soak lint bench baselines compare clean launch-check
 setup:
 	@bash scripts/bootstrap.sh
 
@@ -28,6 +28,12 @@ SOAK_MINUTES ?= 60
 soak: setup
 	WM_SOAK_MINUTES=$(SOAK_MINUTES) WM_SOAK_OUT=out/soak $(VENV)/python -m pytest -q -m slow \
 	  tests/ros_ws/test_soak.py
+
+# The launch files under the real ROS 2 launch system (tests/ros_ws/test_ros2_launch.py), with
+# checkouts of ros2/launch and ros2/launch_ros (not on PyPI; nothing is fetched):
+# make launch-check LAUNCH_SRC=/path/to/launch LAUNCH_ROS_SRC=/path/to/launch_ros
+launch-check: setup
+	bash scripts/launch_check.sh "$(LAUNCH_SRC)" "$(LAUNCH_ROS_SRC)"
 
 lint: setup
 	$(VENV)/ruff check .

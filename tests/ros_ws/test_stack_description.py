@@ -235,6 +235,18 @@ def test_launch_files_and_the_runner_start_the_same_nodes(fake_launch, monkeypat
         assert dict(spec.parameters)["use_sim_time"] is want
 
 
+def test_launch_files_refuse_a_misspelt_or_foreign_argument(fake_launch):
+    """ros2 launch passes undeclared arguments through silently: real.launch.py shadw:=true
+    would start a live arm. A near-miss or another profile's argument stops the launch; other
+    configurations (a parent launch file's, launch-prefix) pass."""
+    real, sim = load_launch("real.launch.py"), load_launch("sim.launch.py")
+    with pytest.raises(ValueError, match="no argument 'shadw' \\(did you mean 'shadow'\\?\\)"):
+        launched_nodes(real, {"shadw": "true"})
+    with pytest.raises(ValueError, match="sim.launch.py has no argument 'shadow'"):
+        launched_nodes(sim, {"shadow": "true"})
+    assert len(launched_nodes(sim, {"launch-prefix": "", "robot_ip": "10.0.0.2"})) == 4
+
+
 def test_real_profile_drives_ros2_control_and_keeps_the_safety_node():
     real = stack_mod.describe("real")
     assert not real.sim and "wm_sim" not in {n.name for n in real.running()}
@@ -269,6 +281,13 @@ def test_real_profile_arguments_reach_the_nodes():
     assert set(safety.remappings) == {arm, (stack_mod.SUCTION_TOPIC, "/gripper/suction")}
     assert set(planner.remappings) == {arm, (stack_mod.CAMERA_INFO_TOPIC, "/cam/info")}
     assert real.node("wm_perception").remappings == ((stack_mod.IMAGE_TOPIC, "/cam/rgb"),)
+    # the simulator standing in for the arm (sim:=true) reads the same device topics
+    assert set(real.node("wm_sim").remappings) == {
+        arm,
+        (stack_mod.IMAGE_TOPIC, "/cam/rgb"),
+        (stack_mod.CAMERA_INFO_TOPIC, "/cam/info"),
+        (stack_mod.SUCTION_TOPIC, "/gripper/suction"),
+    }
     for spec in (safety, planner):
         assert dict(spec.parameters)["joint_names"] == names
         assert dict(spec.parameters)["cell_file"] == "/cells/mine.yaml"

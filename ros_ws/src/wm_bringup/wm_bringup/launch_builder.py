@@ -28,7 +28,9 @@ imports are inside), so a test can build them where ``launch_ros`` exists.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from wm_bringup.stack import (
     CRASH_LOOP,
     DESCRIBE_KEYWORDS,
     PACKAGE,
+    PROFILES,
     RESPAWN_DELAY_S,
     Stack,
     arguments,
@@ -220,6 +223,23 @@ def gazebo_actions(stack: Stack, files: Any, gz_args: str) -> list[Any]:
     return [gz_sim, spawn, bridge, *spawners, *(suction if files.objects else [])]
 
 
+def refuse_unknown(profile: str, configured: Iterable[str]) -> None:
+    """ValueError for a launch configuration that looks meant for this launch file but is not
+    one of its arguments: another profile's argument (``shadow:=true`` to sim.launch.py) or a
+    near-miss of one (``shadw:=true``). ``ros2 launch`` passes undeclared arguments through
+    silently, so a misspelt ``shadow`` would otherwise start a live arm. Other names (a parent
+    launch file's own arguments, ``launch-prefix``) are left alone."""
+    declared = {a.name for a in arguments(profile)}
+    known = {a.name for p in PROFILES for a in arguments(p)}
+    for name in sorted(set(configured) - declared):
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        if name in known or near:
+            hint = f" (did you mean {near[0]!r}?)" if near and near[0] != name else ""
+            raise ValueError(
+                f"{profile}.launch.py has no argument {name!r}{hint}; it takes {sorted(declared)}"
+            )
+
+
 def build(profile: str) -> Any:
     """The LaunchDescription of ``profile`` ("sim" or "real")."""
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -241,6 +261,7 @@ def build(profile: str) -> Any:
     ]
 
     def nodes(context: Any) -> list[Any]:
+        refuse_unknown(profile, context.launch_configurations)
         from wm_core.cell import cell_or_default
         from wm_core.robot.urdf import DEFAULT_URDF
 

@@ -16,7 +16,10 @@ import dataclasses
 import functools
 import gc
 import math
+import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names
 from wm_bringup.stack import EXIT_REFUSED
@@ -344,10 +348,28 @@ def freeze_heap() -> None:
 def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
     """The ``main()`` of a node process: start, spin, and shut down quietly on Ctrl-C/SIGTERM.
 
+    The first SIGINT or SIGTERM only sets a flag that the spin loop checks between callbacks;
+    the node then leaves its lifecycle states (deactivate, cleanup) with the context intact and
+    shuts down. (rclpy's own handlers shut the context down from another thread while this one
+    may be inside a callback or a take: the node's stop() raced it, "Failed to complete
+    transition 2" at nearly every ``ros2 launch`` Ctrl-C, and now and then the interrupt
+    surfaced as a RuntimeError traceback from ``take_message``.) A second signal kills the
+    process the default way.
+
     Returns the exit status: ``EXIT_REFUSED`` (3) when the node refuses to start (the runner
     and launch do not respawn it), else 0."""
     args = sys.argv if args is None else args
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stopping.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     node: WmNode | None = None
     code = 0
     try:
@@ -356,13 +378,14 @@ def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
         freeze_heap()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while not stopping.is_set():
+            executor.spin_once(timeout_sec=0.1)
     except StartupError:
         code = EXIT_REFUSED  # the node already logged why
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        rclpy.try_shutdown()  # shut down from outside: stop() takes its no-ROS path
     except RCLError:
-        # A signal shut the context down while a callback was publishing: that is a shutdown.
+        # The context was shut down from outside while a callback was publishing.
         if node is None or node.context.ok():
             raise
     finally:

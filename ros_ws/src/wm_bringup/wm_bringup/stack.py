@@ -544,10 +544,12 @@ def describe(
         arm = _remap(ARM_COMMAND_TOPIC, c.arm_topic)
         image = _remap(IMAGE_TOPIC, c.image_topic)
         info = _remap(CAMERA_INFO_TOPIC, c.camera_info_topic)
+        suction = _remap(SUCTION_TOPIC, c.suction_topic)
         if c.joint_names is not None:
             for name in JOINT_NAME_NODES:
                 add(name, ("joint_names", list(c.joint_names)))
-        add("wm_sim", remap=arm + image + info)  # a simulator standing in for the real arm
+        # a simulator standing in for the real arm: it reads the arm's and the suction's topics
+        add("wm_sim", remap=arm + image + info + suction)
         add("wm_perception", remap=image)
         # the planner's action basis is what the arm is sent: in shadow mode, what it would be
         basis = (("arm_command_topic", SHADOW_TOPIC),) if c.shadow else ()
@@ -561,7 +563,7 @@ def describe(
             "wm_safety",
             ("suction_in_trajectory", False),
             ("shadow", c.shadow),
-            remap=arm + _remap(SUCTION_TOPIC, c.suction_topic),
+            remap=arm + suction,
         )
     if simulator == "gazebo":
         # the joint_trajectory_controller rejects the suction_cup pseudo-joint: the suction goes
