@@ -136,17 +136,72 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.seed,
             cfg,
             out,
-            video=not args.no_video,
+            video=_video_mode(args),
             progress=not args.quiet,
             policy_options=options,
             cell=cell,
             calibrate=args.calibrate,
+            rerun=_rerun_file(args),
         )
     except CheckpointError as exc:
         raise UsageError(str(exc)) from exc
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
+    _print_media(out, report)
     return 0
+
+
+def _video_mode(args: argparse.Namespace) -> str:
+    """``--video raw|annotated|none``; ``--no-video`` is the old spelling of ``--video none``."""
+    if args.no_video:
+        if args.video not in (None, "none"):
+            raise UsageError(f"--no-video contradicts --video {args.video}")
+        return "none"
+    return args.video or "annotated"
+
+
+def _rerun_file(args: argparse.Namespace) -> Path | None:
+    """``--rerun FILE.rrd``: a writable .rrd path (its folder is made), or None."""
+    if args.rerun is None:
+        return None
+    path = Path(args.rerun)
+    if path.suffix != ".rrd":
+        raise UsageError(f"--rerun {args.rerun!r} must name a .rrd file")
+    if path.is_dir():
+        raise UsageError(f"--rerun {args.rerun!r} is a directory")
+    _writable_dir(str(path.parent) if str(path.parent) else ".")
+    try:
+        import rerun  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"--rerun needs the rerun-sdk package ({exc}); run `make setup`") from None
+    return path
+
+
+def _print_media(out: Path, report: dict) -> None:
+    if "video" in report:
+        size = report.get("video_size")
+        extra = f" ({report['video_mode']}, {size[0]}x{size[1]})" if size else ""
+        print(f"video: {out / report['video']}{extra}")
+    if "rerun" in report:
+        print(f"rerun: {report['rerun']} (open with: rerun {report['rerun']})")
+
+
+def _add_video_args(p: argparse.ArgumentParser, what: str, rerun: bool = True) -> None:
+    p.add_argument(
+        "--video",
+        choices=["annotated", "raw", "none"],
+        default=None,
+        help=f"{what}: annotated (default: camera view with detections, target, plan, phase, "
+        "surprise and filter verdicts), raw (the scene render) or none",
+    )
+    p.add_argument("--no-video", action="store_true", help="same as --video none")
+    if rerun:
+        p.add_argument(
+            "--rerun",
+            default=None,
+            metavar="FILE.rrd",
+            help="also write episode 0 as a rerun recording (open it with: rerun FILE.rrd)",
+        )
 
 
 def _add_planner_args(p: argparse.ArgumentParser) -> None:
@@ -221,7 +276,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.seed,
             _scene_config(args),
             out,
-            video=not args.no_video,
+            video=_video_mode(args),
             progress=not args.quiet,
             readme=readme,
             fresh=args.fresh,
@@ -370,6 +425,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _up_episodes(args)
     if args.out is not None or args.no_video or args.objects is not None:
         raise UsageError("--out, --objects and --no-video go with --episodes N")
+    if args.video is not None or args.rerun is not None:
+        raise UsageError("--video and --rerun go with --episodes N")
     overrides = _cell_overrides(args)
     sim = keywords.get("sim")
     if sim is not None and sim.strip().lower() not in ("true", "false"):
@@ -443,6 +500,7 @@ def _up_episodes(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UsageError("--episodes needs --out DIR (where report.json goes)")
     out = _writable_dir(args.out)
+    video, rerun = _video_mode(args), _rerun_file(args)
     from wm_bringup.episodes import DriverError, run_episodes, summary
 
     logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
@@ -455,7 +513,8 @@ def _up_episodes(args: argparse.Namespace) -> int:
             seed,
             out,
             mode=args.mode,
-            video=not args.no_video,
+            video=video,
+            rerun=rerun,
             backend=args.backend,
             params_file=args.params_file,
             overrides=overrides,
@@ -464,8 +523,8 @@ def _up_episodes(args: argparse.Namespace) -> int:
         print(f"wm up: error: {exc}", file=sys.stderr)
         return 1
     print(summary(report))
-    video = f" and {out / report['video']}" if "video" in report else ""
-    print(f"report: {out / 'report.json'}{video}")
+    print(f"report: {out / 'report.json'}")
+    _print_media(out, report)
     return 0
 
 
@@ -821,7 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
     _add_scene_args(ev)
     ev.add_argument("--out", required=True, help="output directory")
-    ev.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4")
+    _add_video_args(ev, "episode 0's mp4")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_planner_args(ev)
     ev.set_defaults(func=cmd_eval)
@@ -841,7 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scene_args(cp)
     cp.add_argument("--out", required=True, help="output directory")
     cp.add_argument("--readme", default=None, help="also rewrite the table in this Markdown file")
-    cp.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4s")
+    _add_video_args(cp, "each entry's episode-0 mp4", rerun=False)
     cp.add_argument(
         "--fresh", action="store_true", help="re-run entries that already have a matching report"
     )
@@ -967,7 +1026,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--objects", type=int, default=None, help="objects per episode, 1-6 (with --episodes)"
     )
-    up.add_argument("--no-video", action="store_true", help="skip episode0.mp4")
+    _add_video_args(up, "episode0.mp4 (with --episodes)")
     up.set_defaults(func=cmd_up)
 
     rc = sub.add_parser(
