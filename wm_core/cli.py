@@ -623,6 +623,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds is not None and args.what != "stack":
         raise UsageError("--seconds is for `wm bench stack` only")
+    if args.annotate and args.what != "stack":
+        raise UsageError("--annotate is for `wm bench stack` only")
     if args.seconds is not None and not args.seconds > 0:
         raise UsageError(f"--seconds {args.seconds} must be > 0")
     out = _writable_dir(args.out)
@@ -635,7 +637,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
             ) from exc
         try:
-            result = bench_stack(seconds=args.seconds or 20.0, log_dir=out / "bench_stack_logs")
+            result = bench_stack(
+                seconds=args.seconds or 20.0,
+                log_dir=out / "bench_stack_logs",
+                record_view=args.annotate,
+            )
         except DriverError as exc:
             print(f"wm bench: error: {exc}", file=sys.stderr)
             return 1
@@ -1151,6 +1157,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="stack only: measured seconds per runner mode (default 20)",
+    )
+    be.add_argument(
+        "--annotate",
+        action="store_true",
+        help="stack only: the driver also records what the annotated video and rerun need "
+        "(to compare the rate with and without)",
     )
     be.set_defaults(func=cmd_bench)
 
