@@ -9,7 +9,8 @@ after the episode, never inside the control loop:
   camera model (``wm_core.cell.Camera``): what the robot *believes* the camera is. Where the
   overlay misses the objects, the camera model (or the readout) is off;
 - panel 2 (when the records carry one): a higher-resolution render of the same camera for
-  people, with the same overlay;
+  people, with the same overlay (a policy without a camera, such as the oracle, gets this
+  panel only);
 - a header line: step, time, task phase, the safety filter's verdict, surprise, hold;
 - a strip chart under the panels: the surprise score over the whole episode with its
   threshold, the holds shaded, one tick per step coloured by the filter's verdict, and a
@@ -102,9 +103,15 @@ class EpisodeAnnotator:
         self.records, self.cell = records, cell
         self.cfg = cfg = cfg or AnnotateConfig()
         self.kin = ArmKinematics(base_pose=cell.arm.T_world_base)
-        self.panels = 1 + any(r.render is not None for r in records)
-        if all(r.image is None for r in records) and self.panels == 1:
-            log.warning("no camera image in the records: the panel shows the overlay only")
+        # which panels: the policy's camera (if it had one), the render for people (if any)
+        self.sources = [
+            name
+            for name in ("image", "render")
+            if any(getattr(r, name) is not None for r in records)
+        ] or ["image"]
+        if all(r.image is None and r.render is None for r in records):
+            log.warning("no image in the records: the panel shows the overlay only")
+        self.panels = len(self.sources)
         self.width = cfg.panel_px * self.panels
         self.height = cfg.panel_px + cfg.strip_px
         self._strip = self._strip_background()  # [strip_px, width, 3]
@@ -118,10 +125,10 @@ class EpisodeAnnotator:
     def frame(self, i: int) -> np.ndarray:
         r, s = self.records[i], self.cfg.panel_px
         out = np.zeros((self.height, self.width, 3), np.uint8)
-        out[:s, :s] = self.panel(r.image, r, cv2.INTER_NEAREST)
-        if self.panels == 2:
-            src = r.render if r.render is not None else r.image
-            out[:s, s:] = self.panel(src, r, cv2.INTER_LINEAR)
+        for k, name in enumerate(self.sources):
+            # the policy's camera upscaled nearest-neighbour (its real resolution shows)
+            interp = cv2.INTER_NEAREST if name == "image" else cv2.INTER_LINEAR
+            out[:s, k * s : (k + 1) * s] = self.panel(getattr(r, name), r, interp)
         out[s:] = self._strip
         x = self._x(i)
         cv2.line(out, (x, s), (x, self.height - 1), (255, 255, 255), 1)

@@ -31,11 +31,14 @@ def verdict_of(status: str) -> str:
 
 
 def _array(name: str, value, width: int) -> np.ndarray:
-    a = (
-        np.asarray(value, dtype=np.float64).reshape(-1, width)
-        if np.size(value)
-        else np.zeros((0, width))
-    )
+    """``value`` as a float array [K, width]; ValueError naming the field otherwise."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"StepRecord.{name} must be numbers, got {type(value).__name__}") from None
+    if a.size % width or (a.ndim > 1 and a.shape[-1] != width):
+        raise ValueError(f"StepRecord.{name} must have {width} numbers per row, got {a.shape}")
+    a = a.reshape(-1, width)
     if not np.isfinite(a).all():
         raise ValueError(f"StepRecord.{name} holds NaN or inf")
     return a
