@@ -200,7 +200,8 @@ def _add_video_args(p: argparse.ArgumentParser, what: str, rerun: bool = True) -
             "--rerun",
             default=None,
             metavar="FILE.rrd",
-            help="also write episode 0 as a rerun recording (open it with: rerun FILE.rrd)",
+            help="also write episode 0 (wm up sim without --episodes: the run, when it stops) "
+            "as a rerun recording (open it with: rerun FILE.rrd)",
         )
 
 
@@ -425,13 +426,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _up_episodes(args)
     if args.out is not None or args.no_video or args.objects is not None:
         raise UsageError("--out, --objects and --no-video go with --episodes N")
-    if args.video is not None or args.rerun is not None:
-        raise UsageError("--video and --rerun go with --episodes N")
+    if args.video is not None:
+        raise UsageError("--video goes with --episodes N")
+    rerun = _rerun_file(args)
+    if rerun is not None and (args.profile != "sim" or args.mode != "processes"):
+        raise UsageError("--rerun on a running stack needs the sim profile and --mode processes")
     overrides = _cell_overrides(args)
     sim = keywords.get("sim")
     if sim is not None and sim.strip().lower() not in ("true", "false"):
         raise UsageError(f"sim:={sim!r} must be true or false")
-    try:
+
+    def run() -> int:
         return up(
             args.profile,
             mode=args.mode,
@@ -443,8 +448,24 @@ def cmd_up(args: argparse.Namespace) -> int:
             overrides=overrides,
             arguments=launch_args,
         )
+
+    try:
+        if rerun is None:
+            return run()
+        from wm_bringup.live_rerun import up_with_rerun
+
+        logging.getLogger("wm_bringup.live_rerun").setLevel(logging.INFO)
+        cell = _cell(args) if args.cell else _cell_from(launch_args)
+        return up_with_rerun(run, rerun, cell)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _cell_from(launch_args: dict[str, str]):
+    """The cell of a ``cell_file:=FILE`` launch argument, else the sim cell."""
+    from wm_core.cell import cell_or_default
+
+    return cell_or_default(launch_args.get("cell_file"))
 
 
 def cmd_record(args: argparse.Namespace) -> int:

@@ -94,6 +94,27 @@ def test_one_episode_through_the_runner_writes_the_eval_report(tiny_model_dir, t
     assert "Traceback" not in logs
 
 
+def test_wm_up_rerun_records_the_running_stack(tiny_model_dir, tmp_path):
+    """``wm up sim --rerun``: the recorder keeps the newest steps while the stack runs and
+    writes them when it stops."""
+    from wm_bringup.live_rerun import up_with_rerun
+    from wm_bringup.runner import up
+
+    from wm_core.cell import sim_cell
+
+    overrides = tiny_stack(tiny_model_dir, max_episode_s=60.0)
+
+    def run() -> int:
+        return up("sim", mode="processes", seconds=8.0, overrides=overrides)
+
+    rrd = tmp_path / "live.rrd"
+    assert up_with_rerun(run, rrd, sim_cell(), keep_steps=20) == 0
+    paths = entity_paths(rrd)
+    assert paths["world/camera/image"] == 20  # the newest 20 steps only
+    assert paths["world/detections"] == 20 and paths["world/arm/capsules"] == 20
+    assert 1 <= paths["safety/verdict"] <= 20
+
+
 def test_bench_stack_compares_both_runner_modes(tiny_model_dir, tmp_path):
     result = bench_stack(
         seconds=4.0,
@@ -137,7 +158,11 @@ def test_bench_stack_compares_both_runner_modes(tiny_model_dir, tmp_path):
         (["bench", "sim", "--seconds", "3"], "--seconds is for `wm bench stack` only"),
         (["bench", "stack", "--seconds", "0", "--out", "OUT"], "--seconds 0.0 must be > 0"),
         (["bench", "sim", "--annotate"], "--annotate is for `wm bench stack` only"),
-        (["up", "sim", "--video", "raw"], "--video and --rerun go with --episodes N"),
+        (["up", "sim", "--video", "raw"], "--video goes with --episodes N"),
+        (
+            ["up", "sim", "--mode", "inprocess", "--rerun", "OUT/x.rrd"],
+            "needs the sim profile and --mode processes",
+        ),
         (
             ["up", "sim", "--episodes", "1", "--out", "OUT", "--rerun", "OUT/x.txt"],
             "must name a .rrd file",

@@ -132,7 +132,7 @@ class StackProbe:
         """Frame-linked arm commands (/wm/safety/command_source) received since the start."""
         self.statuses: deque[dict] = deque(maxlen=STATUS_HISTORY)
         self.diag: dict[str, tuple[int, dict[str, str]]] = {}
-        self.images: list[tuple[int, np.ndarray]] | None = None
+        self.images: deque[tuple[int, np.ndarray]] | None = None
         self.view: ViewLog | None = None
         """What the stack publishes about each step, while recording with ``view``."""
         self._view_subs: list[Any] = []
@@ -254,13 +254,16 @@ class StackProbe:
                 self.images.append((stamp_ns(msg.header.stamp), img))
 
     # ------------------------------------------------------------------ actions
-    def record_images(self, on: bool, view: bool = False) -> list[tuple[int, np.ndarray]]:
+    def record_images(
+        self, on: bool, view: bool = False, keep: int | None = None
+    ) -> list[tuple[int, np.ndarray]]:
         """Start (``on``) or stop receiving camera frames; stopping returns them
         (stamp ns, [H, W, 3] RGB). ``view`` (when starting): also keep what the stack publishes
-        about each step (:class:`ViewLog`; :meth:`take_view` after stopping)."""
+        about each step (:class:`ViewLog`; :meth:`take_view` after stopping). ``keep``: only the
+        newest ``keep`` frames are kept (None: all)."""
         if on and self._image_sub is None:
             with self.lock:
-                self.images = []
+                self.images = deque(maxlen=keep)
                 self.view = ViewLog() if view else None
             self._image_sub = self.node.create_subscription(
                 Image, "/camera/image_raw", self._on_image, self._sensor_qos
@@ -288,7 +291,7 @@ class StackProbe:
                 self.node.destroy_subscription(sub)
             self._view_subs = []
         with self.lock:
-            frames, self.images = self.images or [], None
+            frames, self.images = list(self.images or ()), None
         return frames
 
     def take_view(self) -> ViewLog | None:
