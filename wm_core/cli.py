@@ -137,17 +137,73 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.seed,
             cfg,
             out,
-            video=not args.no_video,
+            video=_video_mode(args),
             progress=not args.quiet,
             policy_options=options,
             cell=cell,
             calibrate=args.calibrate,
+            rerun=_rerun_file(args),
         )
     except (CheckpointError, BackendUnavailableError) as exc:
         raise UsageError(str(exc)) from exc
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
+    _print_media(out, report)
     return 0
+
+
+def _video_mode(args: argparse.Namespace) -> str:
+    """``--video raw|annotated|none``; ``--no-video`` is the old spelling of ``--video none``."""
+    if args.no_video:
+        if args.video not in (None, "none"):
+            raise UsageError(f"--no-video contradicts --video {args.video}")
+        return "none"
+    return args.video or "annotated"
+
+
+def _rerun_file(args: argparse.Namespace) -> Path | None:
+    """``--rerun FILE.rrd``: a writable .rrd path (its folder is made), or None."""
+    if args.rerun is None:
+        return None
+    path = Path(args.rerun)
+    if path.suffix != ".rrd":
+        raise UsageError(f"--rerun {args.rerun!r} must name a .rrd file")
+    if path.is_dir():
+        raise UsageError(f"--rerun {args.rerun!r} is a directory")
+    _writable_dir(str(path.parent) if str(path.parent) else ".")
+    try:
+        import rerun  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"--rerun needs the rerun-sdk package ({exc}); run `make setup`") from None
+    return path
+
+
+def _print_media(out: Path, report: dict) -> None:
+    if "video" in report:
+        size = report.get("video_size")
+        extra = f" ({report['video_mode']}, {size[0]}x{size[1]})" if size else ""
+        print(f"video: {out / report['video']}{extra}")
+    if "rerun" in report:
+        print(f"rerun: {report['rerun']} (open with: rerun {report['rerun']})")
+
+
+def _add_video_args(p: argparse.ArgumentParser, what: str, rerun: bool = True) -> None:
+    p.add_argument(
+        "--video",
+        choices=["annotated", "raw", "none"],
+        default=None,
+        help=f"{what}: annotated (default: camera view with detections, target, plan, phase, "
+        "surprise and filter verdicts), raw (the scene render) or none",
+    )
+    p.add_argument("--no-video", action="store_true", help="same as --video none")
+    if rerun:
+        p.add_argument(
+            "--rerun",
+            default=None,
+            metavar="FILE.rrd",
+            help="also write episode 0 (wm up sim without --episodes: the run, when it stops) "
+            "as a rerun recording (open it with: rerun FILE.rrd)",
+        )
 
 
 def _add_planner_args(p: argparse.ArgumentParser) -> None:
@@ -235,7 +291,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.seed,
             _scene_config(args),
             out,
-            video=not args.no_video,
+            video=_video_mode(args),
             progress=not args.quiet,
             readme=readme,
             fresh=args.fresh,
@@ -384,6 +440,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _up_episodes(args)
     if args.out is not None or args.no_video or args.objects is not None:
         raise UsageError("--out, --objects and --no-video go with --episodes N")
+    if args.video is not None:
+        raise UsageError("--video goes with --episodes N")
+    rerun = _rerun_file(args)
+    if rerun is not None and (args.profile != "sim" or args.mode != "processes"):
+        raise UsageError("--rerun on a running stack needs the sim profile and --mode processes")
     overrides = _cell_overrides(args)
     sim = keywords.get("sim")
     if sim is not None and sim.strip().lower() == "gazebo" and args.profile == "sim":
@@ -392,7 +453,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(GAZEBO_NEEDS_ROS2)
     if sim is not None and sim.strip().lower() not in ("true", "false"):
         raise UsageError(f"sim:={sim!r} must be true or false")
-    try:
+
+    def run() -> int:
         return up(
             args.profile,
             mode=args.mode,
@@ -404,8 +466,24 @@ def cmd_up(args: argparse.Namespace) -> int:
             overrides=overrides,
             arguments=launch_args,
         )
+
+    try:
+        if rerun is None:
+            return run()
+        from wm_bringup.live_rerun import up_with_rerun
+
+        logging.getLogger("wm_bringup.live_rerun").setLevel(logging.INFO)
+        cell = _cell(args) if args.cell else _cell_from(launch_args)
+        return up_with_rerun(run, rerun, cell)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _cell_from(launch_args: dict[str, str]):
+    """The cell of a ``cell_file:=FILE`` launch argument, else the sim cell."""
+    from wm_core.cell import cell_or_default
+
+    return cell_or_default(launch_args.get("cell_file"))
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -461,6 +539,7 @@ def _up_episodes(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UsageError("--episodes needs --out DIR (where report.json goes)")
     out = _writable_dir(args.out)
+    video, rerun = _video_mode(args), _rerun_file(args)
     from wm_bringup.episodes import DriverError, run_episodes, summary
 
     logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
@@ -473,7 +552,8 @@ def _up_episodes(args: argparse.Namespace) -> int:
             seed,
             out,
             mode=args.mode,
-            video=not args.no_video,
+            video=video,
+            rerun=rerun,
             backend=args.backend,
             params_file=args.params_file,
             overrides=overrides,
@@ -482,8 +562,8 @@ def _up_episodes(args: argparse.Namespace) -> int:
         print(f"wm up: error: {exc}", file=sys.stderr)
         return 1
     print(summary(report))
-    video = f" and {out / report['video']}" if "video" in report else ""
-    print(f"report: {out / 'report.json'}{video}")
+    print(f"report: {out / 'report.json'}")
+    _print_media(out, report)
     return 0
 
 
@@ -653,6 +733,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds is not None and args.what != "stack":
         raise UsageError("--seconds is for `wm bench stack` only")
+    if args.annotate and args.what != "stack":
+        raise UsageError("--annotate is for `wm bench stack` only")
     if args.seconds is not None and not args.seconds > 0:
         raise UsageError(f"--seconds {args.seconds} must be > 0")
     out = _writable_dir(args.out)
@@ -665,7 +747,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
             ) from exc
         try:
-            result = bench_stack(seconds=args.seconds or 20.0, log_dir=out / "bench_stack_logs")
+            result = bench_stack(
+                seconds=args.seconds or 20.0,
+                log_dir=out / "bench_stack_logs",
+                record_view=args.annotate,
+            )
         except DriverError as exc:
             print(f"wm bench: error: {exc}", file=sys.stderr)
             return 1
@@ -914,7 +1000,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="first episode seed, >= 0")
     _add_scene_args(ev)
     ev.add_argument("--out", required=True, help="output directory")
-    ev.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4")
+    _add_video_args(ev, "episode 0's mp4")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_planner_args(ev)
     ev.set_defaults(func=cmd_eval)
@@ -934,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scene_args(cp)
     cp.add_argument("--out", required=True, help="output directory")
     cp.add_argument("--readme", default=None, help="also rewrite the table in this Markdown file")
-    cp.add_argument("--no-video", action="store_true", help="skip the episode-0 mp4s")
+    _add_video_args(cp, "each entry's episode-0 mp4", rerun=False)
     cp.add_argument(
         "--fresh", action="store_true", help="re-run entries that already have a matching report"
     )
@@ -1060,7 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--objects", type=int, default=None, help="objects per episode, 1-6 (with --episodes)"
     )
-    up.add_argument("--no-video", action="store_true", help="skip episode0.mp4")
+    _add_video_args(up, "episode0.mp4 (with --episodes)")
     up.set_defaults(func=cmd_up)
 
     rc = sub.add_parser(
@@ -1231,6 +1317,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="stack only: measured seconds per runner mode (default 20)",
+    )
+    be.add_argument(
+        "--annotate",
+        action="store_true",
+        help="stack only: the driver also records what the annotated video and rerun need "
+        "(to compare the rate with and without)",
     )
     be.set_defaults(func=cmd_bench)
 

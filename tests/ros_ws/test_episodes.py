@@ -18,6 +18,7 @@ from wm_core.cli import main  # noqa: E402
 from wm_core.eval.runner import build_report  # noqa: E402
 from wm_core.sim import SceneConfig  # noqa: E402
 from wm_core.sim.safety import EVENT_KINDS  # noqa: E402
+from wm_core.viz.rerun_log import entity_paths  # noqa: E402
 
 DOMAIN = 170  # this module uses 170..179
 
@@ -52,7 +53,10 @@ def eval_report_keys() -> set[str]:
 
 
 def test_one_episode_through_the_runner_writes_the_eval_report(tiny_model_dir, tmp_path):
-    report = run_episodes(1, 5, tmp_path, mode="inprocess", overrides=tiny_stack(tiny_model_dir))
+    rrd = tmp_path / "ep0.rrd"
+    report = run_episodes(
+        1, 5, tmp_path, mode="inprocess", overrides=tiny_stack(tiny_model_dir), rerun=rrd
+    )
     disk = json.loads((tmp_path / "report.json").read_text())
     assert disk == json.loads(json.dumps(report))
     assert eval_report_keys() <= set(disk), eval_report_keys() - set(disk)
@@ -76,8 +80,39 @@ def test_one_episode_through_the_runner_writes_the_eval_report(tiny_model_dir, t
     assert disk["arm_commands"] >= disk["frames_commanded"]
     assert disk["stack"]["mode"] == "inprocess"
     assert disk["video"] == "episode0.mp4" and (tmp_path / "episode0.mp4").stat().st_size > 1000
+    # the annotated video and the rerun file, from what the stack published about each step
+    assert disk["video_mode"] == "annotated" and disk["video_size"] == [512, 640]
+    # one frame per camera step of the episode (from the sim's reset, before the planner is on)
+    assert disk["frames_commanded"] <= disk["video_frames"] <= ep["sim_time_s"] * 10 + 2
+    paths = entity_paths(rrd)
+    assert paths["world/camera/image"] == disk["video_frames"]
+    for p in ("world/detections", "world/tool/planned", "world/arm/capsules", "task/phase"):
+        assert paths[p] == disk["video_frames"], p
+    assert 1 <= paths["safety/verdict"] <= disk["video_frames"]  # frames the stack commanded
+    assert paths.get("plan/cost/total", 0) >= 1  # from the planner's diagnostics
     logs = (tmp_path / "logs" / "stack.log").read_text()
     assert "Traceback" not in logs
+
+
+def test_wm_up_rerun_records_the_running_stack(tiny_model_dir, tmp_path):
+    """``wm up sim --rerun``: the recorder keeps the newest steps while the stack runs and
+    writes them when it stops."""
+    from wm_bringup.live_rerun import up_with_rerun
+    from wm_bringup.runner import up
+
+    from wm_core.cell import sim_cell
+
+    overrides = tiny_stack(tiny_model_dir, max_episode_s=60.0)
+
+    def run() -> int:
+        return up("sim", mode="processes", seconds=8.0, overrides=overrides)
+
+    rrd = tmp_path / "live.rrd"
+    assert up_with_rerun(run, rrd, sim_cell(), keep_steps=20) == 0
+    paths = entity_paths(rrd)
+    assert paths["world/camera/image"] == 20  # the newest 20 steps only
+    assert paths["world/detections"] == 20 and paths["world/arm/capsules"] == 20
+    assert 1 <= paths["safety/verdict"] <= 20
 
 
 def test_bench_stack_compares_both_runner_modes(tiny_model_dir, tmp_path):
@@ -122,6 +157,20 @@ def test_bench_stack_compares_both_runner_modes(tiny_model_dir, tmp_path):
         (["up", "sim", "--episodes", "1", "--out", "OUT", "--mode", "x"], "--mode 'x'"),
         (["bench", "sim", "--seconds", "3"], "--seconds is for `wm bench stack` only"),
         (["bench", "stack", "--seconds", "0", "--out", "OUT"], "--seconds 0.0 must be > 0"),
+        (["bench", "sim", "--annotate"], "--annotate is for `wm bench stack` only"),
+        (["up", "sim", "--video", "raw"], "--video goes with --episodes N"),
+        (
+            ["up", "sim", "--mode", "inprocess", "--rerun", "OUT/x.rrd"],
+            "needs the sim profile and --mode processes",
+        ),
+        (
+            ["up", "sim", "--episodes", "1", "--out", "OUT", "--rerun", "OUT/x.txt"],
+            "must name a .rrd file",
+        ),
+        (
+            ["up", "sim", "--episodes", "1", "--out", "OUT", "--no-video", "--video", "raw"],
+            "--no-video contradicts --video raw",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):

@@ -18,6 +18,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, make_trajectory, to_seconds  # noqa: E402
 from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, StartupError  # noqa: E402
+from wm_bringup.vizmsgs import parse_cost_values, parse_detection_markers  # noqa: E402
 from wm_perception.perception_node import latent_msg  # noqa: E402
 from wm_planner.planner_node import PlannerNode  # noqa: E402
 
@@ -67,6 +68,7 @@ def test_plan_command_markers_and_surprise(ros, tiny_model_dir):
     feed_joints(ros)
     cmds = ros.collect(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
     markers = ros.collect(MarkerArray, "/wm/plan_markers", RELIABLE_QOS)
+    detections = ros.collect(MarkerArray, "/wm/detections", RELIABLE_QOS)
     surprise = ros.collect(Float32, "/wm/surprise", RELIABLE_QOS)
     diags = ros.collect(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
     pub = ros.publisher(Image, "/wm/latent", SENSOR_QOS)
@@ -90,10 +92,29 @@ def test_plan_command_markers_and_surprise(ros, tiny_model_dir):
     assert ros.spin_until(lambda: bool(markers) and bool(surprise))
     assert markers[0].markers[0].header.frame_id == "world"
     assert len(markers[0].markers[0].points) == node.config.planner.horizon
+    # the readout's view of the step, stamped like the command: detections, target, status
+    assert ros.spin_until(lambda: bool(detections))
+    view = parse_detection_markers(detections[0])
+    assert detections[0].markers[0].header.stamp == stamp
+    assert view["phase"]  # the task layer always names its phase
+    assert view["detections"].shape[1] == 4
+    # the plan's cost breakdown in the diagnostics
     assert ros.spin_until(
-        lambda: any(s.name.endswith("wm_planner") and s.values for d in diags for s in d.status),
+        lambda: any(
+            s.name.endswith("wm_planner") and any(kv.key == "cost_total" for kv in s.values)
+            for d in diags
+            for s in d.status
+        ),
         timeout=3.0,
     )
+    kv = next(
+        {kv.key: kv.value for kv in s.values}
+        for d in diags
+        for s in d.status
+        if s.name.endswith("wm_planner") and any(kv.key == "cost_total" for kv in s.values)
+    )
+    terms = parse_cost_values(kv)
+    assert {"goal", "collision", "total"} <= set(terms)
 
 
 def test_actions_start_from_the_command_the_arm_was_sent(ros, tiny_model_dir):

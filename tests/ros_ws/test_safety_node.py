@@ -105,14 +105,20 @@ def test_each_planner_command_reports_its_source_stamp_beside_the_arm_command(ro
     Arm(ros)
     out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
     sources = ros.collect(Header, "/wm/safety/command_source", RELIABLE_QOS)
+    verdicts = ros.collect(Header, "/wm/safety/verdict", RELIABLE_QOS)
     cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
     assert ros.spin_until(lambda: node.q is not None and ros.linked())
     stamps = []
     for k in range(3):
         stamps.append(ros.probe.get_clock().now().to_msg())
         cmd.publish(command(SMALL if k % 2 else HOME, stamps[-1]))
-        assert ros.spin_until(lambda n=k + 1: len(sources) >= n)
+        assert ros.spin_until(lambda n=k + 1: len(sources) >= n and len(verdicts) >= n)
     assert [(h.stamp.sec, h.stamp.nanosec) for h in sources] == [(t.sec, t.nanosec) for t in stamps]
+    # the filter's verdict on each of those commands, under the same stamp
+    assert [(h.stamp.sec, h.stamp.nanosec) for h in verdicts] == [
+        (t.sec, t.nanosec) for t in stamps
+    ]
+    assert {h.frame_id for h in verdicts} <= {"ok", "clamped"}
     assert all((m.header.stamp.sec, m.header.stamp.nanosec) == (0, 0) for m in out)
     n_out, n_src = len(out), len(sources)
     assert ros.spin_until(lambda: len(out) > n_out, timeout=3.0)  # the watchdog's hold
@@ -148,12 +154,14 @@ def test_keepout_intrusion_is_held(ros, tmp_path):
     assert node.config.cell.keepout_boxes == (box,)
     Arm(ros)
     out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    verdicts = ros.collect(Header, "/wm/safety/verdict", RELIABLE_QOS)
     cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
     assert ros.spin_until(lambda: node.q is not None and ros.linked())
     cmd.publish(command(q2, ros.probe.get_clock().now().to_msg()))
-    assert ros.spin_until(lambda: len(out) >= 1)
+    assert ros.spin_until(lambda: len(out) >= 1 and len(verdicts) >= 1)
     np.testing.assert_allclose(out[-1].points[0].positions[:6], HOME, atol=1e-9)  # held
     assert node.filter.counts["rejected"] == 1
+    assert [h.frame_id for h in verdicts] == ["rejected"]
 
 
 def test_watchdog_holds_when_commands_or_joint_states_stop(ros):

@@ -137,7 +137,7 @@ def compare(
     seed: int,
     cfg: SceneConfig,
     out: Path,
-    video: bool = True,
+    video: str = "annotated",
     progress: bool = True,
     readme: Path | None = None,
     fresh: bool = False,

@@ -1,4 +1,11 @@
-"""Run a policy for N seeded episodes and write ``report.json`` (+ an mp4 of episode 0)."""
+"""Run a policy for N seeded episodes and write ``report.json`` (+ an mp4 of episode 0).
+
+The episode-0 video (``video``): ``annotated`` (default) records a
+:class:`~wm_core.viz.record.StepRecord` per step (references to what the policy saw and
+decided, plus a render for people) and draws the overlay after the episode
+(:mod:`wm_core.viz.annotate`); ``raw`` is the plain scene render; ``none`` writes no video.
+``rerun``: also write episode 0 as a rerun recording (:mod:`wm_core.viz.rerun_log`). Both are
+made after the episode, outside the timed control step."""
 
 from __future__ import annotations
 
@@ -18,10 +25,17 @@ from wm_core.safety.filter import STATUSES as FILTER_STATUSES
 from wm_core.sim import SceneConfig, TableClearingEnv
 from wm_core.sim.calibration import calibrate_camera
 from wm_core.sim.safety import EVENT_KINDS
+from wm_core.viz.record import StepRecord, record_from_policy
 
 log = logging.getLogger(__name__)
 
 VIDEO_SIZE = 256
+"""Side (px) of the raw video's scene render."""
+ANNOTATED_RENDER_SIZE = 256
+"""Side (px) of the render for people in the annotated video's second panel: twice the
+policy's camera, the raw video's size (kept in memory for the whole episode: 900 steps of
+256 px are about 180 MB; 512 px would be four times that)."""
+VIDEO_MODES = ("annotated", "raw", "none")
 REPORT_VERSION = 1
 
 
@@ -44,21 +58,42 @@ def make_filter(cfg: SceneConfig, cell: Workcell) -> SafetyFilter:
 
 
 def run_episode(
-    env: TableClearingEnv, policy, seed: int, video: list | None = None, flt=None
+    env: TableClearingEnv,
+    policy,
+    seed: int,
+    video: list | None = None,
+    flt=None,
+    steps: list[StepRecord] | None = None,
+    people_render: bool = True,
 ) -> dict:
-    """One episode; returns its metrics plus per-step wall-clock latencies (ms)."""
+    """One episode; returns its metrics plus per-step wall-clock latencies (ms).
+
+    ``video``: a list the raw scene renders are appended to. ``steps``: a list the per-step
+    records (for the annotated video and rerun) are appended to; taking them costs a render
+    and a few references per step, outside the timed step (``people_render``: the render for
+    the annotated video's second panel; rerun needs none)."""
     obs, info = env.reset(seed)
     policy.reset(seed)
     flt = flt or make_filter(env.cfg, env.cell)
     flt.reset(obs["joint_pos"], suction=False)
     latencies = []
+    dt = 1.0 / env.cfg.control_hz
     while True:
         if video is not None:
             video.append(env.render("scene_cam", VIDEO_SIZE))
+        render = None
+        if steps is not None and people_render:
+            render = env.render("scene_cam", ANNOTATED_RENDER_SIZE)  # [S, S, 3]
         t0 = time.perf_counter()
         action = policy.act(obs, info if policy.privileged else None)
-        obs, _, terminated, truncated, info, _ = safe_step(env, flt, action)
+        seen = obs
+        obs, _, terminated, truncated, info, res = safe_step(env, flt, action)
         latencies.append((time.perf_counter() - t0) * 1e3)
+        if steps is not None:
+            last = getattr(policy, "last_info", None) or {}
+            steps.append(
+                record_from_policy(len(steps), len(steps) * dt, seen, last, res.status, render)
+            )
         if terminated or truncated or getattr(policy, "done", False):
             break
     if video is not None:
@@ -86,11 +121,12 @@ def evaluate(
     seed: int,
     cfg: SceneConfig,
     out_dir: Path,
-    video: bool = True,
+    video: str = "annotated",
     progress: bool = True,
     policy_options: dict | None = None,
     cell: Workcell | None = None,
     calibrate: bool = False,
+    rerun: Path | None = None,
 ) -> dict:
     """Run ``episodes`` episodes with seeds ``seed .. seed+episodes-1`` in ``cell`` (default:
     the sim cell, which the scene is built from); write the report.
@@ -98,14 +134,19 @@ def evaluate(
     ``calibrate``: before each episode, calibrate that episode's (jittered) scene camera with
     the board-on-the-tool sweep (``wm_core.sim.calibration``) and give the policy the
     calibrated camera; it never reads the simulator's camera pose. The report gets each
-    episode's calibration and pose error."""
+    episode's calibration and pose error.
+
+    ``video``: one of VIDEO_MODES (episode 0's mp4). ``rerun``: an .rrd file for episode 0."""
+    if video not in VIDEO_MODES:
+        raise ValueError(f"video={video!r} must be one of {VIDEO_MODES}")
     cell = cell or sim_cell()
     policy = make_policy(policy_name, cfg, cell, **(policy_options or {}))
     if calibrate and not hasattr(policy, "set_camera"):
         raise ValueError(f"--calibrate: policy {policy_name!r} does not use the camera model")
     cfg = dataclasses.replace(cfg, render_images=bool(getattr(policy, "needs_images", True)))
     env = TableClearingEnv(cfg, cell)
-    results, frames = [], []
+    results, frames, steps = [], [], []
+    episode0_cell = cell
     t_start = time.perf_counter()
     try:
         for i in tqdm(
@@ -119,7 +160,16 @@ def evaluate(
             if calibrate:
                 calibration = calibrate_camera(cfg, seed + i, cell)
                 policy.set_camera(calibration.cell.camera)
-            result = run_episode(env, policy, seed + i, frames if (video and i == 0) else None)
+            if i == 0 and calibration is not None:
+                episode0_cell = calibration.cell  # the overlay uses the camera the policy had
+            result = run_episode(
+                env,
+                policy,
+                seed + i,
+                frames if (video == "raw" and i == 0) else None,
+                steps=steps if (i == 0 and (video == "annotated" or rerun)) else None,
+                people_render=video == "annotated",
+            )
             if calibration is not None:
                 result["calibration"] = calibration.summary()
             results.append(result)
@@ -130,12 +180,46 @@ def evaluate(
     if hasattr(policy, "settings"):
         report["planner_settings"] = policy.settings
     report["wall_s"] = round(time.perf_counter() - t_start, 2)
-    if video and frames:
-        vpath = out_dir / "episode0.mp4"
-        write_video(frames, vpath, fps=cfg.control_hz)
-        report["video"] = vpath.name
+    report |= write_episode0_media(
+        out_dir, video, frames, steps, episode0_cell, cfg.control_hz, rerun, policy
+    )
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def write_episode0_media(
+    out_dir: Path,
+    video: str,
+    frames: list[np.ndarray],
+    steps: list[StepRecord],
+    cell: Workcell,
+    fps: float,
+    rerun: Path | None = None,
+    policy=None,
+    app_id: str = "wm eval",
+) -> dict:
+    """Episode 0's mp4 (raw frames or annotated records) and rerun file -> report fields."""
+    out: dict = {}
+    vpath = out_dir / "episode0.mp4"
+    if video == "raw" and frames:
+        write_video(frames, vpath, fps=fps)
+        out |= {"video": vpath.name, "video_mode": "raw"}
+    elif video == "annotated" and steps:
+        from wm_core.viz.annotate import AnnotateConfig, write_annotated_video
+
+        tcfg = getattr(policy, "tcfg", None)
+        acfg = AnnotateConfig(fps=fps)
+        if tcfg is not None:
+            acfg = dataclasses.replace(acfg, surprise_threshold=tcfg.surprise_threshold)
+        n, w, h = write_annotated_video(steps, cell, vpath, acfg)
+        out |= {"video": vpath.name, "video_mode": "annotated", "video_size": [w, h]}
+        out["video_frames"] = n
+    if rerun is not None and steps:
+        from wm_core.viz.rerun_log import write_rrd
+
+        write_rrd(steps, cell, Path(rerun), app_id=app_id)
+        out["rerun"] = str(rerun)
+    return out
 
 
 def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[dict]) -> dict:

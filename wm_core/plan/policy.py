@@ -247,7 +247,15 @@ class LatentMPCPolicy:
             self.last_info = {"phase": sub.phase, "plan": plan}
         a_t = torch.tensor(a, dtype=torch.float32)[None]  # [1, 4]
         self.surprise.expect(self.model.predict(z, p, a_t)[0])
-        self.last_info |= {"surprise": score, "phase": sub.phase, "objects_seen": len(detections)}
+        target = None if self.task.target is None else self.task.target.copy()  # [3]
+        self.last_info |= {
+            "surprise": score,
+            "phase": sub.phase,
+            "objects_seen": len(detections),
+            "detections": detections,  # [M, 4] (x, y, z, objectness): for the visualisations
+            "target": target,
+            "subgoal": np.asarray(sub.tool, float),  # [3]
+        }
         return a
 
     def episode_stats(self) -> dict:

@@ -13,7 +13,10 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         # The single copy of the launch files lives in the repository's top-level launch/.
         (f"share/{PACKAGE}/launch", glob("../../../launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (
+            f"share/{PACKAGE}/config",
+            glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.json"),
+        ),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -14,7 +14,7 @@ def test_compare_writes_table_chart_reports_and_readme_block(tmp_path):
         7,
         cfg,
         tmp_path / "cmp",
-        video=False,
+        video="none",
         progress=False,
         readme=readme,
     )
@@ -38,11 +38,11 @@ def test_a_finished_entry_is_reused_only_when_code_and_models_match(tmp_path, mo
     cfg = SceneConfig(n_objects=1, max_episode_s=2.0)
     out = tmp_path / "cmp"
     args = (["random"], 1, 3, cfg, out)
-    cmp.compare(*args, video=False, progress=False)
+    cmp.compare(*args, video="none", progress=False)
     report = out / "random" / "report.json"
     marked = json.loads(report.read_text()) | {"marker": 1}
     report.write_text(json.dumps(marked))
-    assert cmp.compare(*args, video=False, progress=False)["random"].get("marker") == 1
+    assert cmp.compare(*args, video="none", progress=False)["random"].get("marker") == 1
     monkeypatch.setattr(cmp, "code_stamp", lambda: "other code")
-    assert "marker" not in cmp.compare(*args, video=False, progress=False)["random"]
+    assert "marker" not in cmp.compare(*args, video="none", progress=False)["random"]
     assert json.loads((out / "random" / cmp.STAMP).read_text()) == {"code": "other code"}

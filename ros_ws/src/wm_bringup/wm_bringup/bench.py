@@ -8,6 +8,12 @@ latency and frame figures are those of :mod:`wm_bringup.episodes`. CPU is read f
 ``/proc/<pid>/stat`` (user + system time) of each stack process over the measured window, in
 percent of one core; in ``inprocess`` mode the nodes share one process and the executor threads
 run any node's callbacks, so only the process total exists there.
+
+``record_view`` (``wm bench stack --annotate``): the driver records, over the whole run, what the
+annotated video and the rerun recording of ``wm up sim --episodes`` are made from (camera
+frames, ``/wm/detections``, ``/wm/plan_markers``, ``/wm/safety/verdict``, joint states), so the
+two runs compare the stack's rate with and without it. The stack itself publishes the same
+topics either way.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import time
 from pathlib import Path
 
+from wm_bringup.episode_view import build_records
 from wm_bringup.episodes import (
     LATENCY_DEFINITION,
     LATENCY_TARGET_MS,
@@ -48,10 +55,12 @@ def own_cpu_seconds() -> float:
     return t.user + t.system
 
 
-def measure(session: Session, seed: int, seconds: float, warmup_s: float) -> dict:
+def measure(
+    session: Session, seed: int, seconds: float, warmup_s: float, record_view: bool = False
+) -> dict:
     """Run the workload on a started session; the figures of the measured window."""
     p = session.probe
-    start = session.begin(seed)
+    start = session.begin(seed, record=record_view, view=record_view)
     t_warm = time.monotonic()
     session.wait("the warm-up", lambda: time.monotonic() - t_warm >= warmup_s, warmup_s + 5.0)
     pids = session.children.pids
@@ -73,6 +82,14 @@ def measure(session: Session, seed: int, seconds: float, warmup_s: float) -> dic
     session.safety_counts()  # commands in flight for the window's last frames arrive meanwhile
     window = p.window_stats(Window(first_ns, last_ns))
     figures = stack_figures([window])
+    if record_view:
+        frames, view = p.record_images(False), p.take_view()
+        records = build_records(frames, view, start.episode_ns) if view is not None else []
+        figures["recorded"] = {
+            "frames": len(frames),
+            "steps_with_detections": sum(1 for r in records if r.phase),
+            "steps_with_verdict": sum(1 for r in records if r.verdict),
+        }
     cpu = {name: round(100.0 * (cpu1[name] - cpu0[name]) / wall, 1) for name in pids}
     return figures | {
         "window_s": round(wall, 2),
@@ -92,6 +109,7 @@ def bench_stack(
     modes: tuple[str, ...] = MODES,
     overrides: dict[str, dict] | None = None,
     log_dir: Path | str = Path("out/bench/stack_logs"),
+    record_view: bool = False,
 ) -> dict:
     """Both runner modes on the same workload; the JSON ``wm bench stack`` prints."""
     if seconds <= 0:
@@ -103,6 +121,7 @@ def bench_stack(
             "warmup_s": warmup_s,
             "stack": "sim profile, wm_bringup config/stack.yaml"
             + (f", overrides {overrides}" if overrides else ""),
+            "driver_records_episode_view": record_view,
         },
         "latency_definition": LATENCY_DEFINITION,
         "targets": {
@@ -117,7 +136,7 @@ def bench_stack(
     for mode in modes:
         session, startup_s = start_session(mode, seed, overrides, Path(log_dir) / mode)
         try:
-            figures = measure(session, seed, seconds, warmup_s)
+            figures = measure(session, seed, seconds, warmup_s, record_view)
         finally:
             stop_session(session)
         figures["startup_s"] = round(startup_s, 1)

@@ -25,7 +25,9 @@ the newest latent when it is free) are counted apart, as frames without a comman
 control rate is frame-linked commands per second.
 
 :func:`run_episodes` writes ``report.json`` with :func:`wm_core.eval.runner.build_report` (the
-``wm eval`` report) plus the stack figures, and ``episode0.mp4``.
+``wm eval`` report) plus the stack figures, and ``episode0.mp4``: ``annotated`` (default) from
+what the stack published about each step of episode 0 (:mod:`wm_bringup.episode_view`), ``raw``
+the camera frames, ``none`` nothing; and with ``rerun`` the same records as an .rrd file.
 """
 
 from __future__ import annotations
@@ -50,12 +52,16 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Empty, Header, Int64, String
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
+from wm_bringup.episode_view import ViewLog, build_records
+from wm_bringup.msgs import arm_joint_names, joint_state_arrays
 from wm_bringup.nodekit import RELIABLE_QOS
 from wm_bringup.runner import ProcessStack, launch_children
+from wm_bringup.vizmsgs import parse_cost_values, parse_detection_markers, parse_plan_markers
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +132,11 @@ class StackProbe:
         """Frame-linked arm commands (/wm/safety/command_source) received since the start."""
         self.statuses: deque[dict] = deque(maxlen=STATUS_HISTORY)
         self.diag: dict[str, tuple[int, dict[str, str]]] = {}
-        self.images: list[tuple[int, np.ndarray]] | None = None
+        self.images: deque[tuple[int, np.ndarray]] | None = None
+        self.view: ViewLog | None = None
+        """What the stack publishes about each step, while recording with ``view``."""
+        self._view_subs: list[Any] = []
+        self._joint_names = arm_joint_names()
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -198,7 +208,41 @@ class StackProbe:
         s = stamp_ns(msg.header.stamp)
         with self.lock:
             for st in msg.status:
-                self.diag[st.name.lstrip("/")] = (s, {kv.key: kv.value for kv in st.values})
+                values = {kv.key: kv.value for kv in st.values}
+                self.diag[st.name.lstrip("/")] = (s, values)
+                if self.view is not None and st.name.lstrip("/") == PLANNER:
+                    self.view.costs.append((s, parse_cost_values(values)))
+
+    def _on_detections(self, msg: MarkerArray) -> None:
+        if not msg.markers:
+            return
+        s, view = stamp_ns(msg.markers[0].header.stamp), parse_detection_markers(msg)
+        with self.lock:
+            if self.view is not None:
+                self.view.views[s] = view
+
+    def _on_plan_markers(self, msg: MarkerArray) -> None:
+        path = parse_plan_markers(msg)
+        if path is None:
+            return
+        s = stamp_ns(msg.markers[0].header.stamp)
+        with self.lock:
+            if self.view is not None:
+                self.view.plans[s] = path
+
+    def _on_verdict(self, msg: Header) -> None:
+        with self.lock:
+            if self.view is not None:
+                self.view.verdicts[stamp_ns(msg.stamp)] = msg.frame_id
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            q, _ = joint_state_arrays(msg, self._joint_names)
+        except ValueError:
+            return
+        with self.lock:
+            if self.view is not None:
+                self.view.joints.append((stamp_ns(msg.header.stamp), q))
 
     def _on_image(self, msg: Image) -> None:
         if msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.step:
@@ -210,22 +254,51 @@ class StackProbe:
                 self.images.append((stamp_ns(msg.header.stamp), img))
 
     # ------------------------------------------------------------------ actions
-    def record_images(self, on: bool) -> list[tuple[int, np.ndarray]]:
+    def record_images(
+        self, on: bool, view: bool = False, keep: int | None = None
+    ) -> list[tuple[int, np.ndarray]]:
         """Start (``on``) or stop receiving camera frames; stopping returns them
-        (stamp ns, [H, W, 3] RGB)."""
+        (stamp ns, [H, W, 3] RGB). ``view`` (when starting): also keep what the stack publishes
+        about each step (:class:`ViewLog`; :meth:`take_view` after stopping). ``keep``: only the
+        newest ``keep`` frames are kept (None: all)."""
         if on and self._image_sub is None:
             with self.lock:
-                self.images = []
+                self.images = deque(maxlen=keep)
+                self.view = ViewLog() if view else None
             self._image_sub = self.node.create_subscription(
                 Image, "/camera/image_raw", self._on_image, self._sensor_qos
             )
+            if view:
+                deep = QoSProfile(
+                    history=HistoryPolicy.KEEP_LAST,
+                    depth=200,
+                    reliability=ReliabilityPolicy.RELIABLE,
+                )
+                n = self.node
+                self._view_subs = [
+                    n.create_subscription(MarkerArray, "/wm/detections", self._on_detections, deep),
+                    n.create_subscription(
+                        MarkerArray, "/wm/plan_markers", self._on_plan_markers, deep
+                    ),
+                    n.create_subscription(Header, "/wm/safety/verdict", self._on_verdict, deep),
+                    n.create_subscription(JointState, "/joint_states", self._on_joint_state, deep),
+                ]
             return []
         if not on and self._image_sub is not None:
             self.node.destroy_subscription(self._image_sub)
             self._image_sub = None
+            for sub in self._view_subs:
+                self.node.destroy_subscription(sub)
+            self._view_subs = []
         with self.lock:
-            frames, self.images = self.images or [], None
+            frames, self.images = list(self.images or ()), None
         return frames
+
+    def take_view(self) -> ViewLog | None:
+        """The view log of the last recording (once), or None."""
+        with self.lock:
+            view, self.view = self.view, None
+        return view
 
     def reset(self, seed: int) -> None:
         self.reset_pub.publish(Int64(data=int(seed)))
@@ -423,12 +496,15 @@ class Session:
         )
         return filter_counts(values)
 
-    def begin(self, seed: int, record: bool = False, timeout: float = 60.0) -> EpisodeStart:
-        """Planner off, sim reset to ``seed``, planner on (a new task)."""
+    def begin(
+        self, seed: int, record: bool = False, timeout: float = 60.0, view: bool = False
+    ) -> EpisodeStart:
+        """Planner off, sim reset to ``seed``, planner on (a new task). ``record``: keep the
+        camera frames (and with ``view`` what the stack publishes about each step)."""
         p = self.probe
         self.set_planner(False)
         if record:
-            p.record_images(True)
+            p.record_images(True, view=view)
         with p.lock:
             published_ns = p.latest_ns
         p.reset(seed)
@@ -544,19 +620,25 @@ def run_episodes(
     out_dir: Path,
     *,
     mode: str = "processes",
-    video: bool = True,
+    video: str = "annotated",
+    rerun: Path | None = None,
     backend: str = "torch",
     params_file: str | Path | None = None,
     overrides: dict[str, dict] | None = None,
     startup_timeout_s: float = 300.0,
 ) -> dict:
     """Run ``episodes`` episodes (seeds ``seed ..``) through the stack; write and return the
-    report. Node logs go to ``out_dir/logs``."""
-    from wm_core.eval.runner import build_report, write_video
+    report. Node logs go to ``out_dir/logs``. ``video``: ``annotated``, ``raw`` or ``none``
+    (episode 0's mp4); ``rerun``: an .rrd file of episode 0."""
+    from wm_core.eval.runner import VIDEO_MODES, build_report, write_episode0_media
     from wm_core.sim import SceneConfig
 
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
+    if video not in VIDEO_MODES:
+        raise ValueError(f"video={video!r} must be one of {VIDEO_MODES}")
+    record0 = video != "none" or rerun is not None
+    view0 = video == "annotated" or rerun is not None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -564,18 +646,22 @@ def run_episodes(
         mode, seed, overrides, out_dir / "logs", backend, params_file, startup_timeout_s
     )
     log.info("the stack (%s) is up after %.1f s", mode, startup_s)
-    results, frames, scene = [], [], {}
+    results, frames, scene, steps = [], [], {}, []
     try:
         arm_publishers = session.probe.arm_publishers()
         for i in range(episodes):
-            start = session.begin(seed + i, record=video and i == 0)
+            start = session.begin(seed + i, record=record0 and i == 0, view=view0)
             with session.probe.lock:
                 scene = dict(session.probe.statuses[-1]["scene"])
             final, reason = session.run_to_end(start, episode_timeout(scene))
-            if video and i == 0:
+            if record0 and i == 0:
                 end = sim_ns(final["stamp_s"])
                 got = session.probe.record_images(False)
-                frames = [img for s, img in got if start.episode_ns <= s <= end]
+                got = [(s, img) for s, img in got if start.episode_ns <= s <= end]
+                frames = [img for _, img in got]
+                view = session.probe.take_view()
+                if view is not None:
+                    steps = build_records(got, view, start.episode_ns)
             results.append(session.finish(start, final, reason))
             session.probe.forget_before(sim_ns(final["stamp_s"]))  # keep only what is to come
             r = results[-1]
@@ -627,12 +713,25 @@ def run_episodes(
         },
         "wall_s": round(time.monotonic() - t0, 2),
     }
-    if video and frames:
-        path = out_dir / "episode0.mp4"
-        write_video(frames, path, fps=cfg.control_hz)
-        report["video"] = path.name
+    report |= write_episode0_media(
+        out_dir,
+        video,
+        frames,
+        steps,
+        _cell_for(overrides),
+        cfg.control_hz,
+        rerun,
+        app_id="wm up sim",
+    )
     (out_dir / "report.json").write_text(json.dumps(finite_json(report), indent=2) + "\n")
     return report
+
+
+def _cell_for(overrides: dict[str, dict] | None):
+    """The cell the stack's nodes were given (``cell_file`` override), else the sim cell."""
+    from wm_core.cell import cell_or_default
+
+    return cell_or_default(((overrides or {}).get("wm_planner") or {}).get("cell_file"))
 
 
 def finite_json(obj: Any) -> Any:

@@ -83,6 +83,8 @@ STACK_TOPICS: dict[str, str] = {
     "/wm/estop": "std_msgs/msg/Bool",
     "/wm/surprise": "std_msgs/msg/Float32",
     "/wm/plan_markers": "visualization_msgs/msg/MarkerArray",
+    "/wm/detections": "visualization_msgs/msg/MarkerArray",
+    "/wm/safety/verdict": "std_msgs/msg/Header",
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
     "/clock": "rosgraph_msgs/msg/Clock",
     "/wm/sim/episode": "std_msgs/msg/String",

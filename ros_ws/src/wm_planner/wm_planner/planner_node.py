@@ -14,7 +14,9 @@ Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image'
 4. publish a ``JointTrajectory`` (the ``joint_names`` (default: the URDF's) + the
    ``suction_cup`` pseudo-joint, points
    ``control_dt`` apart, header stamp = the source image stamp so the safety node can check
-   the end-to-end age), the planned tool path as markers, the surprise score and diagnostics.
+   the end-to-end age), the planned tool path as markers, the readout's detections, the target
+   and the task status on ``/wm/detections``, the surprise score and diagnostics (with the
+   plan's cost breakdown, ``cost_<term>``); the message layouts are ``wm_bringup.vizmsgs``'s.
 
 A hold is a one-point command at the measured joints with the suction unchanged.
 
@@ -51,14 +53,13 @@ from typing import Any
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import Point
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 from wm_bringup.msgs import NonFiniteError, joint_state_arrays, make_trajectory, parse_trajectory
 from wm_bringup.nodekit import (
     BACKEND_PARAMS,
@@ -75,6 +76,7 @@ from wm_bringup.nodekit import (
     joint_names_of,
     run_node,
 )
+from wm_bringup.vizmsgs import cost_values, detection_markers, plan_markers
 
 from wm_core.cell import Camera, Workcell
 from wm_core.config import ConfigError
@@ -312,6 +314,9 @@ class PlannerNode(WmNode):
             MarkerArray, "/wm/plan_markers", RELIABLE_QOS
         )
         self.pub_surprise = self.create_lifecycle_publisher(Float32, "/wm/surprise", RELIABLE_QOS)
+        self.pub_detections = self.create_lifecycle_publisher(
+            MarkerArray, "/wm/detections", RELIABLE_QOS
+        )
         self.subs = [
             self.create_subscription(
                 Image,
@@ -371,7 +376,7 @@ class PlannerNode(WmNode):
             self._planning_enabled = False
             for s in self.subs:
                 self.destroy_subscription(s)
-            for p in (self.pub_cmd, self.pub_markers, self.pub_surprise):
+            for p in (self.pub_cmd, self.pub_markers, self.pub_surprise, self.pub_detections):
                 self.destroy_lifecycle_publisher(p)
             self.release()
         return TransitionCallbackReturn.SUCCESS
@@ -535,8 +540,26 @@ class PlannerNode(WmNode):
         self.stats["phase"] = str(info.get("phase", info.get("hold", "")))
         self.stats["done"] = bool(self.policy.done)
         self.publish(self.pub_surprise, Float32(data=self.stats["surprise"]))
+        self._publish_view(info, msg.header.stamp)
+
+    def _publish_view(self, info: dict, stamp) -> None:
+        """What the step shows (``wm_bringup.vizmsgs``): plan markers, detections, target,
+        status, and the plan's cost terms for the diagnostics."""
+        plan, frame = info.get("plan"), self.world_frame
         if plan is not None:
-            self.publish(self.pub_markers, self._markers(plan.tool_path, msg.header.stamp))
+            self.publish(self.pub_markers, plan_markers(plan.tool_path, stamp, frame))
+            self.stats |= cost_values(plan.breakdown, plan.cost)
+        view = detection_markers(
+            info.get("detections", np.zeros((0, 4))),
+            info.get("target"),
+            str(info.get("phase", "")),
+            self.stats["surprise"],
+            str(info.get("hold", "")),
+            stamp,
+            frame,
+            status_xyz=(*self.config.cell.base_xy, self.config.cell.table.top_z + 0.6),
+        )
+        self.publish(self.pub_detections, view)
 
     # ------------------------------------------------------------------ outputs
     def _to_joints(self, actions: np.ndarray) -> tuple[np.ndarray, list[bool]]:
@@ -575,19 +598,6 @@ class PlannerNode(WmNode):
         )
         cmd.header.stamp = stamp
         self.publish(self.pub_cmd, cmd)
-
-    def _markers(self, path: np.ndarray, stamp) -> MarkerArray:
-        """The planned tool path [H, 3] as a line strip and points."""
-        out = MarkerArray()
-        for mid, kind in ((0, Marker.LINE_STRIP), (1, Marker.SPHERE_LIST)):
-            m = Marker(ns="wm_plan", id=mid, type=kind, action=Marker.ADD)
-            m.header.stamp, m.header.frame_id = stamp, self.world_frame
-            m.pose.orientation.w = 1.0
-            m.scale.x = m.scale.y = m.scale.z = 0.006 if kind == Marker.LINE_STRIP else 0.012
-            m.color.r, m.color.g, m.color.b, m.color.a = 0.1, 0.8, 0.2, 1.0
-            m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in path]
-            out.markers.append(m)
-        return out
 
     def diagnostics(self):
         level, message, kv = super().diagnostics()

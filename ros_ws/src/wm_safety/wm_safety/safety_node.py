@@ -83,6 +83,7 @@ from wm_bringup.nodekit import (
 from wm_core.cell import Workcell
 from wm_core.robot.limits import CONTROL_HZ
 from wm_core.safety import FilterConfig, SafetyFilter
+from wm_core.viz.record import verdict_of
 from wm_safety.publishers import foreign_publishers
 
 ARM_TOPIC = "/arm_controller/joint_trajectory"
@@ -200,6 +201,9 @@ class SafetyNode(WmNode):
         self.pub_source = self.create_lifecycle_publisher(
             Header, "/wm/safety/command_source", RELIABLE_QOS
         )
+        self.pub_verdict = self.create_lifecycle_publisher(
+            Header, "/wm/safety/verdict", RELIABLE_QOS
+        )
         self.subs = [
             self.create_subscription(JointState, "/joint_states", self._on_joints, RELIABLE_QOS),
             self.create_subscription(
@@ -242,6 +246,7 @@ class SafetyNode(WmNode):
         if self.pub_suction is not None:
             self.destroy_lifecycle_publisher(self.pub_suction)
         self.destroy_lifecycle_publisher(self.pub_source)
+        self.destroy_lifecycle_publisher(self.pub_verdict)
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -378,12 +383,13 @@ class SafetyNode(WmNode):
             if held.q is None:  # nothing safe sent yet: hold where the arm is
                 self._hold(held.status, source=source)
             else:
-                self._send(held.q[None], [held.suction], [self.dt], source)
+                self._send(held.q[None], [held.suction], [self.dt], source, held.status)
                 self.stats["holds"] += 1
             return
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
         times = self._paced(times)
-        self._send(np.array([r.q for r in passed]), [r.suction for r in passed], times, source)
+        qs = np.array([r.q for r in passed])  # [P, 6]
+        self._send(qs, [r.suction for r in passed], times, source, passed[0].status)
         flt.resume_from(passed[0].q, passed[0].suction)  # commands are replanned every step
         self.last_status = passed[0].status if held is None else self.last_status
         if self.holding:
@@ -456,9 +462,11 @@ class SafetyNode(WmNode):
         suction: list[bool],
         times: list[float],
         source: Header | None = None,
+        status: str = "held",
     ) -> None:
         """qs [P, 6] -> the arm (zero stamp: start on receipt), then ``source`` (the planner
-        command's header) on ``/wm/safety/command_source``. In shadow mode the trajectory, with
+        command's header) on ``/wm/safety/command_source`` and the verdict (from the filter's
+        ``status``) on ``/wm/safety/verdict``. In shadow mode the trajectory, with
         the suction as its ``suction_cup`` joint, goes to the shadow topic instead."""
         if not self.active:
             return
@@ -470,6 +478,7 @@ class SafetyNode(WmNode):
             self.publish(self.pub_suction, Bool(data=bool(suction[0])))
         if source is not None:
             self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
+            self.publish(self.pub_verdict, Header(stamp=source.stamp, frame_id=verdict_of(status)))
         self.stats["sent"] += 1
         self.motion_s = float(times[-1])
         self.motion_end = self.get_clock().now() + Duration(seconds=self.motion_s)
