@@ -25,8 +25,12 @@ def test_gazebo_actions_with_the_real_launch_system(tmp_path):
     actions = gazebo_actions(stack, files, "-r -s --headless-rendering")
     assert sum(isinstance(a, IncludeLaunchDescription) for a in actions) == 1
     assert sum(isinstance(a, Node) for a in actions) == 5  # create, bridge, 2 spawners, relay
-    described = description_actions(stack, sim_cell(), files.urdf.read_text())
+    urdf = files.urdf.read_text()
+    described = description_actions(stack, sim_cell(), urdf, available=lambda p: True)
     assert len(described) == 2 and all(isinstance(a, Node) for a in described)
+    # where tf2_ros / robot_state_publisher are missing (the PyPI ROS here): left out, said so
+    bare = description_actions(stack, sim_cell(), urdf, available=lambda p: False)
+    assert len(bare) == 1 and "robot_state_publisher, tf2_ros not installed" in str(bare[0].msg)
 
 
 def test_sim_launch_file_with_sim_gazebo_under_the_real_launch_context(tmp_path, monkeypatch):

@@ -315,8 +315,9 @@ def _sim_true(c, d):  # real profile: the simulator stands in for the arm, on it
 
 
 def _backend(c, d):
-    assert c["wm_perception"].params["backend"] == "onnxruntime"
-    assert d["wm_perception"].params["backend"] == "torch"
+    for n in ("wm_perception", "wm_planner"):  # both run the world model
+        assert c[n].params["backend"] == "onnxruntime", n
+        assert d[n].params["backend"] == "torch", n
 
 
 def _params_file(c, d):
@@ -330,9 +331,9 @@ def _params_file(c, d):
 def _cell_file(c, d):
     for n in (n for n in NODES if n in c):
         if n in stack_mod.CELL_NODES:
-            assert c[n].params["cell_file"] == "/cells/mine.yaml", n
+            assert c[n].params["cell_file"] == str(CELL), n
         else:  # perception reads no cell
-            assert c[n].params.get("cell_file") != "/cells/mine.yaml", n
+            assert c[n].params.get("cell_file") != str(CELL), n
     assert all(d[n].params.get("cell_file") == "" for n in d)
 
 
@@ -346,6 +347,13 @@ def _use_rviz(c, d):
     assert "rviz2" in c and "rviz2" not in d
     (config,) = [a for i, a in enumerate(c["rviz2"].argv) if c["rviz2"].argv[i - 1] == "-d"]
     assert config.endswith("share/wm_bringup/config/wm.rviz") and Path(config).is_file()
+
+
+def _gz_args(c, d):
+    # Gazebo's own arguments: with the default sim:=true (MuJoCo) nothing changes and no gz
+    # process starts; what sim:=gazebo does with them is tests/ros_ws/test_launch_gazebo.py's
+    # (the launch that shows it also has use_rviz:=true, hence rviz2)
+    assert set(c) - {"rviz2"} == set(d) and not any("gz" in n for n in c)
 
 
 def _joint_names(c, d):
@@ -385,9 +393,10 @@ EFFECTS = {
     ("real", "sim"): ("true", _sim_true),
     ("*", "backend"): ("onnxruntime", _backend),
     ("*", "params_file"): (str(CELL), _params_file),
-    ("*", "cell_file"): ("/cells/mine.yaml", _cell_file),
+    ("*", "cell_file"): (str(CELL), _cell_file),
     ("*", "enclaves"): ("true", _enclaves),
     ("*", "use_rviz"): ("true", _use_rviz),
+    ("sim", "gz_args"): ("-r -v 4", _gz_args),
     ("real", "joint_names"): ("[" + ", ".join(JOINTS) + "]", _joint_names),
     ("real", "arm_topic"): ("/my/arm", _arm_topic),
     ("real", "image_topic"): (

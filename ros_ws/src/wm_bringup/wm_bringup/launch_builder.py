@@ -86,11 +86,42 @@ def static_transform_arguments(parent: str, child: str, pose: np.ndarray) -> lis
     return [*args, "--frame-id", parent, "--child-frame-id", child]
 
 
-def description_actions(stack: Stack, cell: Any, urdf: str) -> list[Any]:
+def installed(package: str) -> bool:
+    """Whether the ament index knows ``package`` (tf2_ros and robot_state_publisher are on a
+    full ROS 2 install, not among the PyPI wheels)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        get_package_prefix(package)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def description_actions(
+    stack: Stack, cell: Any, urdf: str, available: Any = installed
+) -> list[Any]:
     """robot_state_publisher (not in the real profile: the arm's driver runs its own) and the
-    static transforms of the camera and the arm's base (see the module docstring)."""
+    static transforms of the camera and the arm's base (see the module docstring). They only
+    show the robot in RViz/Foxglove, so where their package is not installed they are left out
+    with a warning instead of stopping the launch."""
+    from launch.actions import LogInfo
     from launch_ros.actions import Node
 
+    out = _description_nodes(Node, stack, cell, urdf)
+    missing = sorted(
+        {n.node_package for n in out} - {p for p in {n.node_package for n in out} if available(p)}
+    )
+    if not missing:
+        return out
+    note = LogInfo(
+        msg=f"[WARN] {', '.join(missing)} not installed: no TF / robot_description from this "
+        "launch (RViz and Foxglove will not show the arm); the stack itself is unaffected"
+    )
+    return [note, *(n for n in out if n.node_package not in missing)]
+
+
+def _description_nodes(Node: Any, stack: Stack, cell: Any, urdf: str) -> list[Any]:  # noqa: N803
     from wm_core.robot import load_arm
 
     out: list[Any] = []
