@@ -122,7 +122,9 @@ def test_the_jetson_backend_default_comes_from_the_environment(monkeypatch):
         return arg.default
 
     monkeypatch.delenv(stack_mod.BACKEND_ENV, raising=False)
-    assert backend_default("sim") == "torch"
+    assert backend_default("sim") == ""  # the parameters file's (stack.yaml: torch)
+    d = stack_mod.describe("sim", backend=backend_default("sim"))
+    assert "backend" not in dict(d.node("wm_perception").parameters)
     monkeypatch.setenv(stack_mod.BACKEND_ENV, "tensorrt")
     assert backend_default("real") == backend_default("sim") == "tensorrt"
     monkeypatch.setenv(stack_mod.BACKEND_ENV, "caffe")

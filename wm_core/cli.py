@@ -418,14 +418,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     episodes through the running stack, and the ``wm eval`` report plus end-to-end latency."""
     try:
         from wm_bringup.runner import MODES, up
-        from wm_bringup.stack import BACKENDS, runner_arguments
+        from wm_bringup.stack import BACKEND_CHOICES, BACKENDS, runner_arguments
     except ImportError as exc:
         raise UsageError(
             f"the ROS 2 workspace is not importable ({exc}); run `make setup` first"
         ) from exc
     if args.mode not in MODES:
         raise UsageError(f"--mode {args.mode!r} must be one of {list(MODES)}")
-    if args.backend not in BACKENDS:
+    if args.backend not in BACKEND_CHOICES:
         raise UsageError(f"--backend {args.backend!r} must be one of {list(BACKENDS)}")
     try:
         keywords, launch_args = runner_arguments(args.profile, args.arguments)
@@ -1126,7 +1126,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes (default: one per node, as ros2 launch runs them) or inprocess (one "
         "process, a multi-threaded executor; GIL-bound at about half the control rate)",
     )
-    up.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
+    up.add_argument(
+        "--backend",
+        default="",
+        help="world-model backend of perception and planner: torch, onnxruntime, tensorrt or "
+        "auto (default: the parameters file's, stack.yaml: torch)",
+    )
     up.add_argument("--params-file", default=None, help="parameters YAML (default: the stack's)")
     up.add_argument(
         "--cell",

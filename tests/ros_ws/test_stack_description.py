@@ -54,6 +54,7 @@ def _fake_launch_modules() -> dict[str, types.ModuleType]:
         DeclareLaunchArgument=kind("DeclareLaunchArgument"),
         OpaqueFunction=kind("OpaqueFunction"),
         IncludeLaunchDescription=kind("IncludeLaunchDescription"),
+        LogInfo=kind("LogInfo"),
     )
     module(
         "launch.launch_description_sources",
@@ -73,8 +74,13 @@ def _fake_launch_modules() -> dict[str, types.ModuleType]:
 
 @pytest.fixture
 def fake_launch(monkeypatch):
+    from wm_bringup import launch_builder
+
     for name, mod in _fake_launch_modules().items():
         monkeypatch.setitem(sys.modules, name, mod)
+    # as on a full install: tf2_ros and robot_state_publisher exist (tests/ros_ws/
+    # test_launch_gazebo.py checks what a launch does where they do not)
+    monkeypatch.setattr(launch_builder, "installed", lambda package: True)
 
 
 def load_launch(name: str):
@@ -244,7 +250,9 @@ def test_launch_files_refuse_a_misspelt_or_foreign_argument(fake_launch):
         launched_nodes(real, {"shadw": "true"})
     with pytest.raises(ValueError, match="sim.launch.py has no argument 'shadow'"):
         launched_nodes(sim, {"shadow": "true"})
-    assert len(launched_nodes(sim, {"launch-prefix": "", "robot_ip": "10.0.0.2"})) == 4
+    started = launched_nodes(sim, {"launch-prefix": "", "robot_ip": "10.0.0.2"})
+    wm = [n for n in started if n.kwargs["package"].startswith("wm_")]
+    assert len(wm) == 4  # the stack's four nodes (beside them: TF and robot_state_publisher)
 
 
 def test_real_profile_drives_ros2_control_and_keeps_the_safety_node():

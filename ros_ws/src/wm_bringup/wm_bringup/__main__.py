@@ -13,7 +13,7 @@ import yaml
 
 from wm_bringup.runner import MODES, up
 from wm_bringup.stack import (
-    BACKENDS,
+    BACKEND_CHOICES,
     GAZEBO_NEEDS_ROS2,
     PROFILES,
     describe,
@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         help="launch arguments of the profile, as ros2 launch takes them (e.g. shadow:=true)",
     )
     ap.add_argument("--mode", choices=MODES, default="processes")
-    ap.add_argument("--backend", choices=BACKENDS, default="torch")
+    ap.add_argument(
+        "--backend", choices=BACKEND_CHOICES, default="", help="empty: the parameters file's"
+    )
     ap.add_argument("--params-file", default=None, help="default: wm_bringup config/stack.yaml")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this long (wall)")
     ap.add_argument("--seed", type=int, default=None, help="first episode seed (sim)")

@@ -581,7 +581,7 @@ def start_session(
     seed: int,
     overrides: dict[str, dict] | None,
     log_dir: Path,
-    backend: str = "torch",
+    backend: str = "",
     params_file: str | Path | None = None,
     startup_timeout_s: float = 300.0,
 ) -> tuple[Session, float]:
@@ -622,7 +622,7 @@ def run_episodes(
     mode: str = "processes",
     video: str = "annotated",
     rerun: Path | None = None,
-    backend: str = "torch",
+    backend: str = "",
     params_file: str | Path | None = None,
     overrides: dict[str, dict] | None = None,
     startup_timeout_s: float = 300.0,

@@ -93,14 +93,12 @@ def installed(package: str) -> bool:
 
     try:
         get_package_prefix(package)
-    except PackageNotFoundError:
+    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
         return False
     return True
 
 
-def description_actions(
-    stack: Stack, cell: Any, urdf: str, available: Any = installed
-) -> list[Any]:
+def description_actions(stack: Stack, cell: Any, urdf: str, available: Any = None) -> list[Any]:
     """robot_state_publisher (not in the real profile: the arm's driver runs its own) and the
     static transforms of the camera and the arm's base (see the module docstring). They only
     show the robot in RViz/Foxglove, so where their package is not installed they are left out
@@ -108,57 +106,46 @@ def description_actions(
     from launch.actions import LogInfo
     from launch_ros.actions import Node
 
-    out = _description_nodes(Node, stack, cell, urdf)
-    missing = sorted(
-        {n.node_package for n in out} - {p for p in {n.node_package for n in out} if available(p)}
-    )
+    available = available or installed
+    out = _description_nodes(Node, stack, cell, urdf)  # [(package, Node)]
+    missing = sorted({p for p, _ in out if not available(p)})
+    nodes = [n for p, n in out if p not in missing]
     if not missing:
-        return out
+        return nodes
     note = LogInfo(
         msg=f"[WARN] {', '.join(missing)} not installed: no TF / robot_description from this "
         "launch (RViz and Foxglove will not show the arm); the stack itself is unaffected"
     )
-    return [note, *(n for n in out if n.node_package not in missing)]
+    return [note, *nodes]
 
 
-def _description_nodes(Node: Any, stack: Stack, cell: Any, urdf: str) -> list[Any]:  # noqa: N803
+def _description_nodes(Node: Any, stack: Stack, cell: Any, urdf: str) -> list[tuple[str, Any]]:  # noqa: N803
+    """(package, Node) of the camera's and the base's static transforms and of
+    robot_state_publisher (the real profile: the camera's only)."""
     from wm_core.robot import load_arm
 
-    out: list[Any] = []
-    camera = cell.camera
-    out.append(
-        Node(
+    def tf(name: str, child: str, pose: Any) -> tuple[str, Any]:
+        return "tf2_ros", Node(
             package="tf2_ros",
             executable="static_transform_publisher",
-            name="wm_camera_tf",
-            arguments=static_transform_arguments(WORLD_FRAME, camera.frame_id, camera.pose),
+            name=name,
+            arguments=static_transform_arguments(WORLD_FRAME, child, pose),
             parameters=[{"use_sim_time": stack.sim}],
         )
-    )
+
+    out = [tf("wm_camera_tf", cell.camera.frame_id, cell.camera.pose)]
     if stack.profile == "real":
         return out
     if stack.simulator != "gazebo":  # Gazebo's URDF has its own world link and joint
-        out.append(
-            Node(
-                package="tf2_ros",
-                executable="static_transform_publisher",
-                name="wm_base_tf",
-                arguments=static_transform_arguments(
-                    WORLD_FRAME, load_arm().base_link, cell.arm.T_world_base
-                ),
-                parameters=[{"use_sim_time": stack.sim}],
-            )
-        )
-    out.append(
-        Node(
-            package="robot_state_publisher",
-            executable="robot_state_publisher",
-            name="robot_state_publisher",
-            output="screen",
-            parameters=[{"robot_description": urdf, "use_sim_time": stack.sim}],
-        )
+        out.append(tf("wm_base_tf", load_arm().base_link, cell.arm.T_world_base))
+    rsp = Node(
+        package="robot_state_publisher",
+        executable="robot_state_publisher",
+        name="robot_state_publisher",
+        output="screen",
+        parameters=[{"robot_description": urdf, "use_sim_time": stack.sim}],
     )
-    return out
+    return [*out, ("robot_state_publisher", rsp)]
 
 
 def gazebo_directory() -> Path:

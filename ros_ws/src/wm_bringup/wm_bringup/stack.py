@@ -120,13 +120,15 @@ class Argument:
 
 BACKEND_ENV = "WM_BACKEND"
 """Environment variable that sets the ``backend`` launch argument's default (the Jetson image
-sets ``tensorrt``); unset: ``torch``."""
+sets ``tensorrt``); unset: empty, i.e. the parameters file's ``backend`` (stack.yaml: torch)."""
+BACKEND_CHOICES = ("", *BACKENDS)
+"""The ``backend`` argument's values: empty keeps the parameters file's choice."""
 
 
 def default_backend() -> str:
-    """The ``backend`` argument's default: ``$WM_BACKEND``, else ``torch``."""
-    value = os.environ.get(BACKEND_ENV, "").strip() or "torch"
-    if value not in BACKENDS:
+    """The ``backend`` argument's default: ``$WM_BACKEND``, else empty (the parameters file)."""
+    value = os.environ.get(BACKEND_ENV, "").strip()
+    if value not in BACKEND_CHOICES:
         raise ValueError(f"{BACKEND_ENV}={value!r} must be one of {BACKENDS}")
     return value
 
@@ -134,10 +136,11 @@ def default_backend() -> str:
 COMMON_ARGUMENTS = (
     Argument(
         "backend",
-        "torch",
-        "World-model inference backend of perception and planner (auto: the first of "
-        f"tensorrt, onnxruntime, torch that runs here; default: ${BACKEND_ENV}, else torch).",
-        choices=BACKENDS,
+        "",
+        "World-model inference backend of perception and planner: torch, onnxruntime, "
+        "tensorrt, or auto (the first of those three, fastest first, that runs here). Empty: "
+        f"${BACKEND_ENV}, else the parameters file's (stack.yaml: torch).",
+        choices=BACKEND_CHOICES,
     ),
     Argument(
         "params_file", "", "Parameters YAML of the stack (empty: wm_bringup's config/stack.yaml)."
@@ -500,7 +503,7 @@ def describe(
     profile: str = "sim",
     *,
     sim: bool | str | None = None,
-    backend: str = "torch",
+    backend: str = "",
     params_file: Path | str | None = None,
     overrides: dict[str, dict[str, Scalar]] | None = None,
     arguments: Mapping[str, Any] | None = None,
@@ -511,8 +514,8 @@ def describe(
     applied last. A bad profile, backend or argument raises ValueError with one line."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} must be one of {PROFILES}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} must be one of {BACKENDS}")
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"backend={backend!r} must be one of {BACKENDS} (or empty)")
     overrides = dict(overrides or {})
     given = dict(arguments or {})
     c = _choices(profile, given)
@@ -522,10 +525,11 @@ def describe(
         simulator = _as_simulator(profile, sim)
     sim = bool(simulator)
     sim_time = (("use_sim_time", sim),)
+    chosen = (("backend", backend),) if backend else ()  # empty: the parameters file's
     nodes = {
         "wm_sim": replace(SIM, parameters=(("use_sim_time", False),)),
-        "wm_perception": replace(PERCEPTION, parameters=(*sim_time, ("backend", backend))),
-        "wm_planner": replace(PLANNER, parameters=(*sim_time, ("backend", backend))),
+        "wm_perception": replace(PERCEPTION, parameters=(*sim_time, *chosen)),
+        "wm_planner": replace(PLANNER, parameters=(*sim_time, *chosen)),
         "wm_safety": replace(SAFETY, parameters=sim_time),
     }
 
