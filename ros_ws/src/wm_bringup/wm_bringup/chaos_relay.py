@@ -31,18 +31,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import sys
 import time
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
-from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, freeze_heap
+from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, run_plain_node
 
 PREFIX = "/chaos"
 RELAYED = {
@@ -155,18 +152,7 @@ class ChaosRelay(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=sys.argv if args is None else args)
-    node = ChaosRelay()
-    freeze_heap()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_plain_node(ChaosRelay, args, freeze=True)
 
 
 if __name__ == "__main__":

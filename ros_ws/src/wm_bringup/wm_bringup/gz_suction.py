@@ -19,16 +19,13 @@ brain node. ``tf2_msgs`` is not on PyPI, so this node runs on a full ROS 2 insta
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Empty
 
-from wm_bringup.nodekit import RELIABLE_QOS
+from wm_bringup.nodekit import RELIABLE_QOS, run_plain_node
 from wm_bringup.stack import SUCTION_TOPIC
 from wm_core.cell import cell_or_default
 from wm_core.gazebo import OBJECT_POSES_TOPIC, attach_topic, detach_topic
@@ -96,17 +93,7 @@ class GazeboSuction(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=sys.argv if args is None else args)
-    node = GazeboSuction()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_plain_node(GazeboSuction, args, freeze=False)
 
 
 if __name__ == "__main__":

@@ -345,6 +345,25 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def run_plain_node(make_node: Callable[[], Any], args: list[str] | None, freeze: bool) -> None:
+    """The ``main()`` of a helper process that is a plain rclpy node, not a lifecycle
+    :class:`WmNode` (the chaos relay, the Gazebo suction relay): spin until Ctrl-C or an
+    outside shutdown, then destroy it. ``freeze``: :func:`freeze_heap` after construction."""
+    rclpy.init(args=sys.argv if args is None else args)
+    node = make_node()
+    if freeze:
+        freeze_heap()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def run_node(node_cls: type[WmNode], args: list[str] | None = None) -> int:
     """The ``main()`` of a node process: start, spin, and shut down quietly on Ctrl-C/SIGTERM.
 
