@@ -105,7 +105,11 @@ def test_wm_up_rerun_records_the_running_stack(tiny_model_dir, tmp_path):
     overrides = tiny_stack(tiny_model_dir, max_episode_s=60.0)
 
     def run() -> int:
-        return up("sim", mode="processes", seconds=8.0, overrides=overrides)
+        # 20 s: the newest 20 steps (2 s) must come after the stack is planning. Four node
+        # processes start and discover each other in 2-3 s on an idle machine; beside a busy
+        # loop on one core (fresh-clone CI with a CPU hog) the planner still had no joint state
+        # after 8 s, and the last 20 steps held no verdict (KeyError 'safety/verdict').
+        return up("sim", mode="processes", seconds=20.0, overrides=overrides)
 
     rrd = tmp_path / "live.rrd"
     assert up_with_rerun(run, rrd, sim_cell(), keep_steps=20) == 0
