@@ -14,12 +14,11 @@ follower and the MuJoCo env: 0.248 m/s commanded per tick against the filter's 0
 ``joint_trajectory_controller`` publishes it (and ``wm_sim`` on ``/arm_controller/reference``):
 at receipt the controller is on the straight (joint-space) path from that reference towards the
 last target it received, which is among the targets sent since one tick before the reference's
-stamp (or before the sender's clock, where that lags the reference), or the last one sent before
-those, or one the reference already stands on (commands arrive in the order sent). The first
-point's time is at least the largest tool distance from those positions over the speed limit.
-Without a reference (a controller that does not publish one), nothing changes. Distances are
-straight tool chords, as the filter's own speed check; the joint-space path bends a little,
-which the filter's margin under the monitored limit covers.
+stamp, or the last one sent before those, or one the reference already stands on (commands
+arrive in the order sent). The first point's time is at least the largest tool distance from
+those positions over the speed limit. Without a reference (a controller that does not publish
+one), nothing changes. Distances are straight tool chords, as the filter's own speed check; the
+joint-space path bends a little, which the filter's margin under the monitored limit covers.
 """
 
 from __future__ import annotations
@@ -64,9 +63,7 @@ class FirstPointPacer:
         """Tool positions [3] the controller may be heading from or to at receipt."""
         if self.ref_tool is None:
             return []
-        # a reference newer than our clock: our clock lags the controller's, and a command we
-        # sent a tick before *our* now may still have missed that reference
-        since = min(self.ref_stamp_s, now_s) - self.receipt_delay_s
+        since = self.ref_stamp_s - self.receipt_delay_s
         # a target stamped after now was sent before the clock went back (a restarted sim)
         sent = [(t, p) for t, p in self._sent if t <= now_s]
         older = [i for i, (t, _) in enumerate(sent) if t < since]
