@@ -96,7 +96,8 @@ POLICY="$KEYSTORE/wm_policy.xml"
   echo '<policy version="0.2.0">'
   echo '  <enclaves>'
   profile /wm/wm_sim wm_sim \
-    "/clock /joint_states $IMAGE_TOPIC $CAMERA_INFO_TOPIC /wm/sim/episode" \
+    "/clock /joint_states /arm_controller/reference $IMAGE_TOPIC $CAMERA_INFO_TOPIC \
+     /wm/sim/episode" \
     "$ARM_TOPIC $SUCTION_TOPIC /wm/sim/reset /wm/sim/end_episode"
   profile /wm/wm_perception wm_perception "/wm/latent" "$IMAGE_TOPIC"
   profile /wm/wm_planner wm_planner \
@@ -105,7 +106,7 @@ POLICY="$KEYSTORE/wm_policy.xml"
   # the one enclave that may command the arm
   profile /wm/wm_safety wm_safety \
     "$ARM_TOPIC $SUCTION_TOPIC /wm/shadow/joint_trajectory /wm/safety/command_source" \
-    "/joint_states /wm/plan_cmd /wm/estop"
+    "/joint_states /arm_controller/reference /wm/plan_cmd /wm/estop"
   # wm up --episodes / wm bench stack / wm soak: resets the world, cycles the planner, listens
   profile /wm/wm_episode_driver wm_episode_driver \
     "/wm/sim/reset /wm/sim/end_episode" \

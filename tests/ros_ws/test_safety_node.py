@@ -17,7 +17,13 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, Header  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
-from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, make_trajectory, to_seconds  # noqa: E402
+from wm_bringup.msgs import (  # noqa: E402
+    REFERENCE_TOPIC,
+    SUCTION_JOINT,
+    arm_joint_names,
+    make_trajectory,
+    to_seconds,
+)
 from wm_bringup.nodekit import RELIABLE_QOS, StartupError  # noqa: E402
 from wm_safety.safety_node import SafetyNode  # noqa: E402
 
@@ -98,6 +104,32 @@ def test_commands_pass_clamped_with_reliable_qos_and_zero_stamp(ros):
     assert np.all(np.abs(step) <= node.filter.max_step + 1e-9)
     assert 0 < step[5] < 2.0
     assert arm.q is not None
+
+
+def test_the_first_point_waits_for_a_controller_whose_reference_lags(ros):
+    """The controller starts a trajectory from its reference, not from the last target: the
+    first point is timed so the tool gets there from the reference at the filter's tool speed
+    limit (a reference 3 cm behind the arm: 0.03 / 0.175 = 0.17 s, not one period)."""
+    node = start_safety(ros)
+    Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    ref = ros.publisher(JointState, REFERENCE_TOPIC, RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    kin = ArmKinematics(base_pose=sim_cell().arm.T_world_base)
+    behind = kin.ik_tool_down(kin.tool_position(HOME) - np.array([0.03, 0.0, 0.0]), HOME)
+    assert behind.converged
+    msg = JointState(name=list(NAMES), position=[float(x) for x in behind.q])
+    msg.header.stamp = ros.probe.get_clock().now().to_msg()
+    ref.publish(msg)
+    assert ros.spin_until(lambda: node.pacer.ref_tool is not None)
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], SMALL, atol=1e-9)
+    d = np.linalg.norm(kin.tool_position(SMALL) - kin.tool_position(behind.q))
+    t1 = to_seconds(out[-1].points[0].time_from_start)
+    assert t1 == pytest.approx(d / node.config.filter.tool_speed_limit, rel=1e-6)
+    assert t1 > 0.15
 
 
 def test_each_planner_command_reports_its_source_stamp_beside_the_arm_command(ros):

@@ -16,6 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
 from std_msgs.msg import Empty, Int64, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from wm_bringup.msgs import (  # noqa: E402
+    REFERENCE_TOPIC,
     SUCTION_JOINT,
     Trajectory,
     arm_joint_names,
@@ -116,6 +117,7 @@ def test_topics_types_stamps_and_qos(ros):
 def test_executes_trajectories_by_joint_name_with_the_suction_joint(ros):
     node = start(ros)
     js = ros.collect(JointState, "/joint_states", RELIABLE_QOS)
+    ref = ros.collect(JointState, REFERENCE_TOPIC, RELIABLE_QOS)
     pub = ros.publisher(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
     assert ros.spin_until(lambda: len(js) >= 2 and ros.linked())
     goal = HOME.copy()
@@ -126,6 +128,12 @@ def test_executes_trajectories_by_joint_name_with_the_suction_joint(ros):
     assert ros.spin_until(lambda: abs(js[-1].position[5] - goal[5]) < 0.02, timeout=10.0)
     assert js[-1].position[6] == 1.0  # suction on
     np.testing.assert_allclose(js[-1].position[:5], HOME[:5], atol=0.02)
+    # the follower's reference (what the safety node times its commands from): on the goal
+    # exactly once the trajectory ended, in URDF order, stamped with the simulated time
+    assert ros.spin_until(lambda: len(ref) >= 2)
+    assert list(ref[-1].name) == list(NAMES)
+    np.testing.assert_allclose(ref[-1].position, goal, atol=1e-12)
+    assert to_seconds(ref[-1].header.stamp) > to_seconds(ref[0].header.stamp)
 
     bad = make_trajectory(NAMES[:5], HOME[None, :5], [0.5], None)  # a joint missing
     pub.publish(bad)

@@ -22,6 +22,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from wm_core.robot.urdf import load_arm
 
 SUCTION_JOINT = "suction_cup"
+REFERENCE_TOPIC = "/arm_controller/reference"
+"""The arm controller's reference (desired) joint positions (sensor_msgs/JointState), as a
+joint_trajectory_controller reports them in ~/controller_state; wm_sim publishes it."""
 
 
 def arm_joint_names() -> tuple[str, ...]:

@@ -5,8 +5,13 @@
 point goes through the filter in turn (joint limits, joint velocity and tool speed clamps,
 table and keep-out intrusion, staleness of the command stamp and of the joint state); the
 output is re-timed to at least ``control_dt`` per point, after what is left of the motion
-already sent (so a burst of commands cannot outrun the speed limits), and stops before the
-first point the filter holds. The next command's velocity clamp starts from the first output
+already sent (so a burst of commands cannot outrun the speed limits), and, where the arm's
+controller reports its reference on ``/arm_controller/reference`` (``wm_sim`` does), its
+first point no sooner than the tool can reach it at ``tool_speed_limit`` from every position
+the controller may be at on receipt (``wm_core.safety.pacing``: the controller starts from its
+own reference, which lags the last target by up to a step when a command reached it a
+``/clock`` tick later than this node's clock said); it stops before the first point the filter
+holds. The next command's velocity clamp starts from the first output
 point (commands are replanned every step).
 
 The arm command keeps a zero stamp (start on receipt), so its timing never depends on the arm's
@@ -62,6 +67,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
+    REFERENCE_TOPIC,
     NonFiniteError,
     is_zero,
     joint_state_arrays,
@@ -83,6 +89,7 @@ from wm_bringup.nodekit import (
 from wm_core.cell import Workcell
 from wm_core.robot.limits import CONTROL_HZ
 from wm_core.safety import FilterConfig, SafetyFilter
+from wm_core.safety.pacing import FirstPointPacer
 from wm_core.viz.record import verdict_of
 from wm_safety.publishers import foreign_publishers
 
@@ -192,6 +199,8 @@ class SafetyNode(WmNode):
         torch.set_num_threads(1)
         self.filter = SafetyFilter(cfg.filter, cfg.cell)
         self.dt = cfg.filter.control_dt
+        # a command may reach the controller a /clock tick later than our clock says
+        self.pacer = FirstPointPacer(self.filter.kin, cfg.filter.tool_speed_limit, self.dt)
         # shadow: no endpoint on the arm or suction topics at all, the shadow topic instead
         arm_topic = SHADOW_TOPIC if cfg.shadow else ARM_TOPIC
         self.pub_arm = self.create_lifecycle_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
@@ -206,6 +215,7 @@ class SafetyNode(WmNode):
         )
         self.subs = [
             self.create_subscription(JointState, "/joint_states", self._on_joints, RELIABLE_QOS),
+            self.create_subscription(JointState, REFERENCE_TOPIC, self._on_reference, RELIABLE_QOS),
             self.create_subscription(
                 JointTrajectory, "/wm/plan_cmd", self._on_command, RELIABLE_QOS
             ),
@@ -314,6 +324,16 @@ class SafetyNode(WmNode):
                 )
                 self._hold("re-sync")
 
+    def _on_reference(self, msg: JointState) -> None:
+        if self.filter is None:
+            return
+        try:
+            q, _ = joint_state_arrays(msg, self.names)
+        except ValueError as exc:  # NonFiniteError included: keep the last good reference
+            self.get_logger().warning(f"ignored reference: {exc}", throttle_duration_sec=2.0)
+            return
+        self.pacer.reference(q, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
+
     def _on_estop(self, msg: Bool) -> None:
         if self.filter is None:
             return
@@ -389,6 +409,8 @@ class SafetyNode(WmNode):
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
         times = self._paced(times)
         qs = np.array([r.q for r in passed])  # [P, 6]
+        first = self.pacer.first_time(qs[0], self._now_s(), times[0])
+        times = [t + first - times[0] for t in times]
         self._send(qs, [r.suction for r in passed], times, source, passed[0].status)
         flt.resume_from(passed[0].q, passed[0].suction)  # commands are replanned every step
         self.last_status = passed[0].status if held is None else self.last_status
@@ -442,6 +464,9 @@ class SafetyNode(WmNode):
         self.stats["holds"] += 1
         self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt], source)
 
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _paced(self, times: list[float]) -> list[float]:
         """Point times of a passed command, delayed by what is left of the motion already sent.
 
@@ -480,6 +505,7 @@ class SafetyNode(WmNode):
             self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
             self.publish(self.pub_verdict, Header(stamp=source.stamp, frame_id=verdict_of(status)))
         self.stats["sent"] += 1
+        self.pacer.sent(qs, self._now_s())
         self.motion_s = float(times[-1])
         self.motion_end = self.get_clock().now() + Duration(seconds=self.motion_s)
 

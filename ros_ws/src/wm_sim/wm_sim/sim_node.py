@@ -4,7 +4,10 @@ Each tick of a steady (wall) timer at ``control_hz * real_time_factor`` advances
 one agent step (1 / control_hz s of physics), toward where the joint trajectory being followed
 wants the arm at the end of that step. It then publishes ``/clock``, ``/joint_states`` (with the
 ``suction_cup`` pseudo-joint), ``/camera/image_raw`` (rgb8) and ``/camera/camera_info``, all
-stamped with the simulated time.
+stamped with the simulated time. Before the clock it publishes ``/arm_controller/reference``
+(sensor_msgs/JointState, the six arm joints): the follower's desired positions at the end of the
+step, as a ``joint_trajectory_controller`` reports its reference in ``~/controller_state``
+(the safety node times its commands from it, ``wm_core.safety.pacing``).
 
 Episode control: ``/wm/sim/reset`` (std_msgs/Int64: the seed) starts a new episode, and
 ``/wm/sim/end_episode`` (std_msgs/Empty) ends the current one early (an evaluator does this when
@@ -36,7 +39,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
-from wm_bringup.msgs import SUCTION_JOINT, arm_joint_names, parse_trajectory
+from wm_bringup.msgs import REFERENCE_TOPIC, SUCTION_JOINT, arm_joint_names, parse_trajectory
 from wm_bringup.nodekit import (
     CELL_FILE,
     RELIABLE_QOS,
@@ -132,6 +135,7 @@ class SimNode(WmNode):
         self._reset_episode(v["seed"])
         self.pub_clock = self.create_lifecycle_publisher(ClockMsg, "/clock", RELIABLE_QOS)
         self.pub_js = self.create_lifecycle_publisher(JointState, "/joint_states", RELIABLE_QOS)
+        self.pub_ref = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC, RELIABLE_QOS)
         self.pub_img = self.create_lifecycle_publisher(Image, "/camera/image_raw", SENSOR_QOS)
         self.pub_info = self.create_lifecycle_publisher(
             CameraInfo, "/camera/camera_info", SENSOR_QOS
@@ -172,7 +176,8 @@ class SimNode(WmNode):
         self.destroy_timer(self.timer)
         for s in self.subs:
             self.destroy_subscription(s)
-        for p in (self.pub_clock, self.pub_js, self.pub_img, self.pub_info, self.pub_episode):
+        pubs = (self.pub_clock, self.pub_js, self.pub_ref, self.pub_img, self.pub_info)
+        for p in (*pubs, self.pub_episode):
             self.destroy_lifecycle_publisher(p)
         self.release()
         return TransitionCallbackReturn.SUCCESS
@@ -256,6 +261,9 @@ class SimNode(WmNode):
         self.obs, self.info = obs, info
         self.sim_ns += self.dt_ns
         stamp = Time(nanoseconds=self.sim_ns).to_msg()
+        ref = JointState(name=list(self.names), position=[float(x) for x in q_target])
+        ref.header.stamp, ref.header.frame_id = stamp, self.frames["base_frame"]
+        self.publish(self.pub_ref, ref)
         self.publish(self.pub_clock, ClockMsg(clock=stamp))
         self._publish_sensors(stamp)
         ended = terminated or truncated
