@@ -35,9 +35,11 @@ def published() -> dict[str, str]:
     """topic -> message type name, from the nodes' publisher calls (the safety node's arm and
     suction topics are named by constants: the defaults from wm_bringup.stack)."""
     stack = pytest.importorskip("wm_bringup.stack")
+    msgs = pytest.importorskip("wm_bringup.msgs")
     names = {
         "SUCTION_TOPIC": [stack.SUCTION_TOPIC],
         "arm_topic": [stack.ARM_COMMAND_TOPIC, stack.SHADOW_TOPIC],
+        "REFERENCE_TOPIC": [msgs.REFERENCE_TOPIC],  # wm_sim: its follower's reference
     }
     out: dict[str, str] = {}
     for f in NODE_FILES:
