@@ -67,6 +67,7 @@ from wm_bringup.episodes import (
     StackProbe,
     finite_json,
     merged_overrides,
+    ready_session,
     stamp_ns,
     stop_session,
 )
@@ -331,12 +332,7 @@ def start(
     except BaseException:
         probe.close()
         raise
-    session = Session(probe, children)
-    try:
-        return session, session.wait_ready(startup_timeout_s)
-    except BaseException:
-        stop(session)
-        raise
+    return ready_session(probe, children, startup_timeout_s)
 
 
 stop = stop_session  # the episode driver's: stop the processes, then close the probe

@@ -599,6 +599,12 @@ def start_session(
     except BaseException:
         probe.close()
         raise
+    return ready_session(probe, children, startup_timeout_s)
+
+
+def ready_session(probe: Any, children: Any, startup_timeout_s: float) -> tuple[Session, Any]:
+    """(the session of ``probe`` and ``children``, what ``wait_ready`` reports); the session is
+    stopped if the stack does not come up."""
     session = Session(probe, children)
     try:
         return session, session.wait_ready(startup_timeout_s)
