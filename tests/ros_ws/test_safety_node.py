@@ -311,3 +311,34 @@ def test_bad_parameters_refuse_start_or_are_rejected(ros, tmp_path):
     assert desc.type == ParameterType.PARAMETER_DOUBLE and desc.floating_point_range
     node.stop()
     assert node.state_label == "unconfigured" and node.filter is None
+
+
+def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros):
+    """After its driver restarts (joint states from a new publisher), the arm is a little
+    elsewhere (below the re-sync tolerance): the latched e-stop's holds follow it there instead
+    of moving it back to the last safe command of before the restart."""
+    node = start_safety(ros)
+    arm = Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    estop.publish(Bool(data=True))
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+
+    moved = HOME + np.array([0.03, 0, 0, 0, 0, 0])  # where the restarted driver holds the arm
+    arm.on = False
+    Arm(ros, moved)  # the driver's new publisher
+    assert ros.spin_until(lambda: np.allclose(node.q, moved))
+    assert ros.spin_until(lambda: node.stats["joint_state_sources"] == 1)
+    out.clear()
+    for _ in range(3):
+        cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+        ros.spin_for(0.1)
+    assert ros.spin_until(lambda: len(out) >= 3)
+    for msg in out:  # every hold while latched stays where the arm now is
+        np.testing.assert_allclose(msg.points[0].positions[:6], moved, atol=1e-9)
+    assert node.filter.estopped is not None
+    assert node.stats["joint_state_sources"] == 1  # one change, one re-sync

@@ -11,8 +11,9 @@ parameter renames them for an arm whose driver calls them otherwise (the order s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -25,6 +26,15 @@ SUCTION_JOINT = "suction_cup"
 REFERENCE_TOPIC = "/arm_controller/reference"
 """The arm controller's reference (desired) joint positions (sensor_msgs/JointState), as a
 joint_trajectory_controller reports them in ~/controller_state; wm_sim publishes it."""
+
+
+def publisher_of(info: Mapping[str, Any] | None) -> bytes | None:
+    """The publisher's gid from a subscription callback's ``MessageInfo`` (None where the
+    middleware reports none)."""
+    gid = None if info is None else info.get("publisher_gid")
+    if not gid or not gid.get("data"):
+        return None
+    return bytes(gid["data"])
 
 
 def arm_joint_names() -> tuple[str, ...]:

@@ -29,7 +29,10 @@ Holds (a one-point trajectory at the measured joints, suction unchanged):
   ``ros2 param set /wm_safety release_estop true`` (the node sets it back to false);
 - **re-sync**: when the arm is more than ``resync_tolerance_rad`` from the last safe command
   (an episode reset, a hand-guided move, a collision), the filter restarts from the measured
-  joints with a hold.
+  joints with a hold. So it does when ``/joint_states`` comes from another publisher than
+  before (the arm's driver or controller restarted: it now holds where it is, and the last
+  safe command means nothing to it), whatever the gap: a hold at the old target would move an
+  arm that a restart left a little elsewhere, also while the e-stop is latched.
 
 **Shadow mode** (``shadow: true``, read-only; ``real.launch.py shadow:=true``): every command
 is judged exactly as above, but what would go to the arm is published on
@@ -62,6 +65,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
@@ -73,6 +77,7 @@ from wm_bringup.msgs import (
     joint_state_arrays,
     make_trajectory,
     parse_trajectory,
+    publisher_of,
 )
 from wm_bringup.nodekit import (
     CELL_FILE,
@@ -161,6 +166,8 @@ class SafetyNode(WmNode):
         self.holding: str | None = "no command yet"
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
         self.stats["bad_joint_states"] = 0
+        self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
+        self.js_source: bytes | None = None  # that publisher's gid, as last seen
         self.last_status = ""
         self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
         self.publisher_check = None
@@ -295,7 +302,7 @@ class SafetyNode(WmNode):
             return float("inf")
         return max(0.0, age)
 
-    def _on_joints(self, msg: JointState) -> None:
+    def _on_joints(self, msg: JointState, info: MessageInfo) -> None:
         try:
             q, suction = joint_state_arrays(msg, self.names)
         except NonFiniteError as exc:
@@ -315,10 +322,21 @@ class SafetyNode(WmNode):
             return
         self.q, self.suction_meas = q, suction
         self.js_time = self.get_clock().now()
+        source, restarted = publisher_of(info), False
+        if source is not None:
+            restarted = self.js_source is not None and source != self.js_source
+            self.js_source = source
         flt = self.filter
         if flt is not None and flt.last_q is not None and self.active:
             gap = float(np.abs(self.q - flt.last_q).max())
-            if gap > self.config.resync_tolerance_rad:
+            if restarted:
+                self.stats["joint_state_sources"] += 1
+                self.get_logger().warning(
+                    f"joint states from a new publisher (the arm's driver restarted?), "
+                    f"{gap:.3f} rad from the last safe command: re-syncing, holding"
+                )
+                self._hold("re-sync: new joint-state source")
+            elif gap > self.config.resync_tolerance_rad:
                 self.get_logger().warning(
                     f"the arm is {gap:.2f} rad from the last safe command: re-syncing, holding"
                 )
