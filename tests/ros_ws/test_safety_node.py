@@ -342,3 +342,51 @@ def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros):
         np.testing.assert_allclose(msg.points[0].positions[:6], moved, atol=1e-9)
     assert node.filter.estopped is not None
     assert node.stats["joint_state_sources"] == 1  # one change, one re-sync
+
+
+def test_latched_holds_keep_their_target_while_the_arm_comes_to_rest(ros):
+    """While the e-stop is latched, every hold answers at the target it latched; re-aiming it
+    at the measured joints of an arm still coming to rest would move the arm while latched."""
+    node = start_safety(ros)
+    arm = Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    estop.publish(Bool(data=True))
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+    arm.q = HOME + np.array([0, 0, 0, 0, 0, 0.01])  # still coming to rest after the stop
+    assert ros.spin_until(lambda: np.allclose(node.q, arm.q))
+    out.clear()
+    for _ in range(3):
+        cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+        ros.spin_for(0.1)
+    cmd.publish(command(SMALL, stamp=None, names=["a"] * 6))  # malformed: a hold too
+    assert ros.spin_until(lambda: len(out) >= 4)
+    for msg in out:
+        np.testing.assert_allclose(msg.points[0].positions[:6], HOME, atol=1e-9)
+
+
+def test_no_hold_reaches_a_restarted_arm_before_its_first_joint_state(ros):
+    """The arm's driver dies (joint states stop): one hold, then no answer while they stay
+    stale; when it is back elsewhere, the first output is the re-sync hold where it stands."""
+    node = start_safety(ros)
+    arm = Arm(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    arm.on = False  # the driver dies
+    assert ros.spin_until(lambda: node.holding is not None and "stale" in node.holding)
+    ros.spin_for(STALE + 0.2)  # the joint states are stale too now
+    out.clear()
+    for _ in range(4):  # the planner goes on
+        cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+        ros.spin_for(0.1)
+    assert ros.spin_until(lambda: node.stats["holds_unsent"] >= 4)
+    assert out == []
+    moved = HOME + np.array([0.03, 0, 0, 0, 0, 0])
+    Arm(ros, moved)  # the restarted driver
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[0].points[0].positions[:6], moved, atol=1e-9)

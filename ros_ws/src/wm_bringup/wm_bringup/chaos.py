@@ -339,20 +339,31 @@ stop = stop_session  # the episode driver's: stop the processes, then close the 
 
 
 # --------------------------------------------------------------------------- figures
-def moving(arm, joints) -> list[bool]:
+def moving(arm, joints, restarts: list[int] = ()) -> list[bool]:
     """Per arm command: whether it moves the arm. A command moves it when its first point is
     more than MOVE_RAD (any joint) from the joints measured just before it *and* from the
     previous command's: a hold (at the measured joints, or at the target the arm is already
-    reaching) does not."""
+    reaching) does not. ``restarts``: wall ns at which the simulated arm was killed. The probe
+    may discover the respawned arm's publisher later than the nodes do, so a command sent
+    after a restart and before the probe's first joint state of the new arm is judged against
+    that first joint state, and not against the commands before the restart, which the new
+    arm's controller never got (a hold where the new arm stands is not a move; one at the old
+    arm's target is)."""
     times = [j[0] for j in joints]
-    out, prev = [], None
+    out, prev, t_prev = [], None, None
     for t, q, _ in arm:
         k = bisect.bisect_right(times, t) - 1
+        r = max((r for r in restarts if r < t), default=None)  # the last restart before t
+        if r is not None and t_prev is not None and t_prev <= r:
+            prev = None  # the new arm's controller never got the commands before it
+        if r is not None and (k < 0 or times[k] <= r):  # measured only the old arm since
+            k = bisect.bisect_right(times, r)  # the new arm's first joint state
+            k = k if k < len(times) else -1
         meas = joints[k][2] if k >= 0 else None
         far_meas = meas is None or float(np.abs(q - meas).max()) > MOVE_RAD
         far_prev = prev is None or float(np.abs(q - prev).max()) > MOVE_RAD
         out.append(far_meas and far_prev)
-        prev = q
+        prev, t_prev = q, t
     return out
 
 
@@ -457,8 +468,8 @@ def flow(p: ChaosProbe, t0: int, seconds: float = 10.0) -> dict[str, int]:
         return {k: sum(1 for t in v if t0 < t <= t1) for k, v in streams.items()}
 
 
-def moving_commands(arm, joints, t0: int, t1: int) -> int:
-    flags = moving(arm, joints)
+def moving_commands(arm, joints, t0: int, t1: int, restarts: list[int] = ()) -> int:
+    flags = moving(arm, joints, restarts)
     return sum(1 for (t, _, _), m in zip(arm, flags, strict=True) if m and t0 <= t <= t1)
 
 
@@ -608,15 +619,17 @@ class Chaos:
         tl.t_fault = p.estop()
         self.sleep(f.duration_s)
         t_held = tl.t_fault + int(HOLD_TARGET_MS * 1e6)
-        latched = []
+        latched, restarts = [], []
         for node in f.nodes:
-            _, back = self.kill(node)
+            t_kill, back = self.kill(node)
+            if node == "wm_sim":
+                restarts.append(t_kill)
             self.sleep(1.0)  # the restarted node runs a while: the e-stop must still hold
             msg = self.safety_message(back)
             latched.append({"node": node, "safety": msg})
         with p.lock:
             t_release = time.time_ns()
-            moved = moving_commands(p.arm, p.joints, t_held, t_release)
+            moved = moving_commands(p.arm, p.joints, t_held, t_release, restarts)
         tl.extra["moves_while_estopped"] = moved
         if latched:
             tl.extra["latched_after_restart"] = latched

@@ -35,10 +35,12 @@ import time
 from typing import Any
 
 from rclpy.node import Node
+from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
+from wm_bringup.msgs import publisher_of
 from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, run_plain_node
 
 PREFIX = "/chaos"
@@ -73,9 +75,10 @@ class ChaosRelay(Node):
         self.count = itertools.count()
         self.flip = 0
         self.pubs = {}
+        self.sources: dict[str, bytes | None] = {}  # topic -> its upstream publisher's gid
         for name, (topic, kind, qos) in RELAYED.items():
             self.pubs[name] = self.create_publisher(kind, PREFIX + topic, qos)
-            self.create_subscription(kind, topic, lambda m, n=name: self._relay(n, m), qos)
+            self.create_subscription(kind, topic, lambda m, i, n=name: self._relay(n, m, i), qos)
         self.events = self.create_publisher(String, f"{PREFIX}/events", RELIABLE_QOS)
         self.create_subscription(String, f"{PREFIX}/control", self._on_control, RELIABLE_QOS)
         self.flush_timer = None  # 5 ms, only while messages are delayed (it costs CPU)
@@ -103,8 +106,17 @@ class ChaosRelay(Node):
         self.events.publish(String(data=json.dumps({"id": cmd.get("id"), "t_ns": time.time_ns()})))
         self.get_logger().info(f"{'on' if cmd.get('on', True) else 'off'}: {topic} {fault}")
 
-    def _relay(self, topic: str, msg: Any) -> None:
+    def _relay(self, topic: str, msg: Any, info: MessageInfo) -> None:
         fault, arg = self.active.get(topic, ("", 0.0))
+        source = publisher_of(info)
+        if topic in self.sources and source != self.sources[topic]:
+            # the upstream publisher restarted: so does ours, so that subscribers that tell a
+            # restarted driver by its publisher (the safety node) see it through the relay
+            old, (name, kind, qos) = self.pubs[topic], RELAYED[topic]
+            self.pubs[topic] = self.create_publisher(kind, PREFIX + name, qos)
+            self.destroy_publisher(old)
+            self.get_logger().info(f"{name}: a new upstream publisher; relaying from a new one")
+        self.sources[topic] = source
         pub = self.pubs[topic]
         if fault and topic in self.pending:
             first = {"id": self.pending.pop(topic), "first_ns": time.time_ns()}

@@ -23,7 +23,10 @@ it with the frame to measure the end-to-end latency (``wm_bringup.episodes``).
 Holds (a one-point trajectory at the measured joints, suction unchanged):
 
 - **watchdog**: a timer checks every ``watchdog_period_s`` that a command and a joint state
-  arrived within ``stale_after_s``; if not, it holds (once, until commands resume);
+  arrived within ``stale_after_s``; if not, it holds (once, until commands resume). While the
+  joint states stay stale after that hold, commands get no answer at all: the arm's controller
+  holds by itself, and a hold sent then could reach a restarted controller before its first
+  joint state reaches this node, and move its arm to a target of before the restart;
 - **e-stop**: ``/wm/estop`` (std_msgs/Bool) ``true`` latches the stop: every command holds.
   ``false`` does *not* release it. Release explicitly with the parameter
   ``ros2 param set /wm_safety release_estop true`` (the node sets it back to false);
@@ -167,6 +170,7 @@ class SafetyNode(WmNode):
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
         self.stats["bad_joint_states"] = 0
         self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
+        self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
         self.js_source: bytes | None = None  # that publisher's gid, as last seen
         self.last_status = ""
         self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
@@ -335,12 +339,12 @@ class SafetyNode(WmNode):
                     f"joint states from a new publisher (the arm's driver restarted?), "
                     f"{gap:.3f} rad from the last safe command: re-syncing, holding"
                 )
-                self._hold("re-sync: new joint-state source")
+                self._hold("re-sync: new joint-state source", resync=True)
             elif gap > self.config.resync_tolerance_rad:
                 self.get_logger().warning(
                     f"the arm is {gap:.2f} rad from the last safe command: re-syncing, holding"
                 )
-                self._hold("re-sync")
+                self._hold("re-sync", resync=True)
 
     def _on_reference(self, msg: JointState) -> None:
         if self.filter is None:
@@ -359,7 +363,7 @@ class SafetyNode(WmNode):
             latched = self.filter.estopped is not None
             self.filter.estop("/wm/estop")
             if not latched:
-                self._hold("e-stop")
+                self._hold("e-stop", resync=True)  # where the arm is
         elif self.filter.estopped is not None:
             self.get_logger().info(
                 "e-stop stays latched: set the parameter release_estop to true to release it",
@@ -391,7 +395,7 @@ class SafetyNode(WmNode):
         cmd_age = 0.0 if is_zero(stamp) else self._stamp_age(stamp)
         state_age = self._age(self.js_time)
         flt = self.filter
-        if self.holding and state_age <= self.config.filter.stale_after_s:
+        if self.holding and flt.estopped is None and state_age <= self.config.filter.stale_after_s:
             # Resuming after a hold: the arm settled where it is, not at the last safe
             # command (a position controller under load sags; the arm's own cmd_timeout holds
             # at the measured joints). The limits of the next step start from there, or the
@@ -418,6 +422,13 @@ class SafetyNode(WmNode):
                 f"command held ({self.last_status})", throttle_duration_sec=2.0
             )
         if not passed:
+            if self.holding and state_age > self.config.filter.stale_after_s:
+                # No fresh joint state since the hold that went out when they stopped: the
+                # arm's controller holds by itself (cmd_timeout). Another hold could reach a
+                # restarted controller before its first joint state does and move its arm to
+                # a target of before the restart.
+                self.stats["holds_unsent"] += 1
+                return
             if held.q is None:  # nothing safe sent yet: hold where the arm is
                 self._hold(held.status, source=source)
             else:
@@ -470,10 +481,16 @@ class SafetyNode(WmNode):
         self.foreign = foreign
 
     # ------------------------------------------------------------------ outputs
-    def _hold(self, why: str, measured: bool = True, source: Header | None = None) -> None:
+    def _hold(
+        self, why: str, measured: bool = True, source: Header | None = None, resync: bool = False
+    ) -> None:
         """Hold at the measured joints (or, if those are stale, at the last safe command).
-        ``source``: the header of the planner command this hold answers (None: no command)."""
+        While the e-stop is latched, at the hold target it latched unless ``resync`` (re-aiming
+        it at the joints of an arm still coming to rest, or sagging under a load, would move
+        the arm while latched). ``source``: the header of the planner command this hold
+        answers (None: no command)."""
         flt = self.filter
+        measured = measured and (resync or flt.estopped is None)
         q = self.q if measured or flt.last_q is None else flt.last_q
         suction = self.suction_meas if self.suction_meas is not None else flt.last_suction
         flt.resume_from(q, bool(suction))
