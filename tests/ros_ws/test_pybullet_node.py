@@ -134,3 +134,26 @@ def test_bad_parameters_refuse_to_start(ros, tmp_path):
     bad.write_text("table: 3\n")
     with pytest.raises(StartupError, match="cell"):
         PyBulletNode(context=ros.context, cli_args=["--ros-args", "-p", f"cell_file:={bad}"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--episodes", "0", "--out", "OUT"], "--episodes 0 must be >= 1"),
+        (["--episodes", "1"], "--episodes needs --out DIR"),
+        (["sim:=true", "--episodes", "1", "--out", "OUT"], "sets sim:=pybullet itself"),
+        (["--episodes", "1", "--out", "OUT", "--model", "OUT"], "is not a model directory"),
+        (["--episodes", "1", "--out", "OUT", "--cell", "OUT/none.yaml"], "cannot read cell"),
+        (["--episodes", "1", "--out", "OUT", "--objects", "7"], "--objects 7 must be in [1, 6]"),
+        (["--out", "OUT"], "go with --episodes N"),
+        (["gz_args:=-r"], "has no argument 'gz_args'"),
+    ],
+)
+def test_wm_up_pybullet_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    from wm_core.cli import main
+
+    argv = ["up", "pybullet", *(a.replace("OUT", str(tmp_path / "out")) for a in argv)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out" / "report.json").exists()

@@ -69,6 +69,9 @@ class PyBulletWorldConfig:
     weight)."""
     suction_contact_m: float = bounded(0.004, 0.0, 0.02)
     """The cup touches an object when their contact distance is below this (m)."""
+    calibration_board: bool = False
+    """Fix a ChArUco board plate beside the cup (visual only; ``wm calibrate collect``): the
+    MuJoCo world's board (``wm_core.sim.calibration.BOARD``) at the same place on the tool."""
 
     def __post_init__(self) -> None:
         check_fields(self)

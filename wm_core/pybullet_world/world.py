@@ -122,6 +122,7 @@ class PyBulletWorld:
         self.body_ids: list[int] = []
         self.steps = 0
         self.arm = -1
+        self.board = -1
 
     # ------------------------------------------------------------------ building
     def close(self) -> None:
@@ -269,6 +270,45 @@ class PyBulletWorld:
             )
         return body
 
+    def _add_board(self) -> int:
+        """A visual-only plate with the calibration board's texture, kept beside the cup
+        (:meth:`_place_board`); its face looks along the cup's -z (up when the tool points
+        down), where the MuJoCo world's plate is (``wm_core.sim.scene.BOARD_PLATE_OFFSET``)."""
+        from wm_core.sim.calibration import board_texture
+
+        c = self.client
+        (w, h), png = board_texture()
+        path = Path(self._tmp.name) / "calib_board.png"
+        path.write_bytes(png)
+        x, y = w / 2, h / 2
+        # the quad in the plate frame (z = its normal, toward the viewer); uv (0, 0) is the
+        # image's top-left corner, seen from +z
+        verts = [[-x, y, 0.0], [x, y, 0.0], [x, -y, 0.0], [-x, -y, 0.0]]
+        uvs = [[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+        vis = p.createVisualShape(
+            p.GEOM_MESH,
+            vertices=verts,
+            indices=[0, 2, 1, 0, 3, 2],
+            uvs=uvs,
+            normals=[[0.0, 0.0, 1.0]] * 4,
+            physicsClientId=c,
+        )
+        body = p.createMultiBody(0.0, -1, vis, [0, 0, -10], physicsClientId=c)
+        tex = p.loadTexture(str(path), physicsClientId=c)
+        p.changeVisualShape(
+            body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=c
+        )
+        return body
+
+    def _place_board(self) -> None:
+        from wm_core.sim.scene import BOARD_PLATE_OFFSET
+
+        c = self.client
+        cup_pos, cup_orn = p.getLinkState(self.arm, self.cup, physicsClientId=c)[4:6]
+        flip = p.getQuaternionFromEuler([np.pi, 0, 0])  # the plate's +z along the cup's -z
+        pos, orn = p.multiplyTransforms(cup_pos, cup_orn, BOARD_PLATE_OFFSET, flip)
+        p.resetBasePositionAndOrientation(self.board, pos, orn, physicsClientId=c)
+
     # ------------------------------------------------------------------ episodes
     def reset(self, seed: int) -> None:
         """A new episode: the cell, the arm at the cell's home pose, the seed's objects."""
@@ -278,6 +318,7 @@ class PyBulletWorld:
         textures = self._textures(rng)
         self.objects = self._sample_objects(rng, len(textures))
         self.body_ids = [self._add_object(o, textures) for o in self.objects]
+        self.board = self._add_board() if self.cfg.calibration_board else -1
         home = np.array(self.cell.arm.home_q)
         for j, q in zip(self.q_index, home, strict=True):
             p.resetJointState(self.arm, j, q, 0.0, physicsClientId=c)
@@ -479,6 +520,8 @@ class PyBulletWorld:
     def render(self) -> np.ndarray:
         """RGB image [H, W, 3] uint8 of the scene camera (TinyRenderer)."""
         cfg = self.cfg
+        if self.board >= 0:
+            self._place_board()
         d = np.asarray(cfg.light_direction, float)
         _, _, rgba, _, _ = p.getCameraImage(
             self.width,

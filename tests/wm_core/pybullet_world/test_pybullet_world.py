@@ -159,3 +159,25 @@ def test_seeds_are_deterministic_and_bad_configs_name_the_field():
         PyBulletWorldConfig(physics_hz=250.0, control_hz=7.0)
     with pytest.raises(ConfigError, match="table_rgba"):
         PyBulletWorldConfig(table_rgba=(1.0, 0.0, 0.0))
+
+
+def test_the_calibration_board_rides_on_the_tool_and_is_detected():
+    """The board beside the cup (calibration_board) is found in the render with the cell's
+    intrinsics, and its pose in the tool frame is the same at two arm poses (rigid)."""
+    from wm_core.calib import board_pose
+    from wm_core.sim.calibration import BOARD
+
+    w = PyBulletWorld(PyBulletWorldConfig(n_objects=1, image_width=800, calibration_board=True))
+    try:
+        w.reset(1)
+        kin = ArmKinematics(base_pose=w.cell.arm.T_world_base)
+        in_tool = []
+        for target in ([0.5, 0.0, 0.2], [0.42, 0.12, 0.25]):
+            _move_to(w, np.array(target), suction=False, steps=12)
+            t_cam_board, corners = board_pose(w.render(), BOARD, w.K, np.zeros(5))
+            assert t_cam_board is not None and corners >= 10, corners
+            tool = kin.link_frames(w.joint_state()[0])["suction_cup"]
+            in_tool.append(np.linalg.inv(tool) @ w.cell.camera.pose @ t_cam_board)
+        np.testing.assert_allclose(in_tool[0][:3, 3], in_tool[1][:3, 3], atol=0.005)
+    finally:
+        w.close()

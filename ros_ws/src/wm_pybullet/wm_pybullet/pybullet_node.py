@@ -37,7 +37,7 @@ from wm_bringup.trajectory import TrajectoryFollower
 from wm_core.cell import PYBULLET_CELL_FILE, load_cell
 from wm_core.pybullet_world import PyBulletWorld, PyBulletWorldConfig
 
-WORLD_FIELDS = ("n_objects", "image_width", "control_hz", "max_episode_s")
+WORLD_FIELDS = ("n_objects", "image_width", "control_hz", "max_episode_s", "calibration_board")
 """The world settings that are node parameters (the rest keep PyBulletWorldConfig's defaults)."""
 
 
