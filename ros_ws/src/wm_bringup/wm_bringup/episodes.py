@@ -740,11 +740,10 @@ def run_episodes(
         )
     names = {f.name for f in fields(SceneConfig)}
     cfg = SceneConfig(**{k: v for k, v in scene.items() if k in names})
-    name = "latent-mpc (ROS 2 stack, " + (
-        f"{mode})"
-        if world == SIM_WORLD
-        else f"{mode}, {world.profile} profile, sim:={dict(world.arguments).get('sim')})"
-    )
+    where = mode if world == SIM_WORLD else f"{mode}, {world.profile} profile"
+    if world != SIM_WORLD:
+        where += f", sim:={dict(world.arguments).get('sim')}"
+    name = f"latent-mpc (ROS 2 stack, {where})"
     report = build_report(name, seed, cfg, results)
     if "physics_hz" in scene:  # a world whose physics rate is not a SceneConfig's (PyBullet)
         report |= {"physics_hz": scene["physics_hz"], "world": scene.get("world", "")}
