@@ -157,3 +157,15 @@ def test_wm_up_pybullet_bad_input_is_one_line_and_exit_2(argv, message, tmp_path
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_without_pybullet_the_node_refuses_with_one_line(ros, monkeypatch):
+    """Where the pybullet package is missing (the Docker image leaves it out), configuring the
+    world fails with a line that says so, not a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pybullet", None)  # import pybullet -> ImportError
+    monkeypatch.delitem(sys.modules, "wm_core.pybullet_world.world", raising=False)
+    node = ros.add(PyBulletNode(context=ros.context, cli_args=["--ros-args"]))
+    with pytest.raises(StartupError, match="needs the pybullet package"):
+        node.start()

@@ -31,11 +31,19 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import REFERENCE_TOPIC, SUCTION_JOINT, arm_joint_names, parse_trajectory
-from wm_bringup.nodekit import RELIABLE_QOS, SENSOR_QOS, Param, WmNode, guarded_transition, run_node
+from wm_bringup.nodekit import (
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    Param,
+    StartupError,
+    WmNode,
+    guarded_transition,
+    run_node,
+)
 from wm_bringup.trajectory import TrajectoryFollower
 
 from wm_core.cell import PYBULLET_CELL_FILE, load_cell
-from wm_core.pybullet_world import PyBulletWorld, PyBulletWorldConfig
+from wm_core.pybullet_world import PyBulletWorldConfig
 
 WORLD_FIELDS = ("n_objects", "image_width", "control_hz", "max_episode_s", "calibration_board")
 """The world settings that are node parameters (the rest keep PyBulletWorldConfig's defaults)."""
@@ -70,7 +78,7 @@ class PyBulletNode(WmNode):
     def __init__(self, node_name: str = "wm_pybullet", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.names = arm_joint_names()
-        self.world: PyBulletWorld | None = None
+        self.world: Any = None  # wm_core.pybullet_world.world.PyBulletWorld, once configured
         self.follower: TrajectoryFollower | None = None
         self._lock = threading.Lock()  # the world is one PyBullet client: one caller at a time
         self.sim_ns, self.rejected = 0, 0
@@ -86,6 +94,13 @@ class PyBulletNode(WmNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self.values()
         self.config = self.build_config(v)
+        try:
+            from wm_core.pybullet_world.world import PyBulletWorld
+        except ImportError as exc:
+            raise StartupError(
+                f"the PyBullet world needs the pybullet package ({exc}): pip install "
+                "pybullet==3.2.7 (requirements.txt)"
+            ) from None
         self.world = PyBulletWorld(self.config, load_cell(v["cell_file"] or PYBULLET_CELL_FILE))
         self.dt_ns = int(round(1e9 / self.config.control_hz))
         self.sim_ns = int(round(v["clock_start_s"] * 1e9))
@@ -273,7 +288,7 @@ class PyBulletNode(WmNode):
         return level, msg, kv
 
 
-def camera_info_msg(world: PyBulletWorld, stamp, frame: str) -> CameraInfo:
+def camera_info_msg(world: Any, stamp, frame: str) -> CameraInfo:
     """The rendered camera's intrinsics: the cell's K scaled to the image, its distortion."""
     k = world.K  # [3, 3]
     msg = CameraInfo(height=world.height, width=world.width, distortion_model="plumb_bob")
