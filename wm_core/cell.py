@@ -32,6 +32,8 @@ Box3 = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 REPO_CELLS = Path(__file__).resolve().parents[1] / "configs" / "cells"
 SIM_CELL_FILE = REPO_CELLS / "sim.yaml"
+PYBULLET_CELL_FILE = REPO_CELLS / "pybullet.yaml"
+"""The PyBullet world's own cell (``wm up pybullet``), deliberately unlike the MuJoCo one."""
 
 ARM_REACH = 0.95
 """Largest horizontal distance (m) from the base axis at which the tool can still point down

@@ -427,6 +427,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--mode {args.mode!r} must be one of {list(MODES)}")
     if args.backend not in BACKEND_CHOICES:
         raise UsageError(f"--backend {args.backend!r} must be one of {list(BACKENDS)}")
+    if args.profile == "pybullet":
+        return _up_pybullet(args)
+    if args.model is not None:
+        raise UsageError(
+            "--model goes with wm up pybullet only (sim, real: model_dir in --params-file)"
+        )
     try:
         keywords, launch_args = runner_arguments(args.profile, args.arguments)
     except ValueError as exc:
@@ -477,6 +483,110 @@ def cmd_up(args: argparse.Namespace) -> int:
         return up_with_rerun(run, rerun, cell)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _model_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """``--model DIR`` for perception and planner (a directory with model.pt)."""
+    if args.model is None:
+        return {}
+    if not (Path(args.model) / "model.pt").is_file():
+        raise UsageError(f"--model {args.model!r} is not a model directory (no model.pt in it)")
+    path = str(Path(args.model).resolve())
+    return {n: {"model_dir": path} for n in ("wm_perception", "wm_planner")}
+
+
+def _up_pybullet(args: argparse.Namespace) -> int:
+    """``wm up pybullet``: the real-arm profile (its nodes, arguments and device topics) against
+    the PyBullet world (``sim:=pybullet``), which stands in for the arm and the camera. The
+    cell is configs/cells/pybullet.yaml unless ``--cell`` names another; the brain reads the
+    same file the world is built from."""
+    from wm_bringup.runner import up
+    from wm_bringup.stack import runner_arguments
+
+    try:
+        keywords, launch_args = runner_arguments("real", args.arguments)
+    except ValueError as exc:
+        raise UsageError(
+            str(exc).replace("the real profile", "wm up pybullet (real profile)")
+        ) from exc
+    if "sim" in keywords:
+        raise UsageError("wm up pybullet sets sim:=pybullet itself; do not give sim:=")
+    if args.cell is not None:
+        if "cell_file" in launch_args:
+            raise UsageError("give the cell once: --cell FILE or cell_file:=FILE")
+        _cell(args)  # a bad file: one line, before any node starts
+        launch_args["cell_file"] = str(Path(args.cell).resolve())
+    elif launch_args.get("cell_file"):
+        from wm_core.cell import load_cell
+
+        load_cell(launch_args["cell_file"])
+    launch_args["sim"] = "pybullet"
+    overrides = _model_overrides(args)
+    if args.episodes is None:
+        if args.out is not None or args.no_video or args.objects is not None or args.video:
+            raise UsageError("--out, --objects and --video go with --episodes N")
+        if args.rerun is not None:
+            raise UsageError("--rerun goes with --episodes N for wm up pybullet")
+        if args.seed is not None:
+            overrides.setdefault("wm_pybullet", {})["seed"] = args.seed
+        sim = launch_args.pop("sim")
+        try:
+            return up(
+                "real",
+                mode=args.mode,
+                backend=keywords.get("backend", args.backend),
+                params_file=keywords.get("params_file") or args.params_file,
+                seconds=args.seconds,
+                sim=sim,
+                overrides=overrides,
+                arguments=launch_args,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    if keywords:
+        raise UsageError(
+            f"{sorted(keywords)}:= do not go with --episodes (use --backend, --params-file)"
+        )
+    if args.seconds is not None:
+        raise UsageError("--seconds does not go with --episodes (each episode ends by itself)")
+    seed = 0 if args.seed is None else args.seed
+    _check_episodes_seed(argparse.Namespace(episodes=args.episodes, seed=seed))
+    if args.objects is not None and not 1 <= args.objects <= 6:
+        raise UsageError(f"--objects {args.objects} must be in [1, 6]")
+    if args.out is None:
+        raise UsageError("--episodes needs --out DIR (where report.json goes)")
+    out = _writable_dir(args.out)
+    video, rerun = _video_mode(args), _rerun_file(args)
+    if args.objects is not None:
+        overrides.setdefault("wm_pybullet", {})["n_objects"] = args.objects
+    from wm_bringup.episodes import DriverError, World, run_episodes, summary
+
+    logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
+    world = World("real", tuple(launch_args.items()))
+    try:
+        world.stack(overrides, args.params_file)  # a bad argument: one line, before any node
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from exc
+    try:
+        report = run_episodes(
+            args.episodes,
+            seed,
+            out,
+            mode=args.mode,
+            video=video,
+            rerun=rerun,
+            backend=args.backend,
+            params_file=args.params_file,
+            overrides=overrides,
+            world=world,
+        )
+    except DriverError as exc:
+        print(f"wm up: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary(report))
+    print(f"report: {out / 'report.json'}")
+    _print_media(out, report)
+    return 0
 
 
 def _cell_from(launch_args: dict[str, str]):
@@ -1108,11 +1218,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser(
         "up",
-        help="bring up the ROS 2 stack (sim or real) without ros2 launch",
+        help="bring up the ROS 2 stack (sim, real, or real against the PyBullet world) without "
+        "ros2 launch",
         description="Starts the nodes of the shared stack description (the same ones the "
-        "launch files start) with the same parameters file.",
+        "launch files start) with the same parameters file. pybullet: the real-arm profile "
+        "(= real sim:=pybullet) against the PyBullet world, on configs/cells/pybullet.yaml.",
     )
-    up.add_argument("profile", choices=["sim", "real"])
+    up.add_argument("profile", choices=["sim", "real", "pybullet"])
     up.add_argument(
         "arguments",
         nargs="*",
@@ -1134,9 +1246,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--params-file", default=None, help="parameters YAML (default: the stack's)")
     up.add_argument(
+        "--model",
+        default=None,
+        help="model directory (model.pt) for perception and planner (wm up pybullet; default: "
+        "the shipped models/default)",
+    )
+    up.add_argument(
         "--cell",
         default=None,
-        help="work-cell file for every node that reads one (default: configs/cells/sim.yaml)",
+        help="work-cell file for every node that reads one (default: configs/cells/sim.yaml; "
+        "pybullet: configs/cells/pybullet.yaml)",
     )
     up.add_argument("--seconds", type=float, default=None, help="stop after this long")
     up.add_argument("--seed", type=int, default=None, help="sim episode seed (first episode)")

@@ -23,7 +23,7 @@ from wm_bringup import __main__ as bringup_main
 from wm_bringup import stack as stack_mod
 from wm_bringup.runner import process_commands
 
-from wm_core.cell import SIM_CELL_FILE, sim_cell
+from wm_core.cell import SIM_CELL_FILE, cell_or_default
 
 LAUNCH = ros_harness.ROOT / "launch"
 SRC = ros_harness.SRC
@@ -124,7 +124,7 @@ def static_pose(node: Recorded) -> tuple[str, str, np.ndarray]:
 def check_description_nodes(nodes: dict[str, Recorded], stack: stack_mod.Stack) -> None:
     """The camera's static transform is the cell's T_world_cam (every profile); the sim
     profile adds robot_state_publisher with the URDF and the base's static transform."""
-    cell = sim_cell()
+    cell = cell_or_default(stack.cell_file())  # the sim cell, or sim:=pybullet's own
     want = {"wm_camera_tf"} | (
         set() if stack.profile == "real" else {"robot_state_publisher", "wm_base_tf"}
     )
@@ -189,6 +189,8 @@ CHOICES = {
             "params_file": "/params/mine.yaml",
         },
         {"sim": "true", "backend": "tensorrt"},
+        {"sim": "pybullet"},
+        {"sim": "pybullet", "cell_file": str(SIM_CELL_FILE), "shadow": "true"},
     ],
 }
 
@@ -234,8 +236,10 @@ def test_launch_files_and_the_runner_start_the_same_nodes(fake_launch, monkeypat
         assert str(stack.params_file) == given["params_file"]
     if "backend" in given:
         assert launched["wm_perception"].kwargs["parameters"][1]["backend"] == given["backend"]
-    sim = given.get("sim", "true" if profile == "sim" else "false") == "true"
-    assert ("wm_sim" in launched) == sim
+    sim_arg = given.get("sim", "true" if profile == "sim" else "false")
+    sim = sim_arg in ("true", "pybullet")
+    assert ("wm_sim" in launched) == (sim_arg == "true")
+    assert ("wm_pybullet" in launched) == (sim_arg == "pybullet")
     for spec in stack.running():
         want = False if spec.sim_only else sim
         assert dict(spec.parameters)["use_sim_time"] is want
@@ -534,6 +538,38 @@ def test_sim_gazebo_is_validated_and_keeps_the_brain_nodes():
         stack_mod.describe("sim", sim="ignition")
     (sim_arg,) = [a for a in stack_mod.arguments("sim") if a.name == "sim"]
     assert sim_arg.choices == ("true", "false", "gazebo")
+
+
+def test_sim_pybullet_stands_in_for_the_real_arm_on_its_own_cell():
+    """real sim:=pybullet: the PyBullet world on the device topics, the brain on its /clock,
+    and every node that reads a cell on the world's own cell (unless cell_file:= names one)."""
+    from wm_core.cell import PYBULLET_CELL_FILE
+
+    pb = stack_mod.describe("real", sim="pybullet")
+    assert pb.sim and pb.simulator == "pybullet"
+    names = [n.name for n in pb.running()]
+    assert names == ["wm_pybullet", "wm_perception", "wm_planner", "wm_safety"]
+    for spec in pb.running():
+        assert dict(spec.parameters)["use_sim_time"] is (spec.name != "wm_pybullet")
+        if spec.name in stack_mod.CELL_NODES:
+            assert dict(spec.parameters)["cell_file"] == str(PYBULLET_CELL_FILE), spec.name
+    assert pb.cell_file() == str(PYBULLET_CELL_FILE)
+    world = dict(pb.node("wm_pybullet").remappings)
+    assert world == {
+        stack_mod.ARM_COMMAND_TOPIC: stack_mod.REAL_ARM_COMMAND_TOPIC,
+        stack_mod.IMAGE_TOPIC: stack_mod.REAL_IMAGE_TOPIC,
+        stack_mod.CAMERA_INFO_TOPIC: stack_mod.REAL_CAMERA_INFO_TOPIC,
+    }  # the suction topic is the real profile's default, /suction/command
+    assert dict(pb.node("wm_safety").remappings)[stack_mod.ARM_COMMAND_TOPIC] == (
+        stack_mod.REAL_ARM_COMMAND_TOPIC
+    )
+    mine = stack_mod.describe("real", sim="pybullet", arguments={"cell_file": "/c.yaml"})
+    assert mine.cell_file() == "/c.yaml"
+    assert "wm_pybullet" not in [n.name for n in stack_mod.describe("real", sim="true").running()]
+    with pytest.raises(ValueError, match="pybullet goes with the real profile only"):
+        stack_mod.describe("sim", sim="pybullet")
+    (sim_arg,) = [a for a in stack_mod.arguments("real") if a.name == "sim"]
+    assert sim_arg.choices == ("true", "false", "pybullet")
 
 
 def test_the_runner_refuses_sim_gazebo_with_one_line(monkeypatch, capsys):

@@ -1,6 +1,7 @@
 """The brain never imports the simulator: importing it, and the perception, planner and safety
 nodes, works with ``mujoco``, ``wm_core.sim``, ``wm_core.eval`` and ``wm_sim`` made
-unimportable. (``lint-imports``, run by ``make test``, checks the same statically from the
+unimportable, and with the second world (``pybullet``, ``wm_core.pybullet_world``,
+``wm_pybullet``) too. (``lint-imports``, run by ``make test``, checks the same statically from the
 contracts in pyproject.toml.)"""
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ NODES = ["wm_perception.perception_node", "wm_planner.planner_node", "wm_safety.
 
 BLOCKER = """
 import importlib, importlib.abc, sys
-BLOCKED = ("mujoco", "wm_core.sim", "wm_core.eval", "wm_sim")
+BLOCKED = ("mujoco", "wm_core.sim", "wm_core.eval", "wm_sim",
+           "pybullet", "wm_core.pybullet_world", "wm_pybullet")
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if any(name == b or name.startswith(b + ".") for b in BLOCKED):

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         params_file=args.params_file,
         seconds=args.seconds,
         seed=args.seed,
-        sim=None if sim is None else sim.strip().lower() == "true",
+        sim=sim,
         overrides=overrides,
         arguments=launch_args,
     )

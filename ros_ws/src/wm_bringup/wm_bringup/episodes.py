@@ -117,7 +117,14 @@ class StackProbe:
 
     Everything it receives is stored under ``lock``; the main thread reads it."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        arm_topic: str = "/arm_controller/joint_trajectory",
+        image_topic: str = "/camera/image_raw",
+    ) -> None:
+        self.arm_topic, self.image_topic = arm_topic, image_topic
+        """Where the safety node's arm commands and the camera's images go (the real profile
+        remaps both onto its device topics)."""
         self.lock = threading.Lock()
         self.frame_wall: dict[int, int] = {}
         """sim stamp (ns) -> wall time (ns) the sim published that step's frame."""
@@ -151,9 +158,7 @@ class StackProbe:
             node.create_subscription(Clock, "/clock", self._on_clock, deep),
             node.create_subscription(Image, "/wm/latent", self._on_latent, sensor),
             node.create_subscription(Header, "/wm/safety/command_source", self._on_source, deep),
-            node.create_subscription(
-                JointTrajectory, "/arm_controller/joint_trajectory", self._on_arm, deep
-            ),
+            node.create_subscription(JointTrajectory, arm_topic, self._on_arm, deep),
             node.create_subscription(String, "/wm/sim/episode", self._on_status, deep),
             node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, deep),
         ]
@@ -266,7 +271,7 @@ class StackProbe:
                 self.images = deque(maxlen=keep)
                 self.view = ViewLog() if view else None
             self._image_sub = self.node.create_subscription(
-                Image, "/camera/image_raw", self._on_image, self._sensor_qos
+                Image, self.image_topic, self._on_image, self._sensor_qos
             )
             if view:
                 deep = QoSProfile(
@@ -333,7 +338,7 @@ class StackProbe:
 
     def arm_publishers(self) -> list[str]:
         """Names of the nodes that publish arm commands."""
-        info = self.node.get_publishers_info_by_topic("/arm_controller/joint_trajectory")
+        info = self.node.get_publishers_info_by_topic(self.arm_topic)
         return sorted(i.node_name for i in info)
 
     def forget_before(self, ns: int) -> None:
@@ -568,12 +573,50 @@ def episode_timeout(scene: dict) -> float:
     return 3.0 * scene["max_episode_s"] / scene["real_time_factor"] + 60.0
 
 
-def merged_overrides(seed: int, overrides: dict[str, dict] | None) -> dict[str, dict]:
+def merged_overrides(
+    seed: int, overrides: dict[str, dict] | None, sim_node: str = "wm_sim"
+) -> dict[str, dict]:
     out = {k: dict(v) for k, v in DRIVER_OVERRIDES.items()}
     for node, params in (overrides or {}).items():
         out.setdefault(node, {}).update(params)
-    out.setdefault("wm_sim", {})["seed"] = seed
+    out.setdefault(sim_node, {})["seed"] = seed
     return out
+
+
+@dataclass(frozen=True)
+class World:
+    """Which stack the driver scores: the profile, its launch arguments and what follows from
+    them (the simulator node, the arm and camera topics, the cell file)."""
+
+    profile: str = "sim"
+    arguments: tuple[tuple[str, str], ...] = ()
+    """Launch arguments (``sim`` included), e.g. ``(("sim", "pybullet"),)`` for ``wm up
+    pybullet``."""
+
+    def stack(self, overrides: dict[str, dict] | None = None, params_file=None):
+        from wm_bringup.stack import describe
+
+        args = dict(self.arguments)
+        sim = args.pop("sim", None)
+        return describe(
+            self.profile, sim=sim, params_file=params_file, overrides=overrides, arguments=args
+        )
+
+    def sim_node(self) -> str:
+        from wm_bringup.stack import SIM_NODES
+
+        return SIM_NODES[self.stack().simulator or "mujoco"]
+
+    def topics(self) -> tuple[str, str]:
+        """(arm command topic, camera image topic) the stack's nodes use."""
+        from wm_bringup.stack import ARM_COMMAND_TOPIC, IMAGE_TOPIC
+
+        remap = dict(self.stack().node("wm_safety").remappings)
+        image = dict(self.stack().node("wm_perception").remappings)
+        return remap.get(ARM_COMMAND_TOPIC, ARM_COMMAND_TOPIC), image.get(IMAGE_TOPIC, IMAGE_TOPIC)
+
+
+SIM_WORLD = World()
 
 
 def start_session(
@@ -584,17 +627,19 @@ def start_session(
     backend: str = "",
     params_file: str | Path | None = None,
     startup_timeout_s: float = 300.0,
+    world: World = SIM_WORLD,
 ) -> tuple[Session, float]:
     """Start the stack and the probe; wait until it is ready. Returns (session, startup s)."""
-    probe = StackProbe()
+    probe = StackProbe(*world.topics())
     try:
         children = launch_children(
-            "sim",
+            world.profile,
             mode=mode,
             backend=backend,
             params_file=params_file,
-            overrides=merged_overrides(seed, overrides),
+            overrides=merged_overrides(seed, overrides, world.sim_node()),
             log_dir=log_dir,
+            arguments=dict(world.arguments),
         )
     except BaseException:
         probe.close()
@@ -632,10 +677,13 @@ def run_episodes(
     params_file: str | Path | None = None,
     overrides: dict[str, dict] | None = None,
     startup_timeout_s: float = 300.0,
+    world: World = SIM_WORLD,
 ) -> dict:
     """Run ``episodes`` episodes (seeds ``seed ..``) through the stack; write and return the
-    report. Node logs go to ``out_dir/logs``. ``video``: ``annotated``, ``raw`` or ``none``
-    (episode 0's mp4); ``rerun``: an .rrd file of episode 0."""
+    report. Node logs go to ``out_dir/logs``. ``world``: the stack to score (the MuJoCo sim
+    profile by default; ``wm up pybullet``: the real profile against the PyBullet world).
+    ``video``: ``annotated``, ``raw`` or ``none`` (episode 0's mp4); ``rerun``: an .rrd file of
+    episode 0."""
     from wm_core.eval.runner import VIDEO_MODES, build_report, write_episode0_media
     from wm_core.sim import SceneConfig
 
@@ -649,7 +697,7 @@ def run_episodes(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     session, startup_s = start_session(
-        mode, seed, overrides, out_dir / "logs", backend, params_file, startup_timeout_s
+        mode, seed, overrides, out_dir / "logs", backend, params_file, startup_timeout_s, world
     )
     log.info("the stack (%s) is up after %.1f s", mode, startup_s)
     results, frames, scene, steps = [], [], {}, []
@@ -692,7 +740,17 @@ def run_episodes(
         )
     names = {f.name for f in fields(SceneConfig)}
     cfg = SceneConfig(**{k: v for k, v in scene.items() if k in names})
-    report = build_report(f"latent-mpc (ROS 2 stack, {mode})", seed, cfg, results)
+    where = mode if world == SIM_WORLD else f"{mode}, {world.profile} profile"
+    if world != SIM_WORLD:
+        where += f", sim:={dict(world.arguments).get('sim')}"
+    name = f"latent-mpc (ROS 2 stack, {where})"
+    report = build_report(name, seed, cfg, results)
+    if "physics_hz" in scene:  # a world whose physics rate is not a SceneConfig's (PyBullet)
+        report |= {"physics_hz": scene["physics_hz"], "world": scene.get("world", "")}
+        report |= {
+            "cell": scene.get("cell", ""),
+            "image_size": [scene["image_size"], scene.get("image_height")],
+        }
     per_episode_keys = (
         "e2e_latency_ms_p50",
         "e2e_latency_ms_p99",
@@ -724,7 +782,7 @@ def run_episodes(
         video,
         frames,
         steps,
-        _cell_for(overrides),
+        _cell_for(world.stack(overrides, params_file).cell_file()),
         cfg.control_hz,
         rerun,
         app_id="wm up sim",
@@ -733,11 +791,11 @@ def run_episodes(
     return report
 
 
-def _cell_for(overrides: dict[str, dict] | None):
-    """The cell the stack's nodes were given (``cell_file`` override), else the sim cell."""
+def _cell_for(cell_file: str):
+    """The cell the stack's nodes were given, else the sim cell."""
     from wm_core.cell import cell_or_default
 
-    return cell_or_default(((overrides or {}).get("wm_planner") or {}).get("cell_file"))
+    return cell_or_default(cell_file or None)
 
 
 def finite_json(obj: Any) -> Any:

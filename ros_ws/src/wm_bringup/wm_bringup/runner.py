@@ -33,6 +33,7 @@ from wm_bringup.stack import (
     EXIT_REFUSED,
     GAZEBO_NEEDS_ROS2,
     RESPAWN_DELAY_S,
+    SIM_NODES,
     Stack,
     describe,
 )
@@ -230,15 +231,26 @@ def launch_children(
     overrides: dict[str, dict] | None = None,
     log_dir: Path | None = None,
     respawn: bool = True,
+    arguments: dict[str, str] | None = None,
 ) -> ProcessStack:
     """Start the stack in child processes and return them (started; with ``respawn``, a node
-    process that dies is started again, as ``ros2 launch`` does).
+    process that dies is started again, as ``ros2 launch`` does). ``arguments``: the profile's
+    launch arguments (``NAME:=VALUE`` as strings, ``sim`` included).
 
     ``processes``: one child per node. ``inprocess``: one child, ``python -m wm_bringup`` with
     the same profile, parameters file and overrides, running every node in one process."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} must be one of {MODES}")
-    stack = describe(profile, backend=backend, params_file=params_file, overrides=overrides or {})
+    launch_args = dict(arguments or {})
+    sim = launch_args.pop("sim", None)
+    stack = describe(
+        profile,
+        sim=sim,
+        backend=backend,
+        params_file=params_file,
+        overrides=overrides or {},
+        arguments=launch_args,
+    )
     if mode == "processes":
         commands = {
             n.name: cmd for n, cmd in zip(stack.running(), process_commands(stack), strict=True)
@@ -246,6 +258,7 @@ def launch_children(
     else:
         cmd = [sys.executable, "-m", "wm_bringup", profile, "--mode", "inprocess"]
         cmd += ["--backend", backend, "--params-file", str(stack.params_file)]
+        cmd += [f"{k}:={v}" for k, v in (arguments or {}).items()]
         for node, params in (overrides or {}).items():
             for key, value in params.items():
                 cmd += ["--set", f"{node}:{key}={json.dumps(value)}"]
@@ -326,7 +339,7 @@ def up(
     params_file: str | Path | None = None,
     seconds: float | None = None,
     seed: int | None = None,
-    sim: bool | None = None,
+    sim: bool | str | None = None,
     overrides: dict[str, dict] | None = None,
     arguments: dict[str, str] | None = None,
 ) -> int:
@@ -338,7 +351,8 @@ def up(
         raise ValueError(f"mode={mode!r} must be one of {MODES}")
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     if seed is not None:
-        overrides.setdefault("wm_sim", {})["seed"] = seed
+        simulator = "pybullet" if str(sim).strip().lower() == "pybullet" else "mujoco"
+        overrides.setdefault(SIM_NODES[simulator], {})["seed"] = seed
     stack = describe(
         profile,
         sim=sim,

@@ -19,7 +19,10 @@ Profiles:
   driver publishing ``/camera/color/image_raw`` and ``/camera/color/camera_info`` (RealSense
   naming). Its :func:`arguments` choose the cell file, the arm's joint names, every topic and
   shadow mode. The safety node is part of every ``real`` stack: no argument removes it, and the
-  arm topic cannot be pointed at one of the stack's own topics.
+  arm topic cannot be pointed at one of the stack's own topics. With ``sim:=pybullet`` a second,
+  independent world (``wm_pybullet``: PyBullet physics and renderer, its own cell
+  ``configs/cells/pybullet.yaml`` unless ``cell_file:=`` names another) stands in for the arm
+  and the camera on the profile's device topics (``wm up pybullet``).
 
 **Arguments.** Each profile has launch arguments (:func:`arguments`): ``ros2 launch wm_bringup
 real.launch.py NAME:=VALUE`` and ``python -m wm_bringup real NAME:=VALUE`` take the same names
@@ -42,8 +45,14 @@ PACKAGE = "wm_bringup"
 PARAMS_RELATIVE = "config/stack.yaml"
 """The parameters file, relative to the wm_bringup share directory (and to the package source)."""
 PROFILES = ("sim", "real")
-SIMULATORS = ("mujoco", "gazebo")
-"""What ``sim:=`` can start: ``true`` is the MuJoCo world (``wm_sim``), ``gazebo`` Gazebo."""
+SIMULATORS = ("mujoco", "gazebo", "pybullet")
+"""What ``sim:=`` can start: ``true`` is the MuJoCo world (``wm_sim``), ``gazebo`` Gazebo (sim
+profile), ``pybullet`` the PyBullet world (``wm_pybullet``; real profile)."""
+SIM_NODES = {"mujoco": "wm_sim", "pybullet": "wm_pybullet"}
+"""The node each simulator that runs as one of the stack's nodes starts."""
+PYBULLET_CELL_RELATIVE = "configs/cells/pybullet.yaml"
+"""The PyBullet world's own cell, relative to the repository (``wm_core.cell.PYBULLET_CELL_FILE``);
+``sim:=pybullet`` gives it to every node that reads a cell unless ``cell_file:=`` is set."""
 GAZEBO_NEEDS_ROS2 = (
     "sim:=gazebo needs Gazebo Harmonic and a full ROS 2 install (the Docker image, README "
     "'Docker'): ros2 launch wm_bringup sim.launch.py sim:=gazebo; the runner starts sim:=true "
@@ -78,7 +87,7 @@ STACK_OWN_TOPICS = (
     "/clock",
 )
 """Topics the stack itself publishes or reads: none of them may be chosen as a device topic."""
-CELL_NODES = ("wm_sim", "wm_planner", "wm_safety")
+CELL_NODES = ("wm_sim", "wm_pybullet", "wm_planner", "wm_safety")
 """The nodes that read the ``cell_file`` parameter."""
 JOINT_NAME_NODES = ("wm_planner", "wm_safety")
 """The nodes that take the arm's joint names from the ``joint_names`` parameter."""
@@ -221,8 +230,10 @@ def arguments(profile: str) -> tuple[Argument, ...]:
     sim = Argument(
         "sim",
         "false",
-        "Run the MuJoCo simulator and use its /clock.",
-        ("true", "false"),
+        "true: run the MuJoCo simulator and use its /clock; pybullet: the PyBullet world "
+        "(wm_pybullet, a second, independent world on the profile's device topics) and its "
+        "/clock; false: no simulator.",
+        ("true", "false", "pybullet"),
     )
     return (sim, *_common_arguments(), *REAL_ARGUMENTS)
 
@@ -326,8 +337,10 @@ class Stack:
         raise KeyError(f"no node {name!r} in the {self.profile} stack")
 
     def running(self) -> tuple[NodeSpec, ...]:
-        """The nodes that run (``wm_sim`` only with the MuJoCo simulator)."""
-        return tuple(n for n in self.nodes if self.simulator == "mujoco" or not n.sim_only)
+        """The nodes that run (``wm_sim`` only with the MuJoCo simulator, ``wm_pybullet`` only
+        with PyBullet)."""
+        sim_node = SIM_NODES.get(self.simulator)
+        return tuple(n for n in self.nodes if not n.sim_only or n.name == sim_node)
 
     def cell_file(self) -> str:
         """The cell file the nodes read: the ``cell_file`` launch argument, else the parameters
@@ -390,6 +403,9 @@ def default_params_file() -> Path:
 
 
 SIM = NodeSpec("wm_sim", "sim_node", "wm_sim.sim_node", "wm_sim", sim_only=True)
+PYBULLET = NodeSpec(
+    "wm_pybullet", "pybullet_node", "wm_pybullet.pybullet_node", "wm_pybullet", sim_only=True
+)
 PERCEPTION = NodeSpec(
     "wm_perception", "perception_node", "wm_perception.perception_node", "wm_perception"
 )
@@ -406,9 +422,16 @@ def _as_simulator(profile: str, value: Any) -> str:
         if profile != "sim":
             raise ValueError(f"sim:={value!r}: gazebo goes with the sim profile only")
         return "gazebo"
+    if isinstance(value, str) and value.strip().lower() == "pybullet":
+        if profile != "real":
+            raise ValueError(
+                f"sim:={value!r}: pybullet goes with the real profile only (it stands in for a "
+                "real arm and camera)"
+            )
+        return "pybullet"
     if isinstance(value, bool) or str(value).strip().lower() in ("true", "false"):
         return "mujoco" if _as_bool("sim", value) else ""
-    allowed = "true, false or gazebo" if profile == "sim" else "true or false"
+    allowed = "true, false or gazebo" if profile == "sim" else "true, false or pybullet"
     raise ValueError(f"sim:={value!r} must be {allowed}")
 
 
@@ -495,6 +518,17 @@ def _choices(profile: str, given: Mapping[str, Any]) -> _Choices:
     return c
 
 
+def _repository() -> Path:
+    """The repository root (``configs/`` lives there): beside the wm_core this process imports,
+    else two levels above this package's sources (``ros_ws/src/wm_bringup``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("wm_core")
+    if spec is not None and spec.origin is not None:
+        return Path(spec.origin).resolve().parents[1]
+    return Path(__file__).resolve().parents[4]
+
+
 def _remap(src: str, dst: str) -> tuple[tuple[str, str], ...]:
     return () if src == dst else ((src, dst),)
 
@@ -528,6 +562,7 @@ def describe(
     chosen = (("backend", backend),) if backend else ()  # empty: the parameters file's
     nodes = {
         "wm_sim": replace(SIM, parameters=(("use_sim_time", False),)),
+        "wm_pybullet": replace(PYBULLET, parameters=(("use_sim_time", False),)),
         "wm_perception": replace(PERCEPTION, parameters=(*sim_time, *chosen)),
         "wm_planner": replace(PLANNER, parameters=(*sim_time, *chosen)),
         "wm_safety": replace(SAFETY, parameters=sim_time),
@@ -539,9 +574,12 @@ def describe(
             n, parameters=(*n.parameters, *params), remappings=(*n.remappings, *remap)
         )
 
-    if c.cell_file:
+    cell_file = c.cell_file
+    if simulator == "pybullet" and not cell_file:  # the brain reads the world's own cell
+        cell_file = str(_repository() / PYBULLET_CELL_RELATIVE)
+    if cell_file:
         for name in CELL_NODES:
-            add(name, ("cell_file", c.cell_file))
+            add(name, ("cell_file", cell_file))
     if profile == "real":
         if sim and c.joint_names is not None:
             raise ValueError(
@@ -556,6 +594,7 @@ def describe(
                 add(name, ("joint_names", list(c.joint_names)))
         # a simulator standing in for the real arm: it reads the arm's and the suction's topics
         add("wm_sim", remap=arm + image + info + suction)
+        add("wm_pybullet", remap=arm + image + info + suction)
         add("wm_perception", remap=image)
         # the planner's action basis is what the arm is sent: in shadow mode, what it would be
         basis = (("arm_command_topic", SHADOW_TOPIC),) if c.shadow else ()

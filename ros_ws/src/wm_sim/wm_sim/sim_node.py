@@ -50,10 +50,10 @@ from wm_bringup.nodekit import (
     guarded_transition,
     run_node,
 )
+from wm_bringup.trajectory import TrajectoryFollower
 
 from wm_core.sim import SceneConfig, TableClearingEnv
 from wm_core.sim.env import CameraInfo as SimCameraInfo
-from wm_sim.trajectory import TrajectoryFollower
 
 T = TypeVar("T")
 
