@@ -107,6 +107,22 @@ def test_follows_trajectories_and_holds_on_cmd_timeout(ros):
     assert js[-1].position[5] == pytest.approx(held, abs=0.02)  # and stays there
 
 
+def test_a_suction_message_after_a_trajectory_does_not_stop_the_arm(ros):
+    """The real profile (suction on its own topic) sends a suction message right after every
+    trajectory: the follower must go on with the trajectory (it held where it was instead,
+    and the arm never moved). The callbacks in the order they arrive, at one instant."""
+    node = start(ros)
+    assert ros.spin_until(lambda: node.follower is not None)
+    goal = HOME.copy()
+    goal[5] += 0.3
+    node._on_trajectory(make_trajectory(list(NAMES), goal[None], [2.0], None))  # 2 s to go
+    node._on_suction(Bool(data=True))
+    with node._lock:
+        q, on = node.follower.sample(node._now_s() + 10.0)  # long after the trajectory's end
+    assert q[5] == pytest.approx(goal[5], abs=1e-9)  # it went on to the goal
+    assert on
+
+
 def test_suction_valve_reset_and_episode_scores(ros):
     node = start(ros, "metrics_period_s:=0.5")
     js = ros.collect(JointState, "/joint_states", RELIABLE_QOS)

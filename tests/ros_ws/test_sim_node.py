@@ -69,6 +69,22 @@ def test_follower_interpolates_and_holds_like_a_jtc():
     np.testing.assert_allclose(f.sample(20.0)[0], 2.0)
 
 
+def test_a_suction_command_changes_the_suction_not_the_motion():
+    """The real profile sends each trajectory, then the suction on its own topic: the suction
+    message must not stop the trajectory just received (it did: the arm never moved)."""
+    f = TrajectoryFollower(np.zeros(6))
+    f.set(Trajectory(np.array([1.0]), np.ones((1, 6)), None, 0.0), now_s=10.0)
+    f.set_suction(True, now_s=10.0)
+    q, on = f.sample(10.5)
+    np.testing.assert_allclose(q, 0.5)  # still on its way
+    assert on
+    np.testing.assert_allclose(f.sample(12.0)[0], 1.0)
+    assert f.sample(12.0)[1]
+    f.set_suction(False, now_s=12.0)  # while holding the last point
+    assert not f.sample(13.0)[1]
+    np.testing.assert_allclose(f.sample(13.0)[0], 1.0)
+
+
 def test_follower_stops_on_cmd_timeout_like_a_jtc():
     """cmd_timeout counts from the end of the last trajectory: it expires once, then the
     caller holds where the arm is; a hold itself never expires; 0 switches it off."""

@@ -4,7 +4,8 @@ A new trajectory replaces the current one. It starts at its header stamp, or on 
 the stamp is zero. Between the start and the first point, the desired position goes linearly
 from the desired position at receipt to the first point. It then goes linearly between
 points, and holds the last point. An empty trajectory stops: hold the current desired
-position. The suction state of a segment is the suction of the point it moves toward.
+position. The suction state of a segment is the suction of the point it moves toward; a
+separate suction command (:meth:`set_suction`) changes it from then on, not the motion.
 
 ``cmd_timeout_s`` (as the JTC's ``cmd_timeout``; 0 switches it off): when no new trajectory
 arrives within that long after the current one's last point, the command is stale and the
@@ -33,6 +34,15 @@ class TrajectoryFollower:
         self._q = np.asarray(q, float)[None].copy()  # [K, 6]
         self._s = np.array([bool(suction)])  # [K]
         self._following = False  # a hold does not time out
+
+    def set_suction(self, suction: bool, now_s: float) -> None:
+        """A suction command (a separate gripper topic, as a real suction cup has): from
+        ``now_s`` on, the suction is ``suction``; the arm's motion is untouched (a real arm's
+        trajectory controller never hears of the gripper)."""
+        later = self._t > now_s  # [K] the knots still ahead
+        self._s[later] = bool(suction)
+        if not later.any():  # holding the last point: hold it with the new suction
+            self._s[-1] = bool(suction)
 
     def expired(self, t: float) -> bool:
         """True once when the trajectory being followed went stale at ``t``: its last point

@@ -187,8 +187,7 @@ class PyBulletNode(WmNode):
     def _on_suction(self, msg: Bool) -> None:
         with self._lock:
             if self.follower is not None:
-                q, _ = self.follower.sample(self._now_s())
-                self.follower.hold(q, bool(msg.data))
+                self.follower.set_suction(bool(msg.data), self._now_s())
 
     def _on_reset(self, msg: Int64) -> None:
         if not 0 <= msg.data < 2**31:

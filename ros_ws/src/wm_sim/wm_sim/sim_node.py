@@ -212,8 +212,7 @@ class SimNode(WmNode):
     def _on_suction(self, msg: Bool) -> None:
         if self.follower is not None and self.env is not None:
             with self._lock:
-                q, _ = self.follower.sample(self._now_s())
-                self.follower.hold(q, bool(msg.data))
+                self.follower.set_suction(bool(msg.data), self._now_s())
 
     def _on_reset(self, msg: Int64) -> None:
         if self.env is None:
