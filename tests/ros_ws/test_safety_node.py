@@ -330,6 +330,7 @@ def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros):
 
     moved = HOME + np.array([0.03, 0, 0, 0, 0, 0])  # where the restarted driver holds the arm
     arm.on = False
+    ros.spin_for(STALE + 0.2)  # the driver is down a while
     Arm(ros, moved)  # the driver's new publisher
     assert ros.spin_until(lambda: np.allclose(node.q, moved))
     assert ros.spin_until(lambda: node.stats["joint_state_sources"] == 1)
@@ -386,7 +387,45 @@ def test_no_hold_reaches_a_restarted_arm_before_its_first_joint_state(ros):
         ros.spin_for(0.1)
     assert ros.spin_until(lambda: node.stats["holds_unsent"] >= 4)
     assert out == []
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    estop.publish(Bool(data=True))  # latched while the joint states are stale
+    cmd.publish(command(SMALL, names=["a"] * 6))  # malformed
+    empty = command(SMALL, ros.probe.get_clock().now().to_msg())
+    empty.points = []  # "stop"
+    cmd.publish(empty)
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+    assert ros.spin_until(lambda: node.stats["holds_unsent"] >= 7)
+    assert out == []  # none of those holds went out either
     moved = HOME + np.array([0.03, 0, 0, 0, 0, 0])
     Arm(ros, moved)  # the restarted driver
     assert ros.spin_until(lambda: len(out) >= 1)
     np.testing.assert_allclose(out[0].points[0].positions[:6], moved, atol=1e-9)
+    assert node.stats["joint_state_sources"] == 1
+
+
+def test_an_estop_before_any_joint_state_latches_without_a_crash(ros):
+    node = start_safety(ros)
+    out = ros.collect(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    assert ros.spin_until(lambda: ros.linked())
+    estop.publish(Bool(data=True))
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+    ros.spin_for(0.3)
+    assert out == []  # nothing measured, nothing to hold at
+    Arm(ros)
+    cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    cmd.publish(command(SMALL, ros.probe.get_clock().now().to_msg()))
+    assert ros.spin_until(lambda: len(out) >= 1)
+    np.testing.assert_allclose(out[-1].points[0].positions[:6], HOME, atol=1e-9)  # held
+    assert node.filter.estopped is not None
+
+
+def test_two_live_joint_state_publishers_are_reported_not_resynced(ros):
+    """A driver plus a second joint-state publisher (both alive) is a misconfiguration to
+    report; re-syncing on each alternation would hold the arm and re-aim latched holds."""
+    node = start_safety(ros)
+    Arm(ros)
+    Arm(ros, HOME + np.array([0, 0, 0, 0, 0, 0.001]))
+    assert ros.spin_until(lambda: node.stats["joint_state_clashes"] >= 20)
+    assert node.stats["joint_state_sources"] == 0

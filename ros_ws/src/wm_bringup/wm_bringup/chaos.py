@@ -343,22 +343,18 @@ def moving(arm, joints, restarts: list[int] = ()) -> list[bool]:
     """Per arm command: whether it moves the arm. A command moves it when its first point is
     more than MOVE_RAD (any joint) from the joints measured just before it *and* from the
     previous command's: a hold (at the measured joints, or at the target the arm is already
-    reaching) does not. ``restarts``: wall ns at which the simulated arm was killed. The probe
-    may discover the respawned arm's publisher later than the nodes do, so a command sent
-    after a restart and before the probe's first joint state of the new arm is judged against
-    that first joint state, and not against the commands before the restart, which the new
-    arm's controller never got (a hold where the new arm stands is not a move; one at the old
-    arm's target is)."""
+    reaching) does not. ``restarts``: wall ns at which the simulated arm was killed; the
+    commands before one are not a move the respawned arm is making. A command after a
+    restart that the probe has no joint state of the new arm for (it may discover the new
+    publisher later than the nodes do) is judged against the old arm's: unknown counts as a
+    move."""
+    joints = sorted(joints, key=lambda j: j[0])  # a late-discovered publisher's messages
     times = [j[0] for j in joints]
     out, prev, t_prev = [], None, None
     for t, q, _ in arm:
-        k = bisect.bisect_right(times, t) - 1
-        r = max((r for r in restarts if r < t), default=None)  # the last restart before t
-        if r is not None and t_prev is not None and t_prev <= r:
+        if any(t_prev is not None and t_prev <= r < t for r in restarts):
             prev = None  # the new arm's controller never got the commands before it
-        if r is not None and (k < 0 or times[k] <= r):  # measured only the old arm since
-            k = bisect.bisect_right(times, r)  # the new arm's first joint state
-            k = k if k < len(times) else -1
+        k = bisect.bisect_right(times, t) - 1
         meas = joints[k][2] if k >= 0 else None
         far_meas = meas is None or float(np.abs(q - meas).max()) > MOVE_RAD
         far_prev = prev is None or float(np.abs(q - prev).max()) > MOVE_RAD

@@ -115,6 +115,10 @@ class ChaosRelay(Node):
             old, (name, kind, qos) = self.pubs[topic], RELAYED[topic]
             self.pubs[topic] = self.create_publisher(kind, PREFIX + name, qos)
             self.destroy_publisher(old)
+            # what the old upstream sent and we still hold back is not the new one's
+            self.held.pop(topic, None)
+            self.delayed = [d for d in self.delayed if d[2] != topic]
+            heapq.heapify(self.delayed)
             self.get_logger().info(f"{name}: a new upstream publisher; relaying from a new one")
         self.sources[topic] = source
         pub = self.pubs[topic]

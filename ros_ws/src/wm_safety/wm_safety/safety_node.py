@@ -33,9 +33,10 @@ Holds (a one-point trajectory at the measured joints, suction unchanged):
 - **re-sync**: when the arm is more than ``resync_tolerance_rad`` from the last safe command
   (an episode reset, a hand-guided move, a collision), the filter restarts from the measured
   joints with a hold. So it does when ``/joint_states`` comes from another publisher than
-  before (the arm's driver or controller restarted: it now holds where it is, and the last
-  safe command means nothing to it), whatever the gap: a hold at the old target would move an
-  arm that a restart left a little elsewhere, also while the e-stop is latched.
+  before, the old one silent for ``stale_after_s`` (the arm's driver or controller restarted:
+  it now holds where it is, and the last safe command means nothing to it), whatever the gap:
+  a hold at the old target would move an arm that a restart left a little elsewhere, also
+  while the e-stop is latched. Two live publishers are reported as an error, not re-synced.
 
 **Shadow mode** (``shadow: true``, read-only; ``real.launch.py shadow:=true``): every command
 is judged exactly as above, but what would go to the arm is published on
@@ -172,6 +173,9 @@ class SafetyNode(WmNode):
         self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
         self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
         self.js_source: bytes | None = None  # that publisher's gid, as last seen
+        self.js_heard: dict[bytes, Time | None] = {}  # gid -> its last message's receipt
+        self.stats["joint_state_clashes"] = 0  # messages from a second live publisher
+        self.warned_no_gid = False
         self.last_status = ""
         self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
         self.publisher_check = None
@@ -326,10 +330,7 @@ class SafetyNode(WmNode):
             return
         self.q, self.suction_meas = q, suction
         self.js_time = self.get_clock().now()
-        source, restarted = publisher_of(info), False
-        if source is not None:
-            restarted = self.js_source is not None and source != self.js_source
-            self.js_source = source
+        restarted = self._joint_state_source(publisher_of(info))
         flt = self.filter
         if flt is not None and flt.last_q is not None and self.active:
             gap = float(np.abs(self.q - flt.last_q).max())
@@ -345,6 +346,37 @@ class SafetyNode(WmNode):
                     f"the arm is {gap:.2f} rad from the last safe command: re-syncing, holding"
                 )
                 self._hold("re-sync", resync=True)
+
+    def _joint_state_source(self, source: bytes | None) -> bool:
+        """Track the publisher of ``/joint_states``; True when a new one replaced one that has
+        been silent for ``stale_after_s`` (the arm's driver or controller restarted). Two that
+        alternate are a misconfiguration, reported, not a restart (a re-sync per message
+        would stop the arm and re-aim a latched hold)."""
+        if source is None:
+            if not self.warned_no_gid:
+                self.warned_no_gid = True
+                self.get_logger().warning(
+                    "this rclpy reports no publisher gid: a restarted arm driver is told only "
+                    "by the re-sync tolerance"
+                )
+            return False
+        previous, self.js_source = self.js_source, source
+        last_heard = self.js_heard.pop(previous, None) if previous != source else None
+        self.js_heard[source] = self.js_time
+        while len(self.js_heard) > 8:  # bounded: publishers that went away
+            self.js_heard.pop(next(iter(self.js_heard)))
+        if previous is None or previous == source:
+            return False
+        if self._age(last_heard) > self.config.filter.stale_after_s:
+            return True
+        self.js_heard[previous] = last_heard  # still alive: both publish
+        self.stats["joint_state_clashes"] += 1
+        self.get_logger().error(
+            "joint states from more than one publisher on /joint_states: run one (the "
+            "safety node follows the latest message)",
+            throttle_duration_sec=2.0,
+        )
+        return False
 
     def _on_reference(self, msg: JointState) -> None:
         if self.filter is None:
@@ -490,8 +522,18 @@ class SafetyNode(WmNode):
         the arm while latched). ``source``: the header of the planner command this hold
         answers (None: no command)."""
         flt = self.filter
-        measured = measured and (resync or flt.estopped is None)
+        fresh = self._age(self.js_time) <= self.config.filter.stale_after_s
+        if not fresh and self.holding:
+            # No fresh joint state since a hold went out: the arm's controller holds by itself
+            # (cmd_timeout), and another hold could reach a restarted controller before its
+            # first joint state reaches us, moving its arm to a target of before the restart.
+            self.stats["holds_unsent"] += 1
+            return
+        measured = measured and fresh and (resync or flt.estopped is None)
         q = self.q if measured or flt.last_q is None else flt.last_q
+        if q is None:  # nothing measured, nothing sent: no target a hold could keep
+            self.holding, self.last_status = why, f"hold: {why}"
+            return
         suction = self.suction_meas if self.suction_meas is not None else flt.last_suction
         flt.resume_from(q, bool(suction))
         self.holding = why
