@@ -5,8 +5,10 @@ world"), and measure the result against the pose the world renders from.
    (``calibration_board:=true``) and a 1280 px camera, on its own (no brain nodes);
 2. ``wm calibrate collect`` with the camera's intrinsics (the cell's K at that size): it pairs
    each still view of the board with the tool pose from ``/joint_states``;
-3. a scripted sweep, as a user would send one: joint trajectories on the JTC topic to seeded
-   poses over the table (the tool 20-32 cm up, the wrist turned by up to 0.35 rad), holding
+3. a scripted sweep, as a user would send one: joint trajectories to seeded
+   poses over the table (the tool 20-32 cm up, the wrist turned by up to 0.35 rad), on the
+   spawned world's own input topic (remapped from the JTC topic: it refuses when anything
+   else reads it, so it can never drive another arm on the domain), holding
    each until ``/joint_states`` has read it, still, ``--still-states`` times (a large render
    makes the world slower than real time, so the hold is counted in joint states, not
    seconds);
@@ -61,6 +63,10 @@ def sweep(kin: ArmKinematics, home: np.ndarray, top_z: float, n: int, seed: int)
     return np.array(out)
 
 
+SWEEP_TOPIC = "/wm_calibration_sweep/joint_trajectory"
+"""The spawned world's trajectory input (remapped): nothing else listens there."""
+
+
 def _spawn(cmd: list[str], log_file: Path) -> subprocess.Popen:
     with open(log_file, "wb") as f:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
@@ -88,6 +94,9 @@ def main() -> int:
     node_cmd = [sys.executable, "-m", "wm_pybullet.pybullet_node", "--ros-args"]
     for p in ("calibration_board:=true", f"image_width:={w}", "n_objects:=1", "cmd_timeout:=0.0"):
         node_cmd += ["-p", p]
+    # the sweep drives the world it spawned, on a topic of its own: never a real arm's
+    # controller (those take commands only through the safety node) on a shared domain
+    node_cmd += ["-r", f"/arm_controller/joint_trajectory:={SWEEP_TOPIC}"]
     wm = str(Path(sys.executable).with_name("wm"))
     collect_cmd = [wm, "calibrate", "collect", "--camera-info", str(info), *BOARD_ARGS]
     collect_cmd += ["--samples", str(args.samples), "--out", str(out / "samples.yaml")]
@@ -96,7 +105,7 @@ def main() -> int:
     collector = _spawn(collect_cmd, out / "collect.log")
     rclpy.init()
     node = rclpy.create_node("wm_calibration_sweep")
-    pub = node.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", RELIABLE_QOS)
+    pub = node.create_publisher(JointTrajectory, SWEEP_TOPIC, RELIABLE_QOS)
     states: list[np.ndarray] = []
     names = list(arm_joint_names())
     node.create_subscription(
@@ -109,6 +118,14 @@ def main() -> int:
     try:
         while pub.get_subscription_count() == 0 and time.monotonic() - t0 < 120:
             rclpy.spin_once(node, timeout_sec=0.2)
+        readers = node.get_subscriptions_info_by_topic(SWEEP_TOPIC)
+        if [i.node_name for i in readers] != ["wm_pybullet"]:
+            log.error(
+                "%s is read by %s, not the spawned world alone: not sweeping",
+                SWEEP_TOPIC,
+                [i.node_name for i in readers],
+            )
+            return 1
         kin = ArmKinematics(base_pose=cell.arm.T_world_base)
         poses = sweep(
             kin, np.asarray(cell.arm.home_q), cell.table.top_z, 3 * args.samples, args.seed
