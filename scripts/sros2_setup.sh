@@ -21,7 +21,7 @@ SUCTION_TOPIC="${WM_SUCTION_TOPIC:-/suction/command}"
 IMAGE_TOPIC="${WM_IMAGE_TOPIC:-/camera/image_raw}"
 CAMERA_INFO_TOPIC="${WM_CAMERA_INFO_TOPIC:-/camera/camera_info}"
 
-NODE_ENCLAVES=(/wm/wm_sim /wm/wm_perception /wm/wm_planner /wm/wm_safety)
+NODE_ENCLAVES=(/wm/wm_sim /wm/wm_pybullet /wm/wm_perception /wm/wm_planner /wm/wm_safety)
 TOOL_ENCLAVES=(/wm/wm_episode_driver /wm/wm_operator)
 
 die() { echo "sros2_setup: $*" >&2; exit 2; }
@@ -96,6 +96,11 @@ POLICY="$KEYSTORE/wm_policy.xml"
   echo '<policy version="0.2.0">'
   echo '  <enclaves>'
   profile /wm/wm_sim wm_sim \
+    "/clock /joint_states /arm_controller/reference $IMAGE_TOPIC $CAMERA_INFO_TOPIC \
+     /wm/sim/episode" \
+    "$ARM_TOPIC $SUCTION_TOPIC /wm/sim/reset /wm/sim/end_episode"
+  # the PyBullet world (real profile, sim:=pybullet): the same device topics as wm_sim
+  profile /wm/wm_pybullet wm_pybullet \
     "/clock /joint_states /arm_controller/reference $IMAGE_TOPIC $CAMERA_INFO_TOPIC \
      /wm/sim/episode" \
     "$ARM_TOPIC $SUCTION_TOPIC /wm/sim/reset /wm/sim/end_episode"

@@ -43,6 +43,7 @@ def ros():
 def test_enclaves_name_every_node_of_the_stack():
     assert enclaves("sim") == {
         "wm_sim": "/wm/wm_sim",
+        "wm_pybullet": "/wm/wm_pybullet",  # the second world (real profile, sim:=pybullet)
         "wm_perception": "/wm/wm_perception",
         "wm_planner": "/wm/wm_planner",
         "wm_safety": "/wm/wm_safety",
