@@ -1,10 +1,11 @@
 """The object readout's misses on held-out scenes, by object colour, size and position.
 
 For each seed: the scene as it starts (arm at home, out of the pick area's view, every object
-on the table), one camera frame, the shipped encoder and readout. Each object counts as found
-at a threshold when a detection lies within MATCH_RADIUS (xy) of its centre. Detections that
-match no object are false positives. Ground truth comes from the simulator: this is scoring,
-not the policy.
+on the table; or, with ``--arm-over-bin``, the arm moved to hover over a bin slot, where the
+task used to declare done), one camera frame, the shipped encoder and readout. Each object
+counts as found at a threshold when a detection lies within MATCH_RADIUS (xy) of its centre.
+Detections that match no object are false positives. Ground truth comes from the simulator:
+this is scoring, not the policy.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/readout_misses.py --seeds 400000 --count 300 \\
         --out out/readout_misses
@@ -24,6 +25,7 @@ import torch
 
 from wm_core.cell import sim_cell
 from wm_core.plan.policy import DEFAULT_MODEL, load_bundle
+from wm_core.robot import ArmKinematics
 from wm_core.sim import SceneConfig, TableClearingEnv
 
 log = logging.getLogger("readout_misses")
@@ -37,10 +39,25 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114])
 
 
+def pose_arm_over_bin(env, kin, seed: int) -> np.ndarray:
+    """Put the arm (kinematically, no physics step) where the task used to declare done: the
+    tool hovering over a bin slot; -> the new camera image [S, S, 3]."""
+    import mujoco
+
+    slot = seed % 4
+    off = 0.055 * np.array([1 if slot % 2 else -1, 1 if slot // 2 else -1])
+    goal = np.array([*(np.array(env.cell.bin.center) + off), env.cell.table.top_z + 0.22])
+    ik = kin.ik_tool_down(goal, np.array(env.cell.arm.home_q), iters=60)
+    env.data.qpos[env._qadr] = ik.q
+    mujoco.mj_forward(env.model, env.data)
+    return env.render("scene_cam")
+
+
 @torch.no_grad()
-def rows_for(env, model, readout, seed: int) -> tuple[list[dict], dict]:
+def rows_for(env, model, readout, seed: int, kin=None) -> tuple[list[dict], dict]:
     obs, info = env.reset(seed)
-    img = torch.from_numpy(obs["image"]).permute(2, 0, 1)[None].float() / 255.0  # [1, 3, S, S]
+    image = obs["image"] if kin is None else pose_arm_over_bin(env, kin, seed)
+    img = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0  # [1, 3, S, S]
     z = model.encode(img)  # [1, N, D]
     logit, xyz = readout(z)  # [1, G, G], [1, G, G, 3]
     prob = torch.sigmoid(logit)[0].reshape(-1).numpy()  # [G*G]
@@ -119,6 +136,12 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=300, help="scenes")
     ap.add_argument("--objects", type=int, default=3, help="objects per scene")
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument(
+        "--arm-over-bin",
+        action="store_true",
+        help="read with the tool hovering over a bin slot (where the task used to declare "
+        "done) instead of at home",
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -126,10 +149,11 @@ def main() -> None:
     cell = sim_cell()
     model, readout = load_bundle(Path(args.model), cell=cell)
     env = TableClearingEnv(SceneConfig(n_objects=args.objects), cell)
+    kin = ArmKinematics(base_pose=cell.arm.T_world_base) if args.arm_over_bin else None
     rows, false_pos = [], {}
     try:
         for seed in range(args.seeds, args.seeds + args.count):
-            r, fp = rows_for(env, model, readout, seed)
+            r, fp = rows_for(env, model, readout, seed, kin)
             rows += r
             false_pos[seed] = fp
     finally:
