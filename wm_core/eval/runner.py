@@ -313,9 +313,18 @@ def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[di
                 )
                 if k in r
             }
+            | _done_checks(r)
             for r in results
         ],
     } | _policy_figures(results)
+
+
+def _done_checks(r: dict) -> dict:
+    """The episode's checks of "done" (park, re-read), for policies that make them."""
+    stats = r.get("policy_stats", {})
+    if "verifications" not in stats:
+        return {}
+    return {"done_verifications": stats["verifications"], "verify_found": stats["verify_found"]}
 
 
 def _policy_figures(results: list[dict]) -> dict:

@@ -62,8 +62,16 @@ def test_the_report_counts_false_dones_and_endings():
         episode_ending(env, Policy(done=False), info([True, True, True]), True),
         episode_ending(env, Policy(done=False), info([True, False, True]), False),
     ]
-    rep = build_report("x", 0, SceneConfig(), [record(e) for e in endings])
+    records = [record(e) for e in endings]
+    stats = {"plan_ms": [1.0], "act_ms": [2.0], "surprise_events": 0, "holds": 0}
+    stats |= {"bad_input": 0, "verifications": 2, "verify_found": 1}
+    records[1]["policy_stats"] = stats
+    rep = build_report("x", 0, SceneConfig(), records)
     assert rep["false_done_episodes"] == 1
     assert rep["ended_by"] == {"cleared": 1, "done": 1, "gave_up": 0, "time_limit": 1}
     assert [p["false_done"] for p in rep["per_episode"]] == [True, False, False]
     assert rep["per_episode"][0]["left_on_table"][0]["name"] == "obj1"
+    assert rep["per_episode"][1]["done_verifications"] == 2
+    assert rep["per_episode"][1]["verify_found"] == 1
+    assert "done_verifications" not in rep["per_episode"][0]
+    assert rep["done_verifications"] == 2 and rep["done_verifications_that_found_objects"] == 1
