@@ -220,6 +220,12 @@ def _add_planner_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ablation: drop the planner's guardrail costs (the hard filter stays on)",
     )
+    g.add_argument(
+        "--no-verify-done",
+        action="store_true",
+        help="ablation: declare done on the first empty reads, without parking the arm out of "
+        "view and re-reading (the behaviour before the check)",
+    )
     g.add_argument("--samples", type=int, default=None, help="candidates per iteration")
     g.add_argument("--iterations", type=int, default=None, help="optimiser iterations per step")
     g.add_argument("--horizon", type=int, default=None, help="planned steps")
@@ -241,6 +247,8 @@ def _policy_options(args: argparse.Namespace) -> dict:
     given = {k: getattr(args, k) for k in (*keys, "device") if getattr(args, k) is not None}
     if args.no_guardrail_costs:
         given["guardrails"] = False
+    if getattr(args, "no_verify_done", False):
+        given["verify_done"] = False
     if args.policy != "latent-mpc":
         if given:
             raise UsageError(f"{sorted(given)} only apply to --policy latent-mpc")
@@ -268,6 +276,10 @@ def _policy_options(args: argparse.Namespace) -> dict:
     for k in ("world_model", "guardrails"):
         if k in given:
             options[k] = given[k]
+    if "verify_done" in given:
+        from wm_core.plan.config import TaskConfig
+
+        options["task_config"] = TaskConfig(verify_done=False)
     return options
 
 

@@ -64,6 +64,11 @@ def test_one_episode_through_the_runner_writes_the_eval_report(tiny_model_dir, t
     ep = disk["per_episode"][0]
     assert ep["seed"] == 5 and ep["objects"] == 1
     assert ep["end_reason"] in ("time_limit", "table_empty", "planner_done")
+    # wm eval's names for the ending; a false done is a done with an object left on the table
+    want = {"time_limit": "time_limit", "table_empty": "cleared", "planner_done": "done"}
+    assert ep["ended_by"] == want[ep["end_reason"]]
+    left = ep["objects"] - ep["cleared"] - ep["dropped"]
+    assert ep["false_done"] == (ep["ended_by"] == "done" and left > 0)
     assert 0.0 < ep["sim_time_s"] <= 4.0 + 1e-6
     assert set(ep["safety"]) == set(EVENT_KINDS)
     assert sum(ep["filter"].values()) >= 1  # the safety filter judged this episode's commands

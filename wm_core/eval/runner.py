@@ -100,11 +100,50 @@ def run_episode(
         video.append(env.render("scene_cam", VIDEO_SIZE))
     m = env.episode_metrics()
     m["seed"] = seed
+    m |= episode_ending(env, policy, info, terminated)
     m["latencies_ms"] = latencies
     m["filter"] = dict(flt.counts)
     if hasattr(policy, "episode_stats"):
         m["policy_stats"] = policy.episode_stats()
     return m
+
+
+def episode_ending(env: TableClearingEnv, policy, info: dict, terminated: bool) -> dict:
+    """How the episode ended, scored with the simulator's ground truth.
+
+    ``ended_by``: ``cleared`` (the world says every object is in the bin or off the table),
+    ``done`` (the policy declared the table clear), ``gave_up`` (the policy stopped after its
+    attempt budget) or ``time_limit``. ``false_done``: the policy declared done while an
+    object was still on the table: a silent failure. ``left_on_table``: each object still
+    there, with its colour, shape, size and position, and what the policy's readout made of
+    it on the last frame (for the readout's miss report)."""
+    left = np.flatnonzero(~(info["cleared"] | info["dropped"]))  # [L] object indices
+    if terminated:
+        ended_by = "cleared"
+    elif getattr(policy, "done", False):
+        ended_by = "gave_up" if getattr(policy, "gave_up", False) else "done"
+    else:
+        ended_by = "time_limit"
+    pos = info["object_pos"][left]  # [L, 3]
+    prob = policy.object_probability(pos) if hasattr(policy, "object_probability") else None
+    rows = []
+    for j, i in enumerate(left):
+        spec = env.objects[i]
+        rows.append(
+            {
+                "name": spec.name,
+                "shape": spec.shape,
+                "half_size": [round(float(v), 4) for v in spec.half_size],
+                "rgb": [round(float(v), 3) for v in spec.rgba[:3]],
+                "pos": [round(float(v), 4) for v in pos[j]],
+                "readout_prob": None if prob is None else round(float(prob[j]), 4),
+            }
+        )
+    return {
+        "ended_by": ended_by,
+        "false_done": bool(ended_by == "done" and len(left) > 0),
+        "left_on_table": rows,
+    }
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
@@ -241,6 +280,11 @@ def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[di
         "clear_rate": cleared / total if total else 0.0,
         "full_clear_rate": float(np.mean([r["cleared"] == r["objects"] for r in results])),
         "objects_dropped": sum(r["dropped"] for r in results),
+        "false_done_episodes": int(sum(r.get("false_done", False) for r in results)),
+        "ended_by": {
+            k: int(sum(r.get("ended_by") == k for r in results))
+            for k in ("cleared", "done", "gave_up", "time_limit")
+        },
         "safety_violations": safety,
         "safety_violations_total": sum(safety.values()),
         "mean_episode_sim_s": float(np.mean([r["sim_time_s"] for r in results])),
@@ -263,12 +307,24 @@ def build_report(policy_name: str, seed: int, cfg: SceneConfig, results: list[di
                     "safety",
                     "filter",
                     "calibration",
+                    "ended_by",
+                    "false_done",
+                    "left_on_table",
                 )
                 if k in r
             }
+            | _done_checks(r)
             for r in results
         ],
     } | _policy_figures(results)
+
+
+def _done_checks(r: dict) -> dict:
+    """The episode's checks of "done" (park, re-read), for policies that make them."""
+    stats = r.get("policy_stats", {})
+    if "verifications" not in stats:
+        return {}
+    return {"done_verifications": stats["verifications"], "verify_found": stats["verify_found"]}
 
 
 def _policy_figures(results: list[dict]) -> dict:
@@ -282,6 +338,8 @@ def _policy_figures(results: list[dict]) -> dict:
         "surprise_events": int(sum(s["surprise_events"] for s in stats)),
         "holds": int(sum(s["holds"] for s in stats)),
         "bad_input_steps": int(sum(s["bad_input"] for s in stats)),
+        "done_verifications": int(sum(s.get("verifications", 0) for s in stats)),
+        "done_verifications_that_found_objects": int(sum(s.get("verify_found", 0) for s in stats)),
     }
     if len(plan):
         out |= {
@@ -308,6 +366,7 @@ def summary_table(report: dict) -> str:
         ),
         ("full clears", f"{report['full_clear_rate']:.1%}"),
         ("dropped", report["objects_dropped"]),
+        ("false 'done' episodes", report.get("false_done_episodes", 0)),
         ("safety events", report["safety_violations_total"]),
     ]
     rows += [(f"  {k}", v) for k, v in report["safety_violations"].items() if v]

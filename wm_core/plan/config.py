@@ -126,7 +126,25 @@ class TaskConfig:
     grip_steps: int = 3
     release_steps: int = 4
     empty_checks: int = 3
-    """Consecutive detections of an empty table before the task reports done."""
+    """Consecutive reads of an empty table (at ``detect_threshold``) before the task parks
+    the arm to verify it (or, with ``verify_done`` off, reports done)."""
+    verify_done: bool = True
+    """Verify "done": park the arm out of the camera's view (``wm_core.plan.park``), wait for
+    fresh frames, and re-read the table at ``verify_threshold``; done only if that is empty."""
+    verify_threshold: float = bounded(0.2, 0.01, 0.99)
+    """Objectness probability above which the verification read reports an object (at most
+    ``detect_threshold``: the second look is the more sensitive one)."""
+    verify_settle_steps: int = bounded(3, 0, 100, integer=True)
+    """Steps waited at the park pose before the verification reads (the frames in flight
+    when the arm arrived were taken while it moved)."""
+    verify_reads: int = bounded(5, 1, 100, integer=True)
+    """Frames read at the park pose; any of them seeing an object on the table resumes the
+    picking."""
+    park_tol: float = bounded(0.03, 0.001, 0.2)
+    """Tool distance (m) to the park pose that counts as parked."""
+    park_max_steps: int = bounded(100, 1, 10000, integer=True)
+    """Steps allowed to reach the park pose; after them the verification reads start from
+    wherever the arm is (logged), so an empty table always ends in bounded time."""
     max_attempts: int = 12
     """Pick attempts per episode before giving up."""
     surprise_threshold: float = bounded(6.0, 0.0, 1e6)
@@ -147,3 +165,10 @@ class TaskConfig:
         check_range("empty_checks", self.empty_checks, 1, 100, integer=True)
         check_range("max_attempts", self.max_attempts, 1, 1000, integer=True)
         check_range("surprise_hold_steps", self.surprise_hold_steps, 0, 100, integer=True)
+        if not isinstance(self.verify_done, bool):
+            raise ConfigError(f"verify_done={self.verify_done!r} must be true or false")
+        if self.verify_threshold > self.detect_threshold:
+            raise ConfigError(
+                f"verify_threshold={self.verify_threshold} must be in "
+                f"[0.01, detect_threshold={self.detect_threshold}]"
+            )

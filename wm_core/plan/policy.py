@@ -152,6 +152,8 @@ class LatentMPCPolicy:
         self.surprise.reset()
         self.hold_left = 0
         self.done = False
+        self.gave_up = False  # done because the attempt budget ran out, not a clear table
+        self.last_latent: torch.Tensor | None = None  # [1, N, D] of the last step
         # per-step figures of this episode, bounded: a planner node that runs for days without
         # an episode reset keeps the last STATS_WINDOW steps, not all of them
         self.stats = {
@@ -229,9 +231,13 @@ class LatentMPCPolicy:
         p = torch.tensor(np.concatenate([q, tool, s[:1]]), dtype=torch.float32)[None]  # [1, 10]
         score = self.surprise.observe(z)
         self.stats["surprise"].append(score)
-        detections = self.readout.detect(z, self.tcfg.detect_threshold)[0]  # [M, 4]
-        sub = self.task.update(detections, tool, bool(s[0] > 0.5))
-        self.done = sub.done
+        # one read at the lower of the two thresholds: the task keeps what it needs per phase
+        low = min(self.tcfg.detect_threshold, self.tcfg.verify_threshold)
+        weak = self.readout.detect(z, low)[0]  # [M, 4] (x, y, z, objectness)
+        self.last_latent = z
+        sub = self.task.update(weak, tool, bool(s[0] > 0.5))
+        detections = weak[weak[:, 3] > self.tcfg.detect_threshold]  # [M', 4]
+        self.done, self.gave_up = sub.done, sub.done and sub.phase == "gave_up"
         if self.surprise.active:
             self.hold_left = self.tcfg.surprise_hold_steps
             self.mpc.reset()
@@ -258,6 +264,20 @@ class LatentMPCPolicy:
         }
         return a
 
+    @torch.no_grad()
+    def object_probability(self, points: np.ndarray, radius: float = 0.05) -> np.ndarray:
+        """For diagnostics (the miss report): the readout's highest objectness [K] on the last
+        latent among the patches whose position estimate lies within ``radius`` m (xy) of each
+        point [K, 3]; 0 where no patch does, NaN before the first step."""
+        pts = np.asarray(points, float).reshape(-1, 3)  # [K, 3]
+        if self.last_latent is None:
+            return np.full(len(pts), np.nan)
+        logit, xyz = self.readout(self.last_latent)  # [1, G, G], [1, G, G, 3]
+        prob = torch.sigmoid(logit)[0].reshape(-1).numpy()  # [G*G]
+        where = xyz[0].reshape(-1, 3).numpy()[:, :2]  # [G*G, 2]
+        near = np.linalg.norm(where[None] - pts[:, None, :2], axis=-1) < radius  # [K, G*G]
+        return np.where(near, prob[None], 0.0).max(axis=1)
+
     def episode_stats(self) -> dict:
         return {
             "act_ms": list(self.stats["act_ms"]),
@@ -267,4 +287,6 @@ class LatentMPCPolicy:
             "holds": self.stats["holds"],
             "bad_input": self.stats["bad_input"],
             "attempts": self.task.attempts,
+            "verifications": self.task.verifications,
+            "verify_found": self.task.verify_found,
         }

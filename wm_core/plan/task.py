@@ -9,15 +9,20 @@ It turns what the robot perceives into subgoals for the latent MPC:
 
 Phases: choose (nearest detected object on the table, outside the bin) -> above (hover over
 it) -> descend (suction on, down to its top) -> grip -> lift -> carry (over a bin slot) ->
-lower -> release -> choose ... -> done when the table reads empty ``empty_checks`` times in a
-row. The target is re-read from each new latent until the tool is close enough to occlude
-it, then locked. A task that starts with the suction already on (the planner restarted while
-the arm held something) resumes at the lift, from where the tool is: the lift's check then
-tells a held object (carry it to the bin) from none (pick again), so nothing is let go over
-the table. After the lift, a detection still resting where the target was, and none
-in the air under the tool, means the pick failed: the spot is remembered, other objects go
-first, and the next tries there probe a few centimetres to each side (two objects close
-together can read as one detection between them, which no straight pick can take).
+lower -> release -> choose ... When the table reads empty ``empty_checks`` times in a row,
+"done" is checked before it is declared: park (the arm goes to a pose from which it hides
+none of the pick area, computed from the cell's camera and the arm's kinematics,
+``wm_core.plan.park``) -> verify (wait ``verify_settle_steps`` fresh frames, then read
+``verify_reads`` frames at the lower ``verify_threshold``) -> done only if every one of
+those reads is empty; anything seen goes back to the picking. The target is re-read from
+each new latent until the tool is close enough to occlude it, then locked. A task that
+starts with the suction already on (the planner restarted while the arm held something)
+resumes at the lift, from where the tool is: the lift's check then tells a held object
+(carry it to the bin) from none (pick again), so nothing is let go over the table. After the
+lift, a detection still resting where the target was, and none in the air under the tool,
+means the pick failed: the spot is remembered, other objects go first, and the next tries
+there probe a few centimetres to each side (two objects close together can read as one
+detection between them, which no straight pick can take).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 
 from wm_core.cell import Workcell, sim_cell
 from wm_core.plan.config import TaskConfig
+from wm_core.plan.park import park_pose
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +89,25 @@ def table_objects(detections: np.ndarray, cell: Workcell) -> np.ndarray:
 
 
 class TableClearingTask:
-    def __init__(self, cfg: TaskConfig | None = None, cell: Workcell | None = None):
+    def __init__(
+        self,
+        cfg: TaskConfig | None = None,
+        cell: Workcell | None = None,
+        park: np.ndarray | None = None,
+    ):
         self.cfg = cfg or TaskConfig()
-        self.cell = cell or sim_cell()  # the bin, the table top, the workspace
+        self.cell = cell or sim_cell()  # the bin, the table top, the workspace, the camera
         self.base_xy = self.cell.base_xy  # [2] the arm base axis, world frame (m)
+        self._park = None if park is None else np.asarray(park, float)  # [3] tool (m)
         self.reset()
+
+    @property
+    def park(self) -> np.ndarray:
+        """[3] the tool position from which the arm hides the least of the table (computed
+        from the cell on first use)."""
+        if self._park is None:
+            self._park = park_pose(self.cell, self.cfg.min_reach_radius).tool
+        return self._park
 
     def reset(self) -> None:
         self.phase = "choose"
@@ -102,6 +122,8 @@ class TableClearingTask:
         self.last_tool_z: float | None = None
         self.lift_xy = np.zeros(2)  # [2] where the lift started (m)
         self.started = False  # the first update decides whether to resume a pick
+        self.verifications = 0  # park-and-re-read checks of an empty table
+        self.verify_found = 0  # ... that found an object the ordinary reads had missed
 
     def on_surprise(self) -> None:
         """The world did not do what the model predicted: unlock and re-read the target."""
@@ -130,8 +152,12 @@ class TableClearingTask:
         return np.array(self.cell.bin.center) + off
 
     def update(self, detections: np.ndarray, tool: np.ndarray, suction: bool) -> Subgoal:
-        """detections [M, 4] from the readout, tool [3] from FK, suction from the arm."""
+        """detections [M, 4] from the readout (at ``verify_threshold`` or above: the ordinary
+        phases keep those above ``detect_threshold``), tool [3] from FK, suction from the
+        arm."""
         c = self.cfg
+        weak = np.asarray(detections, float).reshape(-1, 4)  # [M, 4]
+        detections = weak[weak[:, 3] > c.detect_threshold]  # [M', 4]
         objs = table_objects(detections, self.cell)
         z0 = self.cell.table.top_z  # heights in TaskConfig are above the table top
         if not self.started:
@@ -149,16 +175,50 @@ class TableClearingTask:
             return np.array([*xy, goal[2]])
 
         if self.phase == "choose":
-            if len(objs) == 0:
-                self.empty += 1
-                done = self.empty >= c.empty_checks or self.attempts >= c.max_attempts
-                return Subgoal(hover(self._bin_slot()), False, "choose", done)
             if self.attempts >= c.max_attempts:
                 return Subgoal(hover(self._bin_slot()), False, "gave_up", True)
-            self.empty = 0
-            self._choose(objs, tool)
-            self.attempts += 0 if self.retry else 1
-            self.phase, self.retry = "above", False
+            if len(objs) == 0:
+                self.empty += 1
+                if self.empty < c.empty_checks:
+                    return Subgoal(hover(self._bin_slot()), False, "choose")
+                self.empty = 0
+                if not c.verify_done:
+                    return Subgoal(hover(self._bin_slot()), False, "done", True)
+                log.info("the table reads empty: parking out of view to check")
+                self.phase, self.wait = "park", c.park_max_steps
+            else:
+                self.empty = 0
+                self._choose(objs, tool)
+                self.attempts += 0 if self.retry else 1
+                self.phase, self.retry = "above", False
+        if self.phase == "park":
+            self.wait -= 1
+            if np.linalg.norm(tool - self.park) > c.park_tol and self.wait > 0:
+                return Subgoal(via(self.park), False, "park")
+            if self.wait <= 0:
+                log.warning("park pose not reached in %d steps: reading here", c.park_max_steps)
+            self.phase, self.wait = "verify", c.verify_settle_steps + c.verify_reads
+            self.verifications += 1
+        if self.phase == "verify":
+            self.wait -= 1
+            if self.wait < c.verify_reads:  # settled: this frame was taken with the arm parked
+                seen = table_objects(weak, self.cell)  # [K, 4] at verify_threshold
+                if len(seen):
+                    log.info(
+                        "the check found %d object(s) the ordinary reads missed (p=%.2f at %s)",
+                        len(seen),
+                        seen[:, 3].max(),
+                        np.round(seen[np.argmax(seen[:, 3]), :3], 3),
+                    )
+                    self.verify_found += 1
+                    self._choose(seen, tool)
+                    self.attempts += 1
+                    self.phase = "above"
+                    return Subgoal(via(hover(self.target[:2])), False, "above")
+            if self.wait <= 0:
+                log.info("the table is empty, checked with the arm parked out of view: done")
+                return Subgoal(self.park.copy(), False, "done", True)
+            return Subgoal(self.park.copy(), False, "verify")
         if self.phase in ("above", "descend") and not self.locked and len(objs):
             # re-read the target from this frame: the detection nearest the current estimate
             j = int(np.argmin(np.linalg.norm(objs[:, :2] - self.target[:2], axis=1)))

@@ -77,6 +77,10 @@ def test_eval_writes_report_video_and_summary(tmp_path):
             ["--policy", "oracle", "--planner", "cem"],
             "['planner'] only apply to --policy latent-mpc",
         ),
+        (
+            ["--policy", "oracle", "--no-verify-done"],
+            "['verify_done'] only apply to --policy latent-mpc",
+        ),
         (["--policy", "latent-mpc", "--planner", "anneal"], "optimizer='anneal' must be one of"),
         (["--policy", "latent-mpc", "--samples", "1"], "samples=1 must be an integer"),
         (["--policy", "latent-mpc", "--world-model", "x"], "--world-model 'x' must be one of"),

@@ -558,6 +558,11 @@ class Session:
         flt = {k: after.get(k, 0) - start.filter_before.get(k, 0) for k in keys}
         window = self.probe.window_stats(Window(start.started_ns, sim_ns(final["stamp_s"])))
         record = {k: final[k] for k in ("objects", "cleared", "dropped", "sim_time_s", "safety")}
+        # the names wm eval's report uses; the planner's diagnostics say "done" for a table
+        # read empty and for an attempt budget spent alike, so both count as "done" here
+        ended_by = {"table_empty": "cleared", "planner_done": "done"}.get(reason, reason)
+        left = final["objects"] - final["cleared"] - final["dropped"]
+        record |= {"ended_by": ended_by, "false_done": ended_by == "done" and left > 0}
         return record | {
             "seed": start.seed,
             "filter": flt,

@@ -190,6 +190,8 @@ class PlannerNode(WmNode):
         CELL_FILE,
         Param.of(TaskConfig, "detect_threshold"),
         Param.of(TaskConfig, "surprise_threshold"),
+        Param.of(TaskConfig, "verify_done"),
+        Param.of(TaskConfig, "verify_threshold"),
         Param("max_latent_age_s", 0.5, "Older latents are dropped (hold).", 0.01, 60.0),
         Param("max_state_age_s", 0.5, "Older joint states make the planner hold.", 0.01, 60.0),
         Param(
@@ -268,6 +270,8 @@ class PlannerNode(WmNode):
             task=TaskConfig(
                 detect_threshold=values["detect_threshold"],
                 surprise_threshold=values["surprise_threshold"],
+                verify_done=values["verify_done"],
+                verify_threshold=values["verify_threshold"],
             ),
             model_dir=values["model_dir"],
             world_model=values["world_model"],
