@@ -156,6 +156,25 @@ def backend_config_of(values: dict[str, Any], threads: int) -> BackendConfig:
     return BackendConfig(**{n: values[n] for n in names}, threads=threads)
 
 
+WORLD_PARAMS = (
+    Param(
+        "cmd_timeout",
+        0.5,
+        "As the JTC's cmd_timeout: stop (hold where the arm is) when no command arrives "
+        "within this long after the last one's end (s); 0: off.",
+        0.0,
+        60.0,
+    ),
+    Param("auto_reset", False, "Start the next episode (seed + 1) when one ends."),
+    Param("metrics_period_s", 1.0, "Period (simulated s) of /wm/sim/episode.", 0.1, 3600.0),
+    Param("clock_start_s", 1.0, "Simulated time of the first step (s).", 0.0, 1e6),
+    Param("camera_frame", "scene_camera_optical", "frame_id of the camera messages."),
+    Param("base_frame", "world", "frame_id of the joint states."),
+)
+"""The parameters both simulated worlds (``wm_sim``, ``wm_pybullet``) share: their arm's
+controller and the episode interface the episode driver uses."""
+
+
 JOINT_NAMES = Param(
     "joint_names",
     list(arm_joint_names()),

@@ -34,6 +34,7 @@ from wm_bringup.msgs import REFERENCE_TOPIC, SUCTION_JOINT, arm_joint_names, par
 from wm_bringup.nodekit import (
     RELIABLE_QOS,
     SENSOR_QOS,
+    WORLD_PARAMS,
     Param,
     StartupError,
     WmNode,
@@ -60,19 +61,7 @@ class PyBulletNode(WmNode):
             "Work-cell file the world is built from (the same file the brain reads). Empty: "
             "configs/cells/pybullet.yaml.",
         ),
-        Param(
-            "cmd_timeout",
-            0.5,
-            "As the JTC's cmd_timeout: stop (hold where the arm is) when no command arrives "
-            "within this long after the last one's end (s); 0: off.",
-            0.0,
-            60.0,
-        ),
-        Param("auto_reset", False, "Start the next episode (seed + 1) when one ends."),
-        Param("metrics_period_s", 1.0, "Period (simulated s) of /wm/sim/episode.", 0.1, 3600.0),
-        Param("clock_start_s", 1.0, "Simulated time of the first step (s).", 0.0, 1e6),
-        Param("camera_frame", "scene_camera_optical", "frame_id of the camera messages."),
-        Param("base_frame", "world", "frame_id of the joint states."),
+        *WORLD_PARAMS,
     )
 
     def __init__(self, node_name: str = "wm_pybullet", **kwargs: Any) -> None:

@@ -44,6 +44,7 @@ from wm_bringup.nodekit import (
     CELL_FILE,
     RELIABLE_QOS,
     SENSOR_QOS,
+    WORLD_PARAMS,
     Param,
     WmNode,
     cell_of,
@@ -69,19 +70,7 @@ class SimNode(WmNode):
         Param.of(SceneConfig, "light_jitter"),
         Param.of(SceneConfig, "camera_jitter_deg"),
         CELL_FILE,
-        Param(
-            "cmd_timeout",
-            0.5,
-            "As the JTC's cmd_timeout: stop (hold where the arm is) when no command arrives "
-            "within this long after the last one's end (s); 0: off.",
-            0.0,
-            60.0,
-        ),
-        Param("auto_reset", False, "Start the next episode (seed + 1) when one ends."),
-        Param("metrics_period_s", 1.0, "Period (simulated s) of /wm/sim/episode.", 0.1, 3600.0),
-        Param("clock_start_s", 1.0, "Simulated time of the first step (s).", 0.0, 1e6),
-        Param("camera_frame", "scene_camera_optical", "frame_id of the camera messages."),
-        Param("base_frame", "world", "frame_id of the joint states."),
+        *WORLD_PARAMS,
     )
 
     def __init__(self, node_name: str = "wm_sim", **kwargs: Any) -> None:
