@@ -15,6 +15,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from wm_core.config import ConfigError, load_yaml
 from wm_core.paths import PathEscapeError, inside
@@ -507,6 +508,52 @@ def _model_overrides(args: argparse.Namespace) -> dict[str, dict]:
     return {n: {"model_dir": path} for n in ("wm_perception", "wm_planner")}
 
 
+def _episode_args(args: argparse.Namespace) -> tuple[int, Path, str, Path | None]:
+    """The checks of ``wm up ... --episodes N`` (sim and pybullet): (first seed, out dir,
+    video mode, rerun file)."""
+    if args.seconds is not None:
+        raise UsageError("--seconds does not go with --episodes (each episode ends by itself)")
+    seed = 0 if args.seed is None else args.seed
+    _check_episodes_seed(argparse.Namespace(episodes=args.episodes, seed=seed))
+    if args.objects is not None and not 1 <= args.objects <= 6:
+        raise UsageError(f"--objects {args.objects} must be in [1, 6]")
+    if args.out is None:
+        raise UsageError("--episodes needs --out DIR (where report.json goes)")
+    return seed, _writable_dir(args.out), _video_mode(args), _rerun_file(args)
+
+
+def _run_up_episodes(
+    args: argparse.Namespace, episode_args: tuple, overrides: dict, world: Any = None
+) -> int:
+    """Run the episodes through the stack (``world``: the episode driver's world, default the
+    MuJoCo sim), write and print the report."""
+    from wm_bringup.episodes import DriverError, run_episodes, summary
+
+    seed, out, video, rerun = episode_args
+    logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
+    extra = {} if world is None else {"world": world}
+    try:
+        report = run_episodes(
+            args.episodes,
+            seed,
+            out,
+            mode=args.mode,
+            video=video,
+            rerun=rerun,
+            backend=args.backend,
+            params_file=args.params_file,
+            overrides=overrides,
+            **extra,
+        )
+    except DriverError as exc:
+        print(f"wm up: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary(report))
+    print(f"report: {out / 'report.json'}")
+    _print_media(out, report)
+    return 0
+
+
 def _up_pybullet(args: argparse.Namespace) -> int:
     """``wm up pybullet``: the real-arm profile (its nodes, arguments and device topics) against
     the PyBullet world (``sim:=pybullet``), which stands in for the arm and the camera. The
@@ -559,46 +606,17 @@ def _up_pybullet(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{sorted(keywords)}:= do not go with --episodes (use --backend, --params-file)"
         )
-    if args.seconds is not None:
-        raise UsageError("--seconds does not go with --episodes (each episode ends by itself)")
-    seed = 0 if args.seed is None else args.seed
-    _check_episodes_seed(argparse.Namespace(episodes=args.episodes, seed=seed))
-    if args.objects is not None and not 1 <= args.objects <= 6:
-        raise UsageError(f"--objects {args.objects} must be in [1, 6]")
-    if args.out is None:
-        raise UsageError("--episodes needs --out DIR (where report.json goes)")
-    out = _writable_dir(args.out)
-    video, rerun = _video_mode(args), _rerun_file(args)
+    episode_args = _episode_args(args)
     if args.objects is not None:
         overrides.setdefault("wm_pybullet", {})["n_objects"] = args.objects
-    from wm_bringup.episodes import DriverError, World, run_episodes, summary
+    from wm_bringup.episodes import World
 
-    logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
     world = World("real", tuple(launch_args.items()))
     try:
         world.stack(overrides, args.params_file)  # a bad argument: one line, before any node
     except (KeyError, ValueError) as exc:
         raise UsageError(str(exc).strip("'\"")) from exc
-    try:
-        report = run_episodes(
-            args.episodes,
-            seed,
-            out,
-            mode=args.mode,
-            video=video,
-            rerun=rerun,
-            backend=args.backend,
-            params_file=args.params_file,
-            overrides=overrides,
-            world=world,
-        )
-    except DriverError as exc:
-        print(f"wm up: error: {exc}", file=sys.stderr)
-        return 1
-    print(summary(report))
-    print(f"report: {out / 'report.json'}")
-    _print_media(out, report)
-    return 0
+    return _run_up_episodes(args, episode_args, overrides, world)
 
 
 def _cell_from(launch_args: dict[str, str]):
@@ -652,41 +670,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 def _up_episodes(args: argparse.Namespace) -> int:
     if args.profile != "sim":
         raise UsageError("--episodes needs the sim profile (the simulator scores the episodes)")
-    if args.seconds is not None:
-        raise UsageError("--seconds does not go with --episodes (each episode ends by itself)")
-    seed = 0 if args.seed is None else args.seed
-    _check_episodes_seed(argparse.Namespace(episodes=args.episodes, seed=seed))
-    if args.objects is not None and not 1 <= args.objects <= 6:
-        raise UsageError(f"--objects {args.objects} must be in [1, 6]")
-    if args.out is None:
-        raise UsageError("--episodes needs --out DIR (where report.json goes)")
-    out = _writable_dir(args.out)
-    video, rerun = _video_mode(args), _rerun_file(args)
-    from wm_bringup.episodes import DriverError, run_episodes, summary
-
-    logging.getLogger("wm_bringup.episodes").setLevel(logging.INFO)
+    episode_args = _episode_args(args)
     overrides = _cell_overrides(args)
     if args.objects is not None:
         overrides.setdefault("wm_sim", {})["n_objects"] = args.objects
-    try:
-        report = run_episodes(
-            args.episodes,
-            seed,
-            out,
-            mode=args.mode,
-            video=video,
-            rerun=rerun,
-            backend=args.backend,
-            params_file=args.params_file,
-            overrides=overrides,
-        )
-    except DriverError as exc:
-        print(f"wm up: error: {exc}", file=sys.stderr)
-        return 1
-    print(summary(report))
-    print(f"report: {out / 'report.json'}")
-    _print_media(out, report)
-    return 0
+    return _run_up_episodes(args, episode_args, overrides)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
