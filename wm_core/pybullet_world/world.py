@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pybullet as p
 
@@ -60,6 +61,20 @@ class ObjectSpec:
     """Index of the stripe texture it wears, or -1 (plain colour)."""
     pos: tuple[float, float, float]
     yaw: float
+
+
+def distortion_maps(
+    k: np.ndarray, d: tuple[float, ...], width: int, height: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``cv2.remap`` maps [H, W] float32 (x, y) that turn a pinhole render with intrinsics
+    ``k`` [3, 3] into the image a camera with plumb_bob distortion ``d`` sees: each output
+    pixel reads the pinhole pixel its undistorted ray hits. None when ``d`` is all zero."""
+    if not np.any(np.asarray(d, float)):
+        return None
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    pix = np.stack([u, v], axis=-1).reshape(-1, 1, 2)  # [H*W, 1, 2] distorted pixels
+    src = cv2.undistortPoints(pix, k, np.asarray(d, float), P=k).reshape(height, width, 2)
+    return src[..., 0].astype(np.float32), src[..., 1].astype(np.float32)
 
 
 def projection_matrix(k: np.ndarray, width: int, height: int) -> list[float]:
@@ -106,6 +121,7 @@ class PyBulletWorld:
         self.K = cam.k_for(self.width, self.height)  # [3, 3] at the rendered size
         self._view = view_matrix(cam.pose)
         self._proj = projection_matrix(self.K, self.width, self.height)
+        self._distort = distortion_maps(self.K, cam.D, self.width, self.height)
         self.monitor = SafetyMonitor(
             SafetyLimits(
                 self.lower,
@@ -486,7 +502,7 @@ class PyBulletWorld:
             | (pos[:, 1] > ty[1])
         )
         self._cleared = in_bin & ~held
-        self._dropped |= off_table & ~in_bin
+        self._dropped |= off_table & ~in_bin & ~held  # carried past the edge is not dropped
 
     def info(self) -> dict:
         """Privileged ground truth: scoring only."""
@@ -538,8 +554,10 @@ class PyBulletWorld:
             lightSpecularCoeff=cfg.light_specular,
             physicsClientId=self.client,
         )
-        img = np.asarray(rgba, np.uint8).reshape(self.height, self.width, 4)
-        return np.ascontiguousarray(img[:, :, :3])
+        img = np.asarray(rgba, np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
+        if self._distort is not None:  # the renderer is a pinhole; the cell's camera is not
+            img = cv2.remap(img, *self._distort, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(img)
 
     def observation(self) -> dict:
         """What a real robot has: joints, suction state, the camera image."""

@@ -87,6 +87,45 @@ def test_the_camera_matches_its_intrinsics_and_pose(world):
     world.reset(3)
 
 
+def test_the_render_carries_the_cells_lens_distortion():
+    """A pinhole render warped by ``distortion_maps`` puts a ray where OpenCV's plumb_bob
+    model (the cell's D, what camera_info publishes) projects it; a zero D is no warp."""
+    import cv2
+
+    from wm_core.pybullet_world.world import distortion_maps
+
+    k = np.array([[120.0, 0, 80], [0, 120.0, 60], [0, 0, 1]])
+    assert distortion_maps(k, (0.0,) * 5, 160, 120) is None
+    d = np.array([-0.3, 0.1, 0.002, -0.001, 0.0])
+    maps = distortion_maps(k, tuple(d), 160, 120)
+    for ray in ([0.45, 0.3, 1.0], [-0.4, -0.35, 1.0]):  # off-centre: the lens matters
+        pin = k @ np.array(ray)  # pinhole pixel of the ray
+        u, v = np.meshgrid(np.arange(160.0), np.arange(120.0))
+        blob = np.exp(-((u - pin[0]) ** 2 + (v - pin[1]) ** 2) / 2.0)  # [H, W]
+        img = (255 * blob).astype(np.uint8)[..., None].repeat(3, axis=2)
+        out = cv2.remap(img, *maps, cv2.INTER_LINEAR)[..., 0].astype(float)
+        w = out / out.sum()  # centroid of the warped blob
+        got = np.array([(w * u).sum(), (w * v).sum()])
+        want = cv2.projectPoints(np.array([ray]), np.zeros(3), np.zeros(3), k, d)[0].ravel()
+        assert np.linalg.norm(pin[:2] - want) > 2.0  # the lens moves this ray visibly
+        np.testing.assert_allclose(got, want, atol=0.6)
+    # the world renders through the maps of its cell's D
+    from dataclasses import replace
+
+    cell = load_cell(PYBULLET_CELL_FILE)
+    lens = replace(cell, camera=replace(cell.camera, D=tuple(d)))
+    plain, bent = PyBulletWorld(cell=cell), PyBulletWorld(cell=lens)
+    try:
+        plain.reset(4), bent.reset(4)
+        pinhole, seen = plain.render(), bent.render()
+        want = cv2.remap(pinhole, *distortion_maps(bent.K, tuple(d), bent.width, bent.height),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        assert np.abs(seen.astype(int) - pinhole).mean() > 1.0
+        np.testing.assert_array_equal(seen, want)
+    finally:
+        plain.close(), bent.close()
+
+
 def _move_to(world, target: np.ndarray, suction: bool, steps: int = 15) -> None:
     kin = ArmKinematics(base_pose=world.cell.arm.T_world_base)
     q = kin.ik_tool_down(target, world.joint_state()[0], iters=100).q
@@ -139,6 +178,18 @@ def test_scoring_and_safety_events_are_the_mujoco_worlds_keys(world):
     for _ in range(5):
         terminated, _ = world.step_joint(world.q_cmd, False)
     assert world.episode_metrics()["cleared"] == 1 and terminated
+    world.reset(3)
+    # past the table's edge: dropped once let go, not while the cup holds it (a cell whose
+    # bin is off the table is carried past the edge)
+    edge = [world.cell.table.x[1] + 0.1, 0.0, world.cell.table.top_z + 0.2]
+    p.resetBasePositionAndOrientation(world.body_ids[0], edge, [0, 0, 0, 1],
+                                      physicsClientId=world.client)  # fmt: skip
+    world.grip[0] = -1  # held (the status reads who is gripped, not the constraint)
+    world._update_status()
+    assert not world.info()["dropped"][0]
+    del world.grip[0]
+    world._update_status()
+    assert world.info()["dropped"][0] and world.episode_metrics()["dropped"] == 1
     world.reset(3)
 
 

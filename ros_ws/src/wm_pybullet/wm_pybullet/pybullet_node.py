@@ -277,7 +277,8 @@ class PyBulletNode(WmNode):
 
 
 def camera_info_msg(world: Any, stamp, frame: str) -> CameraInfo:
-    """The rendered camera's intrinsics: the cell's K scaled to the image, its distortion."""
+    """The rendered camera's intrinsics: the cell's K scaled to the image, and its distortion
+    (the world distorts its pinhole render with it: ``world.distortion_maps``)."""
     k = world.K  # [3, 3]
     msg = CameraInfo(height=world.height, width=world.width, distortion_model="plumb_bob")
     msg.header.stamp, msg.header.frame_id = stamp, frame

@@ -491,8 +491,10 @@ class SafetyNode(WmNode):
             q_last = flt.last_q if flt.last_q is not None else self.q
             flt.filter(q_last, flt.last_suction, self.q, cmd_age, state_age)  # counts the hold
             what = "commands" if cmd_age > stale else "joint states"
+            gap = float(np.abs(np.asarray(q_last) - self.q).max())
             self.get_logger().warning(
-                f"watchdog: {what} stopped ({max(cmd_age, state_age):.2f} s): holding"
+                f"watchdog: {what} stopped ({max(cmd_age, state_age):.2f} s): holding (joint "
+                f"states {state_age:.2f} s old, {gap:.4f} rad from the last target)"
             )
             self._hold(f"{what} stale", measured=state_age <= stale)
 
