@@ -203,21 +203,25 @@ def test_watchdog_holds_when_commands_or_joint_states_stop(ros):
     cmd = ros.publisher(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
     assert ros.spin_until(lambda: node.q is not None and ros.linked())
     q = HOME.copy()
-    for _ in range(8):  # a planner at 10 Hz, the arm following
+    for _ in range(8):  # a planner at 10 Hz, the arm following a little behind
         q[1] += 0.02
         cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
-        arm.q = q.copy()
+        arm.q = q - [0, 0.015, 0, 0, 0, 0]  # still settling (a held object's sag, its lag)
         ros.spin_for(0.1)
     # a fresh command clears any hold (a stall of this test process longer than STALE between
     # two commands is, to the node, commands stopping, and it rightly holds)
     cmd.publish(command(q, ros.probe.get_clock().now().to_msg()))
     assert ros.spin_until(lambda: node.holding is None)
-    n_before, t_stop = len(out), time.monotonic()
+    t_stop = time.monotonic()
     assert ros.spin_until(lambda: node.holding is not None, timeout=3.0)
     waited = time.monotonic() - t_stop
     assert waited < STALE + 0.3, f"hold after {waited:.2f} s"
-    assert ros.spin_until(lambda: len(out) > n_before)
-    np.testing.assert_allclose(out[-1].points[0].positions[:6], arm.q, atol=1e-9)
+    assert ros.spin_until(lambda: len(out) == node.stats["sent"])  # the hold is in
+    # the hold keeps the last point sent, where the controller is headed (the measured joints
+    # are older: a hold there would pull the settling arm back)
+    hold, last_sent = (np.array(m.points[-1].positions[:6]) for m in (out[-1], out[-2]))
+    assert np.abs(last_sent - arm.q).max() > 0.01  # the arm had not arrived
+    np.testing.assert_allclose(hold, last_sent, atol=1e-9)
     assert "commands" in node.holding
     assert node.filter.counts["hold_stale"] >= 1
 

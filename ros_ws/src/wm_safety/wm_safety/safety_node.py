@@ -23,7 +23,9 @@ it with the frame to measure the end-to-end latency (``wm_bringup.episodes``).
 Holds (a one-point trajectory at the measured joints, suction unchanged):
 
 - **watchdog**: a timer checks every ``watchdog_period_s`` that a command and a joint state
-  arrived within ``stale_after_s``; if not, it holds (once, until commands resume). While the
+  arrived within ``stale_after_s``; if not, it holds (once, until commands resume) at the last
+  point it sent, where the arm's controller is headed and stays (at the measured joints if
+  the arm is a re-sync away from that point, or nothing was sent since activation). While the
   joint states stay stale after that hold, commands get no answer at all: the arm's controller
   holds by itself, and a hold sent then could reach a restarted controller before its first
   joint state reaches this node, and move its arm to a target of before the restart;
@@ -181,6 +183,7 @@ class SafetyNode(WmNode):
         self.publisher_check = None
         self.motion_end: Time | None = None  # when the arm reaches the last target sent
         self.motion_s = 0.0  # how long that motion was
+        self.sent_end: np.ndarray | None = None  # [6] last point sent: where the arm is headed
         self.add_post_set_parameters_callback(self._after_set)
 
     def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
@@ -256,6 +259,7 @@ class SafetyNode(WmNode):
     @guarded_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.activated_at = self.get_clock().now()
+        self.sent_end = None  # the arm may have been moved by something else meanwhile
         return super().on_activate(state)
 
     @guarded_transition
@@ -491,12 +495,19 @@ class SafetyNode(WmNode):
             q_last = flt.last_q if flt.last_q is not None else self.q
             flt.filter(q_last, flt.last_suction, self.q, cmd_age, state_age)  # counts the hold
             what = "commands" if cmd_age > stale else "joint states"
-            gap = float(np.abs(np.asarray(q_last) - self.q).max())
+            # Hold where the arm's controller is headed: the last point sent, which passed the
+            # filter and where a joint_trajectory_controller stays once the trajectory ends.
+            # The measured joints are a joint-state period or two old: a hold there pulls an
+            # arm still settling back toward where it was (wm chaos, kill_perception: 5 mrad
+            # under a held object). Not when the arm is a re-sync away from it.
+            end = self.sent_end
+            gap = float("inf") if end is None else float(np.abs(end - self.q).max())
+            target = end if gap <= self.config.resync_tolerance_rad else None
             self.get_logger().warning(
                 f"watchdog: {what} stopped ({max(cmd_age, state_age):.2f} s): holding (joint "
-                f"states {state_age:.2f} s old, {gap:.4f} rad from the last target)"
+                f"states {state_age:.2f} s old, {gap:.4f} rad from the last point sent)"
             )
-            self._hold(f"{what} stale", measured=state_age <= stale)
+            self._hold(f"{what} stale", measured=state_age <= stale, target=target)
 
     def _check_publishers(self) -> None:
         """Report publishers on the arm topic other than this node (once per change)."""
@@ -516,13 +527,19 @@ class SafetyNode(WmNode):
 
     # ------------------------------------------------------------------ outputs
     def _hold(
-        self, why: str, measured: bool = True, source: Header | None = None, resync: bool = False
+        self,
+        why: str,
+        measured: bool = True,
+        source: Header | None = None,
+        resync: bool = False,
+        target: np.ndarray | None = None,
     ) -> None:
         """Hold at the measured joints (or, if those are stale, at the last safe command).
         While the e-stop is latched, at the hold target it latched unless ``resync`` (re-aiming
         it at the joints of an arm still coming to rest, or sagging under a load, would move
         the arm while latched). ``source``: the header of the planner command this hold
-        answers (None: no command)."""
+        answers (None: no command). ``target``: hold there instead (a point already sent),
+        unless latched."""
         flt = self.filter
         fresh = self._age(self.js_time) <= self.config.filter.stale_after_s
         if not fresh and self.holding:
@@ -533,6 +550,8 @@ class SafetyNode(WmNode):
             return
         measured = measured and fresh and (resync or flt.estopped is None)
         q = self.q if measured or flt.last_q is None else flt.last_q
+        if target is not None and flt.estopped is None:
+            q = target
         if q is None:  # nothing measured, nothing sent: no target a hold could keep
             self.holding, self.last_status = why, f"hold: {why}"
             return
@@ -584,6 +603,7 @@ class SafetyNode(WmNode):
             self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
             self.publish(self.pub_verdict, Header(stamp=source.stamp, frame_id=verdict_of(status)))
         self.stats["sent"] += 1
+        self.sent_end = np.array(qs[-1], float)
         self.pacer.sent(qs, self._now_s())
         self.motion_s = float(times[-1])
         self.motion_end = self.get_clock().now() + Duration(seconds=self.motion_s)
