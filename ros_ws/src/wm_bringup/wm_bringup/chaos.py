@@ -414,15 +414,16 @@ def recovery_ms(arm, joints, t_clear: int) -> float | None:
 
 
 def moves_after(arm, joints, t0: int, t1: int, limit: int = 12) -> list[list[float]]:
-    """[ms after ``t0``, largest joint gap to the measured joints (rad)] of the arm commands
-    that moved the arm in ``[t0, t1]`` (the first ``limit``): what a hold figure is made of."""
+    """[ms after ``t0``, largest joint gap to the measured joints (rad), its duration (ms)] of
+    the arm commands that moved the arm in ``[t0, t1]`` (the first ``limit``): what a hold
+    figure is made of."""
     times = [j[0] for j in joints]
     out = []
-    for (t, q, _), m in zip(arm, moving(arm, joints), strict=True):
+    for (t, q, dur), m in zip(arm, moving(arm, joints), strict=True):
         if m and t0 <= t <= t1:
             k = bisect.bisect_right(times, t) - 1
             gap = float(np.abs(q - joints[k][2]).max()) if k >= 0 else float("nan")
-            out.append([round((t - t0) / 1e6, 1), round(gap, 4)])
+            out.append([round((t - t0) / 1e6, 1), round(gap, 4), round(dur / 1e6, 1)])
     return out[:limit]
 
 
@@ -845,6 +846,9 @@ def run_chaos(
             "cleared",
             "recovery_ms": "fault cleared (or the killed node's first output after its respawn) "
             "-> the first arm command that moves the arm",
+            "moves_after_fault": "[ms after the fault, largest joint gap to the measured "
+            "joints (rad), duration (ms: its last point's time)] of each arm command that moved "
+            "the arm before the fault cleared",
             "clock": "wall clock, DDS source timestamps of the sim, safety node and relay",
         },
         "startup_s": round(startup_s, 1),
