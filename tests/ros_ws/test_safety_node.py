@@ -317,7 +317,18 @@ def test_bad_parameters_refuse_start_or_are_rejected(ros, tmp_path):
     assert node.state_label == "unconfigured" and node.filter is None
 
 
-def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros):
+@pytest.fixture(params=["message_gid", "graph"])
+def gid_source(request, monkeypatch):
+    """How the node tells the /joint_states publisher: the gid in each message's info (this
+    rclpy), or, as with Jazzy's rclpy (no gid per message), from the ROS graph."""
+    if request.param == "graph":
+        import wm_safety.safety_node as safety_node
+
+        monkeypatch.setattr(safety_node, "publisher_of", lambda info: None)
+    return request.param
+
+
+def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros, gid_source):
     """After its driver restarts (joint states from a new publisher), the arm is a little
     elsewhere (below the re-sync tolerance): the latched e-stop's holds follow it there instead
     of moving it back to the last safe command of before the restart."""
@@ -347,6 +358,25 @@ def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros):
         np.testing.assert_allclose(msg.points[0].positions[:6], moved, atol=1e-9)
     assert node.filter.estopped is not None
     assert node.stats["joint_state_sources"] == 1  # one change, one re-sync
+
+
+def test_a_stalled_driver_that_resumes_is_not_a_restart(ros, gid_source):
+    """The same publisher silent for longer than ``stale_after_s``, then back: no re-sync
+    (its latched hold keeps its target), in either way of telling publishers apart."""
+    node = start_safety(ros)
+    arm = Arm(ros)
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    ros.spin_for(0.3)  # the node has seen the publisher while the states flowed
+    estop.publish(Bool(data=True))
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+    arm.on = False
+    ros.spin_for(STALE + 0.2)
+    arm.q = HOME + np.array([0.03, 0, 0, 0, 0, 0])
+    arm.on = True
+    assert ros.spin_until(lambda: np.allclose(node.q, arm.q))
+    ros.spin_for(STALE + 0.2)  # past the graph's window
+    assert node.stats["joint_state_sources"] == 0
 
 
 def test_latched_holds_keep_their_target_while_the_arm_comes_to_rest(ros):

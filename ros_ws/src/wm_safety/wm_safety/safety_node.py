@@ -39,6 +39,8 @@ Holds (a one-point trajectory at the measured joints, suction unchanged):
   it now holds where it is, and the last safe command means nothing to it), whatever the gap:
   a hold at the old target would move an arm that a restart left a little elsewhere, also
   while the e-stop is latched. Two live publishers are reported as an error, not re-synced.
+  The publisher is the message's gid (``MessageInfo``), or where rclpy gives none (Jazzy) a
+  publisher new in the ROS graph after the gap.
 
 **Shadow mode** (``shadow: true``, read-only; ``real.launch.py shadow:=true``): every command
 is judged exactly as above, but what would go to the arm is published on
@@ -176,6 +178,8 @@ class SafetyNode(WmNode):
         self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
         self.js_source: bytes | None = None  # that publisher's gid, as last seen
         self.js_heard: dict[bytes, Time | None] = {}  # gid -> its last message's receipt
+        self.js_graph: set[bytes] = set()  # /joint_states publishers while the states flowed
+        self.js_window: Time | None = None  # after a stale gap: look for a new one until then
         self.stats["joint_state_clashes"] = 0  # messages from a second live publisher
         self.warned_no_gid = False
         self.last_status = ""
@@ -333,8 +337,15 @@ class SafetyNode(WmNode):
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
         self.q, self.suction_meas = q, suction
+        was_stale = (
+            self.js_time is not None and self._age(self.js_time) > self.config.filter.stale_after_s
+        )
         self.js_time = self.get_clock().now()
-        restarted = self._joint_state_source(publisher_of(info))
+        source = publisher_of(info)
+        if source is not None:
+            restarted = self._joint_state_source(source)
+        else:
+            restarted = self._restart_in_graph(was_stale)
         flt = self.filter
         if flt is not None and flt.last_q is not None and self.active:
             gap = float(np.abs(self.q - flt.last_q).max())
@@ -356,14 +367,6 @@ class SafetyNode(WmNode):
         been silent for ``stale_after_s`` (the arm's driver or controller restarted). Two that
         alternate are a misconfiguration, reported, not a restart (a re-sync per message
         would stop the arm and re-aim a latched hold)."""
-        if source is None:
-            if not self.warned_no_gid:
-                self.warned_no_gid = True
-                self.get_logger().warning(
-                    "this rclpy reports no publisher gid: a restarted arm driver is told only "
-                    "by the re-sync tolerance"
-                )
-            return False
         previous, self.js_source = self.js_source, source
         last_heard = self.js_heard.pop(previous, None) if previous != source else None
         self.js_heard[source] = self.js_time
@@ -380,6 +383,34 @@ class SafetyNode(WmNode):
             "safety node follows the latest message)",
             throttle_duration_sec=2.0,
         )
+        return False
+
+    def _restart_in_graph(self, was_stale: bool) -> bool:
+        """Where rclpy gives no publisher gid per message (Jazzy's rclpy 7.1 has none): after
+        the joint states were stale, a ``/joint_states`` publisher in the ROS graph that was not
+        there while they flowed is the arm's driver restarted. A SIGKILLed publisher stays in
+        the graph until its DDS lease ends, so the new one is told by being new, not by being
+        alone; discovery may list it a little after its first message, hence a window of
+        ``stale_after_s`` after the gap. Two live publishers are not told apart here."""
+        if not self.warned_no_gid:
+            self.warned_no_gid = True
+            self.get_logger().warning(
+                "this rclpy reports no publisher gid per message: a restarted arm driver is "
+                "told by a new /joint_states publisher in the ROS graph after a gap"
+            )
+        now = self.get_clock().now()
+        topic = self.subs[0].topic_name  # /joint_states as remapped
+        gids = {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topic)}
+        if was_stale and self.js_graph:
+            self.js_window = now + Duration(seconds=self.config.filter.stale_after_s)
+        if self.js_window is None:
+            self.js_graph = gids  # flowing: these are the driver's publishers
+            return False
+        if gids - self.js_graph:
+            self.js_window, self.js_graph = None, gids
+            return True
+        if now > self.js_window:
+            self.js_window, self.js_graph = None, gids  # no new publisher: the same driver
         return False
 
     def _on_reference(self, msg: JointState) -> None:
