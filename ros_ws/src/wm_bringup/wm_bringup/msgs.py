@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CameraInfo, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from wm_core.robot.urdf import load_arm
@@ -35,6 +35,21 @@ def publisher_of(info: Mapping[str, Any] | None) -> bytes | None:
     if not gid or not gid.get("data"):
         return None
     return bytes(gid["data"])
+
+
+def camera_info(
+    k: np.ndarray, width: int, height: int, d: Sequence[float], stamp: Any, frame: str
+) -> CameraInfo:
+    """sensor_msgs/CameraInfo of a plumb_bob camera: intrinsics ``k`` [3, 3] at ``width`` x
+    ``height``, distortion ``d`` (5), no rectification (R = I, P = [K | 0])."""
+    k = np.asarray(k, float)
+    msg = CameraInfo(height=int(height), width=int(width), distortion_model="plumb_bob")
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.d = [float(x) for x in d]
+    msg.k = [float(x) for x in k.reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(x) for x in np.hstack([k, np.zeros((3, 1))]).reshape(-1)]
+    return msg
 
 
 def arm_joint_names() -> tuple[str, ...]:

@@ -30,7 +30,13 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
-from wm_bringup.msgs import REFERENCE_TOPIC, SUCTION_JOINT, arm_joint_names, parse_trajectory
+from wm_bringup.msgs import (
+    REFERENCE_TOPIC,
+    SUCTION_JOINT,
+    arm_joint_names,
+    camera_info,
+    parse_trajectory,
+)
 from wm_bringup.nodekit import (
     RELIABLE_QOS,
     SENSOR_QOS,
@@ -248,7 +254,10 @@ class PyBulletNode(WmNode):
         im.step = 3 * img.shape[1]
         im.data = img.tobytes()
         self.publish(self.pub_img, im)
-        self.publish(self.pub_info, camera_info_msg(self.world, stamp, f["camera_frame"]))
+        # the cell's K at the rendered size and its D (the world renders with that distortion)
+        w = self.world
+        info = camera_info(w.K, w.width, w.height, w.cell.camera.D, stamp, f["camera_frame"])
+        self.publish(self.pub_info, info)
 
     def _publish_episode(self, final: bool) -> None:
         w = self.world
@@ -274,19 +283,6 @@ class PyBulletNode(WmNode):
             kv |= {"sim_time_s": f"{self._now_s():.2f}", "seed": self.episode["seed"]}
             kv |= {"rejected_trajectories": self.rejected, "world": "pybullet"}
         return level, msg, kv
-
-
-def camera_info_msg(world: Any, stamp, frame: str) -> CameraInfo:
-    """The rendered camera's intrinsics: the cell's K scaled to the image, and its distortion
-    (the world distorts its pinhole render with it: ``world.distortion_maps``)."""
-    k = world.K  # [3, 3]
-    msg = CameraInfo(height=world.height, width=world.width, distortion_model="plumb_bob")
-    msg.header.stamp, msg.header.frame_id = stamp, frame
-    msg.d = [float(x) for x in world.cell.camera.D]
-    msg.k = [float(x) for x in k.reshape(-1)]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [float(x) for x in np.hstack([k, np.zeros((3, 1))]).reshape(-1)]
-    return msg
 
 
 NODE_CLASS = PyBulletNode

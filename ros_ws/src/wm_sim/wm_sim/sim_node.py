@@ -39,7 +39,13 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
-from wm_bringup.msgs import REFERENCE_TOPIC, SUCTION_JOINT, arm_joint_names, parse_trajectory
+from wm_bringup.msgs import (
+    REFERENCE_TOPIC,
+    SUCTION_JOINT,
+    arm_joint_names,
+    camera_info,
+    parse_trajectory,
+)
 from wm_bringup.nodekit import (
     CELL_FILE,
     RELIABLE_QOS,
@@ -54,7 +60,6 @@ from wm_bringup.nodekit import (
 from wm_bringup.trajectory import TrajectoryFollower
 
 from wm_core.sim import SceneConfig, TableClearingEnv
-from wm_core.sim.env import CameraInfo as SimCameraInfo
 
 T = TypeVar("T")
 
@@ -282,7 +287,8 @@ class SimNode(WmNode):
         im.data = np.ascontiguousarray(img).tobytes()
         self.publish(self.pub_img, im)
         cam = self._in_mujoco(env.camera_info, "scene_cam")
-        self.publish(self.pub_info, camera_info_msg(cam, stamp, v["camera_frame"]))
+        info = camera_info(cam.K, cam.width, cam.height, [0.0] * 5, stamp, v["camera_frame"])
+        self.publish(self.pub_info, info)  # a pinhole: no distortion
 
     def _publish_episode(self, final: bool) -> None:
         if self.env is None or self.env.model is None:
@@ -309,18 +315,6 @@ class SimNode(WmNode):
             kv |= {"sim_time_s": f"{self._now_s():.2f}", "seed": self.episode["seed"]}
             kv |= {"rejected_trajectories": self.rejected}
         return level, msg, kv
-
-
-def camera_info_msg(cam: SimCameraInfo, stamp, frame: str) -> CameraInfo:
-    """Pinhole intrinsics (no distortion) of the simulated camera."""
-    k = cam.K  # [3, 3]
-    msg = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob")
-    msg.header.stamp, msg.header.frame_id = stamp, frame
-    msg.d = [0.0] * 5
-    msg.k = [float(x) for x in k.reshape(-1)]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [float(x) for x in np.hstack([k, np.zeros((3, 1))]).reshape(-1)]
-    return msg
 
 
 NODE_CLASS = SimNode
