@@ -360,6 +360,42 @@ def test_a_restarted_arm_driver_resyncs_the_latched_hold_where_the_arm_is(ros, g
     assert node.stats["joint_state_sources"] == 1  # one change, one re-sync
 
 
+def test_a_restarted_simulator_is_told_in_wall_time_not_by_its_stopped_clock(ros, gid_source):
+    """The node on a simulator's clock. The simulator dies (its clock and joint states stop
+    together) and its respawn's first joint states arrive before its clock: by the stopped
+    clock the old publisher was silent 0 s, by the wall for longer than ``stale_after_s``. A
+    restart, re-synced where the new arm is (wm chaos: read as two live publishers instead)."""
+    from rclpy.time import Time
+    from rosgraph_msgs.msg import Clock
+
+    sim = {"t": 100.0, "on": True}
+    pub_clock = ros.publisher(Clock, "/clock", RELIABLE_QOS)
+
+    def tick():
+        if sim["on"]:
+            sim["t"] += 0.01
+            pub_clock.publish(Clock(clock=Time(seconds=sim["t"]).to_msg()))
+
+    ros.probe.create_timer(0.01, tick)
+    node = start_safety(ros, "use_sim_time:=true")
+    arm = Arm(ros)
+    estop = ros.publisher(Bool, "/wm/estop", RELIABLE_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    ros.spin_for(0.3)
+    estop.publish(Bool(data=True))
+    assert ros.spin_until(lambda: node.filter.estopped is not None)
+    sim["on"], arm.on = False, False  # the simulator is killed
+    ros.spin_for(STALE + 0.3)
+    moved = HOME + np.array([0.03, 0, 0, 0, 0, 0])
+    Arm(ros, moved)  # its respawn: joint states first, the clock still stopped
+    assert ros.spin_until(lambda: node.stats["joint_state_sources"] == 1, timeout=3.0)
+    sim["t"], sim["on"] = 0.0, True  # then its clock, from 0
+    ros.spin_for(0.3)
+    assert node.stats["joint_state_sources"] == 1
+    assert node.stats["joint_state_clashes"] == 0
+    np.testing.assert_allclose(node.filter.last_q, moved, atol=1e-9)  # latched where it is
+
+
 def test_a_stalled_driver_that_resumes_is_not_a_restart(ros, gid_source):
     """The same publisher silent for longer than ``stale_after_s``, then back: no re-sync
     (its latched hold keeps its target), in either way of telling publishers apart."""

@@ -64,6 +64,7 @@ does; the commands use those names, and joint states must carry them.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,9 +178,13 @@ class SafetyNode(WmNode):
         self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
         self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
         self.js_source: bytes | None = None  # that publisher's gid, as last seen
-        self.js_heard: dict[bytes, Time | None] = {}  # gid -> its last message's receipt
+        # Publisher silence is measured in wall time (time.monotonic): the node's clock may be
+        # a simulator's, which stops with it, so a restarted simulator's first joint state can
+        # arrive before its clock does, and in sim time the old publisher was silent for 0 s.
+        self.js_wall: float | None = None  # wall time of the last joint state
+        self.js_heard: dict[bytes, float] = {}  # gid -> wall time of its last message
         self.js_graph: set[bytes] = set()  # /joint_states publishers while the states flowed
-        self.js_window: Time | None = None  # after a stale gap: look for a new one until then
+        self.js_window: float | None = None  # after a gap: look for a new one until then (wall)
         self.stats["joint_state_clashes"] = 0  # messages from a second live publisher
         self.warned_no_gid = False
         self.last_status = ""
@@ -337,10 +342,9 @@ class SafetyNode(WmNode):
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
         self.q, self.suction_meas = q, suction
-        was_stale = (
-            self.js_time is not None and self._age(self.js_time) > self.config.filter.stale_after_s
-        )
-        self.js_time = self.get_clock().now()
+        wall, stale = time.monotonic(), self.config.filter.stale_after_s
+        was_stale = self.js_wall is not None and wall - self.js_wall > stale
+        self.js_time, self.js_wall = self.get_clock().now(), wall
         source = publisher_of(info)
         if source is not None:
             restarted = self._joint_state_source(source)
@@ -369,12 +373,12 @@ class SafetyNode(WmNode):
         would stop the arm and re-aim a latched hold)."""
         previous, self.js_source = self.js_source, source
         last_heard = self.js_heard.pop(previous, None) if previous != source else None
-        self.js_heard[source] = self.js_time
+        self.js_heard[source] = self.js_wall
         while len(self.js_heard) > 8:  # bounded: publishers that went away
             self.js_heard.pop(next(iter(self.js_heard)))
         if previous is None or previous == source:
             return False
-        if self._age(last_heard) > self.config.filter.stale_after_s:
+        if last_heard is None or self.js_wall - last_heard > self.config.filter.stale_after_s:
             return True
         self.js_heard[previous] = last_heard  # still alive: both publish
         self.stats["joint_state_clashes"] += 1
@@ -398,11 +402,11 @@ class SafetyNode(WmNode):
                 "this rclpy reports no publisher gid per message: a restarted arm driver is "
                 "told by a new /joint_states publisher in the ROS graph after a gap"
             )
-        now = self.get_clock().now()
+        now = self.js_wall
         topic = self.subs[0].topic_name  # /joint_states as remapped
         gids = {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topic)}
         if was_stale and self.js_graph:
-            self.js_window = now + Duration(seconds=self.config.filter.stale_after_s)
+            self.js_window = now + self.config.filter.stale_after_s
         if self.js_window is None:
             self.js_graph = gids  # flowing: these are the driver's publishers
             return False
