@@ -120,6 +120,7 @@ class ChaosRelay(Node):
             self.delayed = [d for d in self.delayed if d[2] != topic]
             heapq.heapify(self.delayed)
             self.get_logger().info(f"{name}: a new upstream publisher; relaying from a new one")
+            self._report_matches(topic)
         self.sources[topic] = source
         pub = self.pubs[topic]
         if fault and topic in self.pending:
@@ -155,6 +156,21 @@ class ChaosRelay(Node):
         elif fault == "offset":
             shift(msg.clock, arg)
         pub.publish(msg)
+
+    def _report_matches(self, topic: str) -> None:
+        """Log, 1 s and 5 s after our publisher was recreated, how many subscribers it has:
+        whether the nodes behind the relay found the new one (wm chaos' flow after a restart)."""
+        pub, ticks = self.pubs[topic], []
+
+        def report() -> None:
+            ticks.append(1)
+            if pub is self.pubs[topic]:  # not recreated again meanwhile
+                n = pub.get_subscription_count()
+                self.get_logger().info(f"{pub.topic_name}: {n} subscriber(s) {len(ticks)} s on")
+            if len(ticks) >= 5 or pub is not self.pubs[topic]:
+                self.destroy_timer(timer)
+
+        timer = self.create_timer(1.0, report)
 
     def _flush(self) -> None:
         now = time.monotonic_ns()

@@ -138,6 +138,8 @@ class PerceptionNode(WmNode):
             z = self.backend.encode(torch.from_numpy(x)).numpy()  # [1, N, D]
         self.stats["encode_ms"] = (time.perf_counter() - t0) * 1e3
         self.stats["encoded"] += 1
+        if self.stats["encoded"] == 1:  # when the camera's frames started flowing, in the log
+            self.get_logger().info(f"first camera image encoded ({msg.width}x{msg.height})")
         self.publish(self.pub, latent_msg(z, msg))
 
     def diagnostics(self):
