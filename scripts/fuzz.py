@@ -31,6 +31,7 @@ MODULES = {
     "test_fuzz_bag_import": ROOT / "tests" / "wm_core" / "data",
     "test_fuzz_checkpoint": ROOT / "tests" / "wm_core" / "models",
     "test_paths": ROOT / "tests" / "wm_core",
+    "test_fuzz_calib": ROOT / "tests" / "wm_core" / "calib",
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from wm_core.config import ConfigError, check_range
+from wm_core.config import ConfigError, check_range, read_yaml
 
 Box3 = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -382,16 +382,7 @@ def cell_from_mapping(data: Any, source: str = "cell") -> Workcell:
 def load_cell(path: str | Path) -> Workcell:
     """Load and validate a cell file (:class:`ConfigError`, one line, on any problem)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read cell file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "parse error"
-        raise ConfigError(f"cell file {path} is not valid YAML: {first}") from None
-    return cell_from_mapping(data, str(path))
+    return cell_from_mapping(read_yaml(path, "cell file"), str(path))
 
 
 @functools.lru_cache(maxsize=1)

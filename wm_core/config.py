@@ -218,38 +218,44 @@ def _to_tuple(value: Any) -> Any:
     return value
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
-    """Load ``cls`` from a YAML file; malformed YAML or bad values raise ConfigError."""
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """The parsed YAML document of a file: what every loader of ours reads files with. Too
+    large (over ``MAX_CONFIG_BYTES``), unreadable, not UTF-8, nested too deeply or malformed
+    raise a one-line :class:`ConfigError` naming ``what`` and the path."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(
-                f"config {path} is {size} bytes; configs are at most {MAX_CONFIG_BYTES}"
+                f"{what} {path} is {size} bytes; configs are at most {MAX_CONFIG_BYTES}"
             )
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from exc
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from exc
     try:
-        _check_yaml_depth(text, path)
-        data = yaml.safe_load(text)
+        _check_yaml_depth(text, path, what)
+        return yaml.safe_load(text)
     except ConfigError:
         raise
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     # PyYAML lets a few malformed scalars through as plain Python errors (a date such as
     # 2024-13-45, an int with more digits than Python converts) and recurses per nesting level
     except (ValueError, OverflowError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"config {path} is not valid YAML: {msg}") from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {msg}") from exc
     except RecursionError as exc:
-        raise ConfigError(f"config {path} is nested too deeply to be a config") from exc
-    return from_mapping(cls, data, source=str(path))
+        raise ConfigError(f"{what} {path} is nested too deeply to be a config") from exc
 
 
-def _check_yaml_depth(text: str, path: Path) -> None:
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load ``cls`` from a YAML file; malformed YAML or bad values raise ConfigError."""
+    return from_mapping(cls, read_yaml(path), source=str(path))
+
+
+def _check_yaml_depth(text: str, path: Path, what: str = "config") -> None:
     """Refuse deeply nested text before composing it (PyYAML composes recursively: a few
     thousand brackets take seconds to end in a RecursionError). The event parser is flat."""
     depth = 0
@@ -257,6 +263,6 @@ def _check_yaml_depth(text: str, path: Path) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise ConfigError(f"config {path} is nested too deeply to be a config")
+                raise ConfigError(f"{what} {path} is nested too deeply to be a config")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1

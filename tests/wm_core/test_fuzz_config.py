@@ -17,6 +17,7 @@ import yaml
 from fuzzlib import Target, fuzz_tests, scratch_dir
 from hypothesis import strategies as st
 
+from wm_core.cell import PYBULLET_CELL_FILE, SIM_CELL_FILE
 from wm_core.config import ConfigError, from_mapping, load_yaml
 from wm_core.data.bag_import import ImportConfig
 from wm_core.data.collect import CollectConfig
@@ -200,9 +201,13 @@ CRAFTED = [
 ]
 
 
+def yaml_texts() -> st.SearchStrategy:
+    return st.tuples(st.sampled_from(CLASSES), hostile_bytes(tuple(VALID_TEXT)))
+
+
 @st.composite
-def yaml_texts(draw) -> tuple[type, bytes]:
-    cls = draw(st.sampled_from(CLASSES))
+def hostile_bytes(draw, valid: tuple[str, ...]) -> bytes:
+    """Random bytes or text, a crafted document, or one of ``valid`` mutated byte-wise."""
     kind = draw(st.integers(0, 3))
     if kind == 0:
         payload = draw(st.binary(max_size=300))
@@ -211,7 +216,7 @@ def yaml_texts(draw) -> tuple[type, bytes]:
     elif kind == 2:
         payload = draw(st.sampled_from(CRAFTED)).encode()
     else:  # a valid document, mutated
-        base = bytearray(draw(st.sampled_from(VALID_TEXT)).encode())
+        base = bytearray(draw(st.sampled_from(valid)).encode())
         for _ in range(draw(st.integers(1, 6))):
             op = draw(st.integers(0, 2))
             pos = draw(st.integers(0, len(base)))
@@ -242,7 +247,7 @@ def yaml_texts(draw) -> tuple[type, bytes]:
             else:
                 base[pos:pos] = str(draw(numbers)).encode()[:50]
         payload = bytes(base)
-    return cls, payload
+    return payload
 
 
 def check_text(case) -> None:
@@ -301,6 +306,13 @@ def check_cell(changes) -> None:
     assert isinstance(cell, Workcell)
 
 
+def check_cell_text(payload: bytes) -> None:
+    """A cell *file* (``load_cell``): bytes that are not UTF-8, deep nesting, bad YAML."""
+    from wm_core.cell import Workcell, load_cell
+
+    assert isinstance(load_cell(_yaml_file(payload)), Workcell)
+
+
 TARGETS = [
     Target(
         "config.scene_yaml",
@@ -318,6 +330,13 @@ TARGETS = [
     ),
     Target("config.yaml_text", yaml_texts(), check_text, (ConfigError,), quick=300),
     Target("config.cell_yaml", cell_documents(), check_cell, (ConfigError,), quick=300),
+    Target(
+        "config.cell_file_text",
+        hostile_bytes(tuple(p.read_text() for p in (SIM_CELL_FILE, PYBULLET_CELL_FILE))),
+        check_cell_text,
+        (ConfigError,),
+        quick=200,
+    ),
 ]
 
 

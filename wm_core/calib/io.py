@@ -57,7 +57,7 @@ from wm_core.calib.transforms import (
     rvec_tvec_from_T,
     xyz_quat_from_T,
 )
-from wm_core.config import ConfigError
+from wm_core.config import ConfigError, read_yaml
 
 CAMERA_CHILD_FRAME = "camera_optical_frame"
 WORLD_FRAME = "world"
@@ -66,15 +66,7 @@ QUAT_NORM_TOL = 0.01
 
 
 def _load_yaml(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {first}") from exc
+    return read_yaml(path, what)  # size, UTF-8, nesting and YAML errors: one line each
 
 
 def _flow_lists(data: Any) -> str:
@@ -206,7 +198,7 @@ def _vector(entry: Any, key: str, n: int, where: str) -> np.ndarray:
 def _expect_keys(entry: Any, keys: tuple[str, ...], where: str) -> None:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a mapping with keys {list(keys)}")
-    extra = sorted(set(entry) - set(keys))
+    extra = sorted((set(entry) - set(keys)), key=repr)  # keys of any YAML type
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {extra}; expected {list(keys)}")
 
