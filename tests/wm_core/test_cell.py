@@ -90,6 +90,16 @@ def test_unreadable_or_malformed_files(tmp_path):
     bad.write_text("table: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_cell(bad)
+    # found by fuzzing (config.cell_file_text): each crashed load_cell before
+    for payload, match in (
+        (b"name: \xff\xfe\n", "not UTF-8"),
+        (b"name: 2024-13-45\n", "not valid YAML"),
+        (b"{null: 1, name: a}\n", "unknown field"),  # a null key beside a string one
+        (b"name: " + b"[" * 3000 + b"]" * 3000 + b"\n", "nested too deeply"),
+    ):
+        bad.write_bytes(payload)
+        with pytest.raises(ConfigError, match=match):
+            load_cell(bad)
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_cell(bad)
