@@ -61,7 +61,94 @@ def _matrix(rows: int, cols: int, good: list[float]) -> st.SearchStrategy:
 K_GOOD = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
 
 
+GOOD_INFO = {
+    "image_width": 640,
+    "image_height": 480,
+    "camera_name": "cam",
+    "camera_matrix": {"rows": 3, "cols": 3, "data": K_GOOD},
+    "distortion_model": "plumb_bob",
+    "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.1, -0.05, 0.0, 0.0, 0.0]},
+}
+GOOD_ENTRY = {
+    "T_base_tool": {"xyz": [0.4, 0.0, 0.3], "quat_xyzw": [1.0, 0.0, 0.0, 0.0]},
+    "T_cam_board": {"rvec": [0.1, -2.9, 0.2], "tvec": [0.05, -0.02, 0.9]},
+}
+
+
+def _edited(base: dict, paths: list[tuple], hostile: st.SearchStrategy) -> st.SearchStrategy:
+    """``base`` with 0-3 of ``paths`` (key tuples) set to hostile values or removed: mostly
+    one bad field in an otherwise valid file (0 edits: the valid file itself)."""
+    import copy
+
+    def apply(edits) -> dict:
+        doc = copy.deepcopy(base)
+        for path, value, remove in edits:
+            node = doc
+            for k in path[:-1]:
+                in_dict = isinstance(node, dict) and k in node
+                in_list = isinstance(node, list) and isinstance(k, int) and k < len(node)
+                if not (in_dict or in_list):
+                    node = None
+                    break
+                node = node[k]
+            if isinstance(node, dict):
+                if remove:
+                    node.pop(path[-1], None)
+                else:
+                    node[path[-1]] = value
+        return doc
+
+    edit = st.tuples(st.sampled_from(paths), hostile, st.booleans())
+    return st.one_of(st.lists(edit, max_size=1), st.lists(edit, max_size=3)).map(apply)
+
+
+INFO_PATHS = [
+    *((k,) for k in GOOD_INFO),
+    *((m, f) for m in ("camera_matrix", "distortion_coefficients") for f in ("rows", "data")),
+    ("rectification_matrix",),
+    ("projection_matrix",),
+]
+NEAR_K = st.lists(st.floats(-1e3, 1e3), min_size=9, max_size=9)
+
+
+def near_valid_camera_info() -> st.SearchStrategy:
+    return _edited(GOOD_INFO, INFO_PATHS, st.one_of(values, NEAR_K, hostile_numbers))
+
+
+def near_valid_samples() -> st.SearchStrategy:
+    paths = [
+        ("camera_info",),
+        ("tool_frame",),
+        *(
+            ("samples", i, part, k)
+            for i in range(3)
+            for part, keys in (
+                ("T_base_tool", ("xyz", "quat_xyzw")),
+                ("T_cam_board", ("rvec", "tvec")),
+            )
+            for k in keys
+        ),
+    ]
+
+    def doc(n: int) -> dict:
+        import copy
+
+        return {
+            "camera_info": "camera.yaml",
+            "samples": [copy.deepcopy(GOOD_ENTRY) for _ in range(n)],
+        }
+
+    vec = st.lists(st.one_of(st.floats(-5.0, 5.0), hostile_numbers), min_size=3, max_size=4)
+    return st.one_of(st.integers(MIN_POSES, 6), st.integers(0, 6)).flatmap(
+        lambda n: _edited(doc(n), paths, st.one_of(values, vec))
+    )
+
+
 def camera_info_docs() -> st.SearchStrategy:
+    return st.one_of(near_valid_camera_info(), _loose_camera_info())
+
+
+def _loose_camera_info() -> st.SearchStrategy:
     return st.fixed_dictionaries(
         {},
         optional={
@@ -109,6 +196,7 @@ def sample_entries() -> st.SearchStrategy:
 
 def samples_docs() -> st.SearchStrategy:
     return st.one_of(
+        near_valid_samples(),
         st.fixed_dictionaries(
             {},
             optional={
@@ -134,6 +222,7 @@ def _texts(docs: st.SearchStrategy) -> st.SearchStrategy:
     text = docs.map(dump)
     return st.one_of(
         text,
+        text,  # the document whole, twice as often as each way of breaking its bytes
         st.tuples(text, st.floats(0.0, 1.0)).map(lambda t: t[0][: int(len(t[0]) * t[1])]),
         st.tuples(text, st.integers(0, 10**6), st.integers(0, 255)).map(
             lambda t: (
