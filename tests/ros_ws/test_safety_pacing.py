@@ -47,7 +47,7 @@ def _run(paced: bool, late: list[bool], direction=(0.3, 0.0, 0.0)) -> list[float
             pending = None
         res = flt.filter(far, False, ref)
         left = 0.0 if motion_end is None else min(max(motion_end - now, 0.0), motion_s)
-        t1 = DT + left
+        t1 = DT if paced else DT + left  # with a reference, the pacer alone times it
         if paced:
             pacer.reference(ref, now)
             t1 = pacer.first_time(res.q, now, t1)
@@ -101,3 +101,28 @@ def test_the_pacer_changes_nothing_without_a_reference_and_forgets_a_clock_jump_
     assert pacer.first_time(far, 0.1, DT) == DT  # targets sent before the jump are gone
     with pytest.raises(ValueError):
         FirstPointPacer(kin, 0.0, DT)
+
+
+def test_a_burst_of_commands_is_timed_from_the_reference_alone():
+    """Three commands sent at once after a stall (the controller still at its reference): each
+    first point is timed so that the tool gets there from the reference at the speed limit,
+    with no time added for the motions already sent. The safety node adds that time
+    (``_paced``) only for a controller that publishes no reference, where it must guess; with
+    one, adding it as well kept commands at up to 0.3 s in a ROS stack run (the arm lagged
+    two steps behind its targets and the lead limit shortened every step)."""
+    flt = SafetyFilter(FilterConfig(control_dt=DT), sim_cell())
+    kin = flt.kin
+    q0 = np.array(sim_cell().arm.home_q, float)
+    flt.reset(q0)
+    far = kin.ik_tool_down(kin.tool_position(q0) + np.array([0.3, 0.0, 0.0]), q0).q
+    pacer = FirstPointPacer(kin, LIMIT, DT)
+    pacer.reference(q0, 10.0)
+    ref_tool = kin.tool_position(q0)
+    for n in range(1, 4):
+        res = flt.filter(far, False, q0)
+        flt.resume_from(res.q, False)
+        t1 = pacer.first_time(res.q, 10.0, DT)
+        pacer.sent(res.q[None], 10.0)
+        d = np.linalg.norm(kin.tool_position(res.q) - ref_tool)
+        assert d / t1 <= LIMIT * (1 + 1e-6), (n, d, t1)
+        assert t1 == pytest.approx(max(DT, d / LIMIT))  # no more than the distance asks

@@ -507,7 +507,11 @@ class SafetyNode(WmNode):
                 self.stats["holds"] += 1
             return
         times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
-        times = self._paced(times)
+        if self.pacer.ref_tool is None:
+            # no controller reference to time it from: wait for what is left of the motion
+            # already sent (with one, the pacer alone times the first point from where the
+            # controller is: adding this as well held a stack's commands at up to 0.3 s)
+            times = self._paced(times)
         qs = np.array([r.q for r in passed])  # [P, 6]
         first = self.pacer.first_time(qs[0], self._now_s(), times[0])
         times = [t + first - times[0] for t in times]
