@@ -284,18 +284,6 @@ test_fuzz, test_fuzz_10k = fuzz_tests(TARGETS)
 
 def test_a_valid_file_reads_back():
     """The strategies' good corner is valid: the checks accept what the readers return."""
-    good = {
-        "image_width": 640,
-        "image_height": 480,
-        "camera_name": "cam",
-        "camera_matrix": {"rows": 3, "cols": 3, "data": K_GOOD},
-        "distortion_model": "plumb_bob",
-        "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.1, -0.05, 0, 0, 0]},
-    }
-    check_camera_info(yaml.safe_dump(good).encode())
-    entry = {
-        "T_base_tool": {"xyz": [0.4, 0.0, 0.3], "quat_xyzw": [1.0, 0.0, 0.0, 0.0]},
-        "T_cam_board": {"rvec": [0.1, -2.9, 0.2], "tvec": [0.05, -0.02, 0.9]},
-    }
-    doc = {"camera_info": "camera.yaml", "samples": [entry] * MIN_POSES}
+    check_camera_info(yaml.safe_dump(GOOD_INFO).encode())
+    doc = {"camera_info": "camera.yaml", "samples": [GOOD_ENTRY] * MIN_POSES}
     check_samples(yaml.safe_dump(doc).encode())
