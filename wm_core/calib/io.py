@@ -203,6 +203,15 @@ def _expect_keys(entry: Any, keys: tuple[str, ...], where: str) -> None:
         raise ConfigError(f"{where}: unknown key(s) {extra}; expected {list(keys)}")
 
 
+def _rigid(T: np.ndarray, where: str) -> np.ndarray:
+    """``T`` [4, 4] if it is a finite rigid transform; a huge but finite rotation vector (an
+    angle of 1e154 rad, found by fuzzing) gives a matrix that is neither."""
+    r = T[:3, :3]
+    if not (np.isfinite(T).all() and np.allclose(r @ r.T, np.eye(3), atol=1e-6)):
+        raise ConfigError(f"{where} is not a rigid transform (a rotation angle too large?)")
+    return T
+
+
 def read_handeye_samples(path: str | Path) -> HandEyeSamples:
     """Read and validate a hand-eye samples YAML (schema in the module docstring).
 
@@ -247,8 +256,8 @@ def read_handeye_samples(path: str | Path) -> HandEyeSamples:
                 f"{where}.T_cam_board.tvec={tvec.tolist()}: the board must be in front of the "
                 "camera (z > 0)"
             )
-        tools.append(T_from_xyz_quat(xyz, q))
-        boards.append(T_from_rvec_tvec(rvec, tvec))
+        tools.append(_rigid(T_from_xyz_quat(xyz, q), f"{where}.T_base_tool"))
+        boards.append(_rigid(T_from_rvec_tvec(rvec, tvec), f"{where}.T_cam_board"))
     n = len(tools)
     shape = (n, 4, 4)
     return HandEyeSamples(

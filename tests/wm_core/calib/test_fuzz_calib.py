@@ -287,3 +287,17 @@ def test_a_valid_file_reads_back():
     check_camera_info(yaml.safe_dump(GOOD_INFO).encode())
     doc = {"camera_info": "camera.yaml", "samples": [GOOD_ENTRY] * MIN_POSES}
     check_samples(yaml.safe_dump(doc).encode())
+
+
+def test_a_huge_rotation_vector_is_refused_not_read_as_a_broken_transform():
+    """Found at 10^4 cases: rvec [0, 0, 1.34e154] is finite, but its rotation matrix is not
+    (the reader returned NaN in the transform)."""
+    import copy
+
+    import pytest
+
+    bad = copy.deepcopy(GOOD_ENTRY)
+    bad["T_cam_board"]["rvec"] = [0.0, 0.0, 1.3407807929942597e154]
+    doc = {"camera_info": "camera.yaml", "samples": [bad] + [GOOD_ENTRY] * MIN_POSES}
+    with pytest.raises(ConfigError, match=r"samples\[0\]\.T_cam_board is not a rigid transform"):
+        check_samples(yaml.safe_dump(doc).encode())
