@@ -54,6 +54,7 @@ from wm_core.calib.intrinsics import CameraIntrinsics, projection_matrix
 from wm_core.calib.transforms import (
     T_from_rvec_tvec,
     T_from_xyz_quat,
+    is_rigid,
     rvec_tvec_from_T,
     xyz_quat_from_T,
 )
@@ -206,8 +207,7 @@ def _expect_keys(entry: Any, keys: tuple[str, ...], where: str) -> None:
 def _rigid(T: np.ndarray, where: str) -> np.ndarray:
     """``T`` [4, 4] if it is a finite rigid transform; a huge but finite rotation vector (an
     angle of 1e154 rad, found by fuzzing) gives a matrix that is neither."""
-    r = T[:3, :3]
-    if not (np.isfinite(T).all() and np.allclose(r @ r.T, np.eye(3), atol=1e-6)):
+    if not is_rigid(T):
         raise ConfigError(f"{where} is not a rigid transform (a rotation angle too large?)")
     return T
 

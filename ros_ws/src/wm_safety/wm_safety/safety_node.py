@@ -20,7 +20,7 @@ right after each arm command made from a planner command, ``/wm/safety/command_s
 (std_msgs/Header) carries that planner command's stamp, the source image's. An evaluator pairs
 it with the frame to measure the end-to-end latency (``wm_bringup.episodes``).
 
-Holds (a one-point trajectory at the measured joints, suction unchanged):
+Holds (a one-point trajectory, suction unchanged; where, below):
 
 - **watchdog**: a timer checks every ``watchdog_period_s`` that a command and a joint state
   arrived within ``stale_after_s``; if not, it holds (once, until commands resume) at the last
