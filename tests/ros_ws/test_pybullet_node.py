@@ -73,7 +73,10 @@ def test_topics_types_camera_info_and_no_ground_truth(ros):
     assert (ci.width, ci.height) == (im.width, im.height)
     cam = load_cell(PYBULLET_CELL_FILE).camera
     np.testing.assert_allclose(np.reshape(ci.k, (3, 3)), cam.k_for(64, 48), atol=1e-9)
-    assert to_seconds(im.header.stamp) in [to_seconds(c.clock) for c in clock]
+    # stamped on the simulator's clock: a tick's /clock can arrive after its image (two
+    # subscriptions, one executor), so wait for that tick; a wall-time stamp never comes
+    stamp = to_seconds(im.header.stamp)
+    assert ros.spin_until(lambda: stamp in [to_seconds(c.clock) for c in clock], timeout=3.0)
     # what the node publishes: the arm's, the camera's and the clock's topics, plus the
     # episode scores; nothing else carries ground truth
     published = {

@@ -124,7 +124,10 @@ def test_topics_types_stamps_and_qos(ros):
     im = img[-1]
     assert (im.encoding, im.height, im.width, im.step) == ("rgb8", 64, 64, 192)
     assert len(im.data) == 64 * 192
-    assert to_seconds(im.header.stamp) in [to_seconds(c.clock) for c in clock]
+    # stamped on the simulator's clock: a tick's /clock can arrive after its image (two
+    # subscriptions, one executor), so wait for that tick; a wall-time stamp never comes
+    stamp = to_seconds(im.header.stamp)
+    assert ros.spin_until(lambda: stamp in [to_seconds(c.clock) for c in clock], timeout=3.0)
     ci = info[-1]
     assert ci.k[2] == pytest.approx(32.0) and ci.k[8] == 1.0 and ci.width == 64
     assert node.active
