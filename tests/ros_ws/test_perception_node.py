@@ -75,10 +75,9 @@ def test_bad_images_are_dropped_and_other_sizes_resized(ros, tiny_model_dir):
     short = image(64, 64)
     short.data = bytes(short.data)[:100]
     blank = Image(height=64, width=64, encoding="rgb8", step=192, data=bytes(64 * 64 * 3))
-    for bad in (mono, short, blank):
+    for k, bad in enumerate((mono, short, blank)):  # best effort, keep 1: one at a time
         pub.publish(bad)
-        ros.spin_for(0.1)
-    assert ros.spin_until(lambda: node.stats["rejected"] == 3)
+        assert ros.spin_until(lambda n=k + 1: node.stats["rejected"] == n)
     assert latents == []
     big = image(96, 128, "bgr8")  # another size and channel order: resized, still encoded
     assert ros.spin_until(lambda: (pub.publish(big), bool(latents))[1], timeout=10.0)

@@ -20,6 +20,7 @@ rclpy = pytest.importorskip("rclpy")
 
 import ros_harness  # noqa: E402
 from builtin_interfaces.msg import Time  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosbags.interfaces import QosDurability, QosReliability  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
@@ -247,7 +248,9 @@ def test_wm_record_cli_closes_the_bag_on_ctrl_c(ros, tmp_path):
         assert ros.spin_until(ros.linked, 30.0), "the recorder never subscribed"
         for k in range(5):
             pub.publish(JointState(header=header(k, "base"), name=list(NAMES), position=[0.0] * 6))
-        ros.spin_for(1.0)  # reliable delivery to the other process
+        # reliable delivery to the other process (acknowledged by its reader; the recorder
+        # writes what was delivered before it stops)
+        assert pub.wait_for_all_acked(Duration(seconds=10.0))
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -30,7 +30,8 @@ def domain(monkeypatch):
 
 
 def run_stack(overrides: dict, seconds: float, until=None):
-    """Start the sim stack in process with a probe; return (running stack, commands, episodes)."""
+    """Start the sim stack in process with a probe; return (running stack, commands, episodes).
+    ``until(running, episodes, commands)``: stop early once true."""
     running = InProcessStack(describe("sim", overrides=overrides))
     running.start()
     probe = rclpy.create_node("wm_test_probe", context=running.context)
@@ -44,7 +45,7 @@ def run_stack(overrides: dict, seconds: float, until=None):
         String, "/wm/sim/episode", lambda m: episodes.append(json.loads(m.data)), RELIABLE_QOS
     )
     end = time.monotonic() + seconds
-    while time.monotonic() < end and not (until and until(running, episodes)):
+    while time.monotonic() < end and not (until and until(running, episodes, cmds)):
         running.executor.spin_once(timeout_sec=0.05)
     return running, probe, cmds, episodes
 
@@ -55,9 +56,13 @@ def test_whole_stack_in_process_commands_flow_through_the_safety_node(tiny_model
         "wm_perception": {"model_dir": str(tiny_model_dir)},
         "wm_planner": {"model_dir": str(tiny_model_dir), "samples": 32},
     }
-    running, probe, cmds, episodes = run_stack(
-        overrides, 30.0, until=lambda r, e: r.nodes["wm_planner"].stats["plans"] >= 10
-    )
+
+    def enough(r, e, cmds):  # the safety node and the probe run behind the planner
+        flt = r.nodes["wm_safety"].filter
+        passed = 0 if flt is None else flt.counts["ok"] + flt.counts["clamped"]
+        return r.nodes["wm_planner"].stats["plans"] >= 10 and passed >= 5 and len(cmds) >= 5
+
+    running, probe, cmds, episodes = run_stack(overrides, 30.0, until=enough)
     try:
         planner, safety, sim = (running.nodes[n] for n in ("wm_planner", "wm_safety", "wm_sim"))
         assert planner.stats["plans"] >= 10, planner.stats
@@ -83,7 +88,7 @@ def test_shipped_model_moves_the_arm_toward_the_object():
     running, probe, cmds, episodes = run_stack(
         overrides,
         120.0,
-        until=lambda r, e: len(e) >= 2 and e[-1]["tool_to_nearest_object_m"] < 0.05,
+        until=lambda r, e, _: len(e) >= 2 and e[-1]["tool_to_nearest_object_m"] < 0.05,
     )
     try:
         safety = running.nodes["wm_safety"]

@@ -148,10 +148,10 @@ def test_executes_trajectories_by_joint_name_with_the_suction_joint(ros):
     assert js[-1].position[6] == 1.0  # suction on
     np.testing.assert_allclose(js[-1].position[:5], HOME[:5], atol=0.02)
     # the follower's reference (what the safety node times its commands from): on the goal
-    # exactly once the trajectory ended, in URDF order, stamped with the simulated time
-    assert ros.spin_until(lambda: len(ref) >= 2)
+    # exactly once the trajectory ended, in URDF order, stamped with the simulated time (a
+    # tick's reference may arrive after its joint state: no order across topics, so wait)
+    assert ros.spin_until(lambda: np.allclose(ref[-1].position, goal, rtol=0.0, atol=1e-12))
     assert list(ref[-1].name) == list(NAMES)
-    np.testing.assert_allclose(ref[-1].position, goal, atol=1e-12)
     assert to_seconds(ref[-1].header.stamp) > to_seconds(ref[0].header.stamp)
 
     bad = make_trajectory(NAMES[:5], HOME[None, :5], [0.5], None)  # a joint missing
@@ -174,7 +174,8 @@ def test_reset_and_episode_metrics(ros):
     reset.publish(Int64(data=7))
     assert ros.spin_until(lambda: node.episode["seed"] == 7)
     assert ros.spin_until(lambda: json.loads(episodes[-1].data)["seed"] == 7)
-    ended = json.loads(episodes[-2].data)  # the reset ended the seed-0 episode
+    seeds = [json.loads(e.data)["seed"] for e in episodes]
+    ended = json.loads(episodes[seeds.index(7) - 1].data)  # the reset ended the seed-0 episode
     assert (ended["seed"], ended["done"], ended["end_reason"]) == (0, True, "reset")
 
 

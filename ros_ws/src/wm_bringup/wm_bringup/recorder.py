@@ -467,6 +467,10 @@ class BagRecorder(Node):
             log.error(s.failure)
 
 
+DRAIN_S = 0.3
+"""After a stop, how long the recorder still takes the messages DDS has delivered."""
+
+
 def record(cfg: RecorderConfig, *, handle_signals: bool = True) -> RecordSummary:
     """Record until ``cfg.seconds`` pass, Ctrl-C / SIGTERM (with ``handle_signals``; main thread
     only), or a write fails; the bag is closed in every case. Raises :class:`RecordError` when
@@ -490,6 +494,11 @@ def record(cfg: RecorderConfig, *, handle_signals: bool = True) -> RecordSummary
             if deadline is not None and time.monotonic() >= deadline:
                 break
             executor.spin_once(timeout_sec=0.1)
+        if node.failure is None and context.ok():
+            # what DDS already delivered gets written too: a stop loses nothing received
+            drain_end = time.monotonic() + DRAIN_S
+            while time.monotonic() < drain_end:
+                executor.spin_once(timeout_sec=0.01)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

@@ -105,6 +105,7 @@ from wm_core.robot.limits import CONTROL_HZ
 from wm_core.safety import FilterConfig, SafetyFilter
 from wm_core.safety.pacing import FirstPointPacer
 from wm_core.viz.record import verdict_of
+from wm_safety.joint_sources import JointStateSources
 from wm_safety.publishers import foreign_publishers
 
 ARM_TOPIC = "/arm_controller/joint_trajectory"
@@ -177,16 +178,8 @@ class SafetyNode(WmNode):
         self.stats["bad_joint_states"] = 0
         self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
         self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
-        self.js_source: bytes | None = None  # that publisher's gid, as last seen
-        # Publisher silence is measured in wall time (time.monotonic): the node's clock may be
-        # a simulator's, which stops with it, so a restarted simulator's first joint state can
-        # arrive before its clock does, and in sim time the old publisher was silent for 0 s.
-        self.js_wall: float | None = None  # wall time of the last joint state
-        self.js_heard: dict[bytes, float] = {}  # gid -> wall time of its last message
-        self.js_graph: set[bytes] = set()  # /joint_states publishers while the states flowed
-        self.js_window: float | None = None  # after a gap: look for a new one until then (wall)
         self.stats["joint_state_clashes"] = 0  # messages from a second live publisher
-        self.warned_no_gid = False
+        self.js_sources: JointStateSources | None = None  # who publishes /joint_states
         self.last_status = ""
         self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
         self.publisher_check = None
@@ -248,6 +241,9 @@ class SafetyNode(WmNode):
             ),
             self.create_subscription(Bool, "/wm/estop", self._on_estop, RELIABLE_QOS),
         ]
+        self.js_sources = JointStateSources(
+            cfg.filter.stale_after_s, self._joint_state_publishers, self.get_logger()
+        )
         self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
         if not cfg.shadow:
             self.publisher_check = self.create_timer(
@@ -342,14 +338,9 @@ class SafetyNode(WmNode):
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
         self.q, self.suction_meas = q, suction
-        wall, stale = time.monotonic(), self.config.filter.stale_after_s
-        was_stale = self.js_wall is not None and wall - self.js_wall > stale
-        self.js_time, self.js_wall = self.get_clock().now(), wall
-        source = publisher_of(info)
-        if source is not None:
-            restarted = self._joint_state_source(source)
-        else:
-            restarted = self._restart_in_graph(was_stale)
+        self.js_time = self.get_clock().now()
+        restarted = self.js_sources.restarted(publisher_of(info), time.monotonic())
+        self.stats["joint_state_clashes"] = self.js_sources.clashes  # a second live publisher
         flt = self.filter
         if flt is not None and flt.last_q is not None and self.active:
             gap = float(np.abs(self.q - flt.last_q).max())
@@ -366,56 +357,9 @@ class SafetyNode(WmNode):
                 )
                 self._hold("re-sync", resync=True)
 
-    def _joint_state_source(self, source: bytes | None) -> bool:
-        """Track the publisher of ``/joint_states``; True when a new one replaced one that has
-        been silent for ``stale_after_s`` (the arm's driver or controller restarted). Two that
-        alternate are a misconfiguration, reported, not a restart (a re-sync per message
-        would stop the arm and re-aim a latched hold)."""
-        previous, self.js_source = self.js_source, source
-        last_heard = self.js_heard.pop(previous, None) if previous != source else None
-        self.js_heard[source] = self.js_wall
-        while len(self.js_heard) > 8:  # bounded: publishers that went away
-            self.js_heard.pop(next(iter(self.js_heard)))
-        if previous is None or previous == source:
-            return False
-        if last_heard is None or self.js_wall - last_heard > self.config.filter.stale_after_s:
-            return True
-        self.js_heard[previous] = last_heard  # still alive: both publish
-        self.stats["joint_state_clashes"] += 1
-        self.get_logger().error(
-            "joint states from more than one publisher on /joint_states: run one (the "
-            "safety node follows the latest message)",
-            throttle_duration_sec=2.0,
-        )
-        return False
-
-    def _restart_in_graph(self, was_stale: bool) -> bool:
-        """Where rclpy gives no publisher gid per message (Jazzy's rclpy 7.1 has none): after
-        the joint states were stale, a ``/joint_states`` publisher in the ROS graph that was not
-        there while they flowed is the arm's driver restarted. A SIGKILLed publisher stays in
-        the graph until its DDS lease ends, so the new one is told by being new, not by being
-        alone; discovery may list it a little after its first message, hence a window of
-        ``stale_after_s`` after the gap. Two live publishers are not told apart here."""
-        if not self.warned_no_gid:
-            self.warned_no_gid = True
-            self.get_logger().warning(
-                "this rclpy reports no publisher gid per message: a restarted arm driver is "
-                "told by a new /joint_states publisher in the ROS graph after a gap"
-            )
-        now = self.js_wall
+    def _joint_state_publishers(self) -> set[bytes]:
         topic = self.subs[0].topic_name  # /joint_states as remapped
-        gids = {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topic)}
-        if was_stale and self.js_graph:
-            self.js_window = now + self.config.filter.stale_after_s
-        if self.js_window is None:
-            self.js_graph = gids  # flowing: these are the driver's publishers
-            return False
-        if gids - self.js_graph:
-            self.js_window, self.js_graph = None, gids
-            return True
-        if now > self.js_window:
-            self.js_window, self.js_graph = None, gids  # no new publisher: the same driver
-        return False
+        return {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topic)}
 
     def _on_reference(self, msg: JointState) -> None:
         if self.filter is None:
