@@ -351,10 +351,15 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
         joint_states=args.joint_topic,
         command=args.command_topic,
         suction=args.suction_topic,
+        holding=args.holding_topic,
+        reset=args.reset_topic,
     )
+    if args.objects is not None and not 1 <= args.objects <= 64:
+        raise UsageError(f"--objects {args.objects}: expected 1-64 objects per scene")
+    cell = _cell(args)
     out = _writable_dir(args.out)
     try:
-        result = import_bag(Path(args.bag), out, topics, cfg)
+        result = import_bag(Path(args.bag), out, topics, cfg, objects=args.objects, cell=cell)
     except BagImportError as exc:
         raise UsageError(str(exc)) from exc
     summary = inside(out, f"import_{Path(args.bag).name}.json")  # the name comes from data
@@ -363,6 +368,11 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
         f"imported {result['steps']} steps into {result['shards']} shard(s) "
         f"({result['dropped_frames']} frames dropped, actions from {result['action_source']})"
     )
+    if args.objects is not None:
+        print(
+            f"labels from grips: {result['scenes_labelled']} of {len(result['scenes'])} "
+            f"scene(s) explained ({result['human_annotations']} human annotation(s) used)"
+        )
     return 0
 
 
@@ -1165,6 +1175,22 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--command-topic", default="/arm_controller/joint_trajectory")
     ib.add_argument("--suction-topic", default="/suction", help="std_msgs/Bool (optional)")
     ib.add_argument("--image-size", type=int, default=128, help="stored image side, 16-512")
+    ib.add_argument(
+        "--holding-topic",
+        default="/suction/holding",
+        help="the gripper's vacuum switch, std_msgs/Bool (optional)",
+    )
+    ib.add_argument(
+        "--reset-topic", default="/wm/sim/reset", help="scene resets, std_msgs/Int64 (optional)"
+    )
+    ib.add_argument(
+        "--objects",
+        type=int,
+        default=None,
+        help="objects set on the table per scene: label each scene from its grips (needs the "
+        "vacuum switch); one human annotation per scene",
+    )
+    ib.add_argument("--cell", default=None, help="the recorded work cell's file (default: sim)")
     ib.set_defaults(func=cmd_import_bag)
 
     tr = sub.add_parser(

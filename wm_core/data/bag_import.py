@@ -12,6 +12,18 @@ command asks for (FK of its last point minus FK of the current joints); without 
 realised tool displacement to the next frame. Both are divided by ``max_tool_step`` and clipped
 to [-1, 1]. Suction comes from an optional ``std_msgs/Bool`` topic, else it is recorded as off.
 Which sources were used is written to each shard's ``meta``.
+
+Unstamped topics (``std_msgs/Bool``, ``Int64``) are timed by when the recorder logged them, and
+compared with the time the recorder logged each frame, not with the frame's stamp: under a
+simulator the stamps are simulated time and the log times wall time.
+
+**The robot's own labels.** With the gripper's vacuum switch recorded (``/suction/holding``,
+``std_msgs/Bool``), each frame gets ``obs/suction_held``. Told how many objects were set on the
+table (``objects``: one counted human annotation per scene), the importer labels each scene
+from its grips (:mod:`wm_core.data.grip_labels`): ``label/object_pos`` in every shard of a
+scene the grips explain. A scene is the whole bag, or the part between two resets recorded on
+``/wm/sim/reset`` (``std_msgs/Int64``: the episode driver's, standing in for a person saying
+"I reset the table": each counts as one more annotation). Shards never span two scenes.
 """
 
 from __future__ import annotations
@@ -26,7 +38,9 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.config import check_range
+from wm_core.data.grip_labels import scene_labels
 from wm_core.data.shards import Episode, ShardError, save_shard
 from wm_core.paths import inside
 from wm_core.robot import ArmKinematics
@@ -48,6 +62,10 @@ class BagTopics:
     suction_joint: str = "suction_cup"
     """The suction state as a joint in /joint_states (position > 0.5: on), as wm_sim and the
     wm stack publish it; stamped, so it is preferred to the (unstamped) suction topic."""
+    holding: str = "/suction/holding"
+    """The vacuum switch (std_msgs/Bool, optional): true while the cup holds an object."""
+    reset: str = "/wm/sim/reset"
+    """Scene resets (std_msgs/Int64, optional): where one scene ends and the next begins."""
 
 
 @dataclass(frozen=True)
@@ -91,22 +109,33 @@ def _image_to_rgb(msg, size: int) -> np.ndarray:
 
 
 def import_bag(
-    bag: Path, out: Path, topics: BagTopics = BagTopics(), cfg: ImportConfig = ImportConfig()
+    bag: Path,
+    out: Path,
+    topics: BagTopics = BagTopics(),
+    cfg: ImportConfig = ImportConfig(),
+    objects: int | None = None,
+    cell: Workcell | None = None,
 ) -> dict:
-    """Import one rosbag2 directory into shards under ``out``. Returns counts."""
+    """Import one rosbag2 directory into shards under ``out``. Returns counts. ``objects``:
+    how many objects each scene began with (labels from grips; None: no labels). ``cell``: the
+    work cell recorded (arm base, table, bin; default the sim cell)."""
     bag, out = Path(bag), Path(out)
     if not (bag / "metadata.yaml").is_file():
         raise BagImportError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
-    kin = ArmKinematics()
+    cell = cell or sim_cell()
+    kin = ArmKinematics(base_pose=cell.arm.T_world_base)
     names = kin.arm.joint_names
     typestore = get_typestore(Stores.ROS2_JAZZY)
     images, joints, commands, suction, suction_js = [], [], [], [], []
+    holding, resets = [], []
     dropped_commands = 0
     expected = {
         topics.image: "sensor_msgs/msg/Image",
         topics.joint_states: "sensor_msgs/msg/JointState",
         topics.command: "trajectory_msgs/msg/JointTrajectory",
         topics.suction: "std_msgs/msg/Bool",
+        topics.holding: "std_msgs/msg/Bool",
+        topics.reset: "std_msgs/msg/Int64",
     }
     # A bag is untrusted input: rosbags and its CDR decoder fail in many ways on damaged or
     # hand-made files (ReaderError, sqlite3/zstd errors, struct.error, IndexError,
@@ -133,7 +162,8 @@ def import_bag(
                 msg = typestore.deserialize_cdr(raw, conn.msgtype)
                 where = "reading messages"
                 if conn.topic == topics.image:
-                    images.append((_stamp(msg), _image_to_rgb(msg, cfg.image_size)))
+                    img = _image_to_rgb(msg, cfg.image_size)
+                    images.append((_stamp(msg), logged_ns * 1e-9, img))
                 elif conn.topic == topics.joint_states:
                     joints.append((_stamp(msg), _joint_vector(msg, names)))
                     if topics.suction_joint in msg.name:
@@ -147,7 +177,11 @@ def import_bag(
                     else:
                         commands.append((_stamp(msg), cmd))
                 elif conn.topic == topics.suction:
-                    suction.append((_stamp_or_logged(msg, logged_ns), bool(msg.data)))
+                    suction.append((logged_ns * 1e-9, bool(msg.data)))
+                elif conn.topic == topics.holding:
+                    holding.append((logged_ns * 1e-9, bool(msg.data)))
+                elif conn.topic == topics.reset:
+                    resets.append(logged_ns * 1e-9)
     except BagImportError:
         raise
     except Exception as exc:
@@ -157,11 +191,16 @@ def import_bag(
         ) from exc
     joints.sort(key=lambda x: x[0])
     commands.sort(key=lambda x: x[0])
-    suction = sorted(suction_js or suction, key=lambda x: x[0])
     j_t = [t for t, _ in joints]
     c_t = [t for t, _ in commands]
+    # stamped suction (the joint) is looked up by the frame's stamp, the unstamped topics by
+    # the frame's log time
+    suction_on = _Series(suction_js or suction)
+    suction_clock = 0 if suction_js else 1
+    held = _Series(holding) if holding else None
+    resets.sort()
     steps, dropped = [], 0
-    for t, img in sorted(images, key=lambda x: x[0]):
+    for t, t_log, img in sorted(images, key=lambda x: x[0]):
         i = bisect_right(j_t, t) - 1
         if i < 0 or t - j_t[i] > cfg.max_joint_age_s:
             dropped += 1
@@ -174,25 +213,51 @@ def import_bag(
             continue
         k = bisect_right(c_t, t) - 1
         cmd = commands[k][1] if k >= 0 else None
-        s_on = _latest(suction, t)
-        steps.append((t, img, q, qd, cmd, s_on))
+        s_on = suction_on.at((t, t_log)[suction_clock])
+        s_held = None if held is None else held.at(t_log)
+        scene = bisect_right(resets, t_log)
+        steps.append((t, img, q, qd, cmd, s_on, s_held, scene))
     if len(steps) < 2:
         raise BagImportError(
             f"{bag}: fewer than 2 usable frames ({dropped} dropped: no fresh "
             f"joint state within {cfg.max_joint_age_s} s)"
         )
+    if objects is not None and held is None:
+        raise BagImportError(
+            f"{bag}: labels from grips need the vacuum switch, and topic {topics.holding!r} "
+            "is not in the bag"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    shards = 0
-    for start in range(0, len(steps) - 1, cfg.episode_steps):
-        chunk = steps[start : start + cfg.episode_steps + 1]
-        if len(chunk) < 2:
-            break
-        path = inside(out, f"{bag.name}_{shards:04d}.npz")
-        try:
-            save_shard(path, _episode(chunk, kin, cfg, bag, topics))
-        except ShardError as exc:  # a value the checks above let through
-            raise BagImportError(f"{bag}: cannot store the imported episode: {exc}") from exc
-        shards += 1
+    shards, scenes = 0, []
+    for scene_steps in _scenes(steps):
+        labels = None
+        if objects is not None:
+            tool = np.array([kin.tool_position(s[2]) for s in scene_steps])  # [S, 3]
+            got = scene_labels(tool, np.array([s[6] for s in scene_steps]), cell, objects)
+            labels = got.object_pos  # [S, K, 3] or None
+            scenes.append(
+                {"steps": len(scene_steps), "grips": got.grips, "in_bin": got.in_bin}
+                | {"objects_found": got.objects_found, "labelled": got.explained}
+                | ({"why_not": got.reason} if got.reason else {})
+            )
+            if not got.explained:
+                log.warning("%s: scene %d not labelled: %s", bag, len(scenes) - 1, got.reason)
+        for start in range(0, len(scene_steps) - 1, cfg.episode_steps):
+            end = start + cfg.episode_steps + 1
+            chunk = scene_steps[start:end]
+            if len(chunk) < 2:
+                break
+            episode = _episode(chunk, kin, cfg, bag, topics)
+            if labels is not None:
+                episode.labels["object_pos"] = labels[start:end]
+                episode.meta["object_pos_source"] = "suction grips (wm_core.data.grip_labels)"
+                episode.meta["annotations"] = {"objects": objects, "scene": len(scenes) - 1}
+            path = inside(out, f"{bag.name}_{shards:04d}.npz")
+            try:
+                save_shard(path, episode)
+            except ShardError as exc:  # a value the checks above let through
+                raise BagImportError(f"{bag}: cannot store the imported episode: {exc}") from exc
+            shards += 1
     return {
         "bag": str(bag),
         "frames": len(images),
@@ -201,6 +266,11 @@ def import_bag(
         "dropped_commands": dropped_commands,
         "shards": shards,
         "action_source": "command" if commands else "realised",
+        "vacuum_switch": held is not None,
+        "resets": len(resets),
+        "scenes": scenes,
+        "scenes_labelled": sum(s["labelled"] for s in scenes),
+        "human_annotations": 0 if objects is None else len(scenes),
         "out": str(out),
     }
 
@@ -243,18 +313,28 @@ def _command_vector(msg, names: tuple[str, ...]) -> np.ndarray | None:
     return q if np.all(np.isfinite(q)) else None  # a non-finite command is dropped
 
 
-def _stamp_or_logged(msg, logged_ns: int) -> float:
-    """The header stamp, or for an unstamped message the time the recorder logged it."""
-    return _stamp(msg) if hasattr(msg, "header") else logged_ns * 1e-9
+class _Series:
+    """A boolean signal from (time, value) samples: its value at any time (False before the
+    first sample)."""
+
+    def __init__(self, samples: list[tuple[float, bool]]) -> None:
+        samples = sorted(samples, key=lambda x: x[0])
+        self.t = [t for t, _ in samples]
+        self.v = [v for _, v in samples]
+
+    def at(self, t: float) -> bool:
+        i = bisect_right(self.t, t) - 1
+        return self.v[i] if i >= 0 else False
 
 
-def _latest(series: list[tuple[float, bool]], t: float) -> bool:
-    on = False
-    for ts, v in series:
-        if ts > t:
-            break
-        on = v
-    return on
+def _scenes(steps: list[tuple]) -> list[list[tuple]]:
+    """Steps split where the scene index (their last field) changes."""
+    out: list[list[tuple]] = []
+    for s in steps:
+        if not out or out[-1][-1][-1] != s[-1]:
+            out.append([])
+        out[-1].append(s)
+    return out
 
 
 def _episode(chunk, kin: ArmKinematics, cfg: ImportConfig, bag: Path, topics: BagTopics):
@@ -272,7 +352,12 @@ def _episode(chunk, kin: ArmKinematics, cfg: ImportConfig, bag: Path, topics: Ba
             "joint_pos": q.astype(np.float32),
             "joint_vel": np.array([s[3] for s in chunk], np.float32),
             "suction": np.array([[float(s[5])] for s in chunk], np.float32),
-        },
+        }
+        | (
+            {"suction_held": np.array([[float(s[6])] for s in chunk], np.float32)}
+            if chunk[0][6] is not None
+            else {}
+        ),
         action=np.asarray(actions, np.float32),
         meta={
             "source": "rosbag2",

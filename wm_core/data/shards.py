@@ -16,6 +16,7 @@ Layout of a shard with ``T`` actions (``T + 1`` observations):
 | ``obs/joint_pos`` | float32 | [T+1, 6] | joint positions (rad) |
 | ``obs/joint_vel`` | float32 | [T+1, 6] | joint velocities (rad/s) |
 | ``obs/suction`` | float32 | [T+1, 1] | suction on (1) or off (0) |
+| ``obs/suction_held`` | float32 | [T+1, 1] | optional: the cup's vacuum switch, holding (1) |
 | ``action`` | float32 | [T, 4] | the action taken, ``[dx, dy, dz, suction]`` in [-1, 1] |
 | ``label/tool_pos`` | float32 | [T+1, 3] | privileged: tool tip position (m) |
 | ``label/object_pos`` | float32 | [T+1, K, 3] | privileged: object positions (m) |
@@ -26,7 +27,10 @@ jittered, camera pose (OpenCV optical frame): the object readout's targets are a
 patches an object really projects into.
 
 ``obs/*`` and ``action`` are model inputs. ``label/*`` is simulator ground truth, kept apart
-for evaluation and probes only: loaders hand it out only when asked for explicitly.
+for evaluation and probes only: loaders hand it out only when asked for explicitly. In a shard
+imported from a robot's recording (``meta['source'] == 'rosbag2'``), ``label/object_pos`` is
+no ground truth: it is the robot's own labels from where its suction cup gripped
+(``meta['object_pos_source']``, :mod:`wm_core.data.grip_labels`).
 """
 
 from __future__ import annotations
@@ -44,12 +48,13 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SHARD_VERSION = 1
-OBS_KEYS = ("image", "joint_pos", "joint_vel", "suction")
+OBS_KEYS = ("image", "joint_pos", "joint_vel", "suction", "suction_held")
 LABEL_KEYS = ("tool_pos", "object_pos", "camera_pose")
 FLOAT_KEYS = (
     "obs/joint_pos",
     "obs/joint_vel",
     "obs/suction",
+    "obs/suction_held",
     "action",
     "label/tool_pos",
     "label/object_pos",
@@ -197,6 +202,7 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
         "obs/joint_pos": (n, 6),
         "obs/joint_vel": (n, 6),
         "obs/suction": (n, 1),
+        "obs/suction_held": (n, 1),
         "action": (n - 1, 4),
         "label/tool_pos": (n, 3),
         "label/camera_pose": (4, 4),

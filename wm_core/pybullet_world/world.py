@@ -566,6 +566,8 @@ class PyBulletWorld:
             "joint_pos": q.astype(np.float32),
             "joint_vel": qd.astype(np.float32),
             "suction": np.array([float(self.suction)], np.float32),
+            # the cup's vacuum switch (a real suction gripper's "object held" signal)
+            "suction_held": np.array([float(self._held.any())], np.float32),
             "image": self.render(),
         }
 

@@ -11,7 +11,9 @@ are bounded, easy for a world model to learn, and map directly onto the planner'
 costs; ``step_joint`` gives joint-position control for ROS trajectories and tests.
 
 Observations hold only what a real robot has: RGB image(s), joint positions and velocities,
-suction state. Ground truth (object poses, tool pose, clear/drop status) is only in ``info``.
+suction state, and the suction cup's vacuum switch (``suction_held``: 1 while the cup holds an
+object, as a real suction gripper's "object detected" signal reads). Ground truth (object
+poses, tool pose, clear/drop status) is only in ``info``.
 """
 
 from __future__ import annotations
@@ -272,6 +274,8 @@ class TableClearingEnv:
             "joint_pos": d.qpos[self._qadr].astype(np.float32),  # [6]
             "joint_vel": d.qvel[self._dadr].astype(np.float32),  # [6]
             "suction": np.array([float(self.suction)], np.float32),  # [1]
+            # the cup's vacuum switch (a real suction gripper's "object held" signal)
+            "suction_held": np.array([float(self._held.any())], np.float32),  # [1]
         }
         if self.cfg.render_images:
             obs["image"] = self.render("scene_cam")  # [H, W, 3] uint8

@@ -35,7 +35,14 @@ def write_bag(
     nan_at=None,
     suction_joint=False,
     suction_topic=False,
+    held_frames=(),
+    reset_at=None,
+    log_offset=0.0,
 ):
+    """``held_frames``: frames at which the vacuum switch (/suction/holding) reads true (it is
+    recorded at every frame when given); ``reset_at``: a /wm/sim/reset before that frame;
+    ``log_offset``: the recorder's log times this far (s) after the stamps (a simulator's
+    stamps are simulated time, the log times wall time)."""
     img_t, js_t = "sensor_msgs/msg/Image", "sensor_msgs/msg/JointState"
     cmd_t = "trajectory_msgs/msg/JointTrajectory"
     with Writer(path, version=9, storage_plugin=plugin) as w:
@@ -43,6 +50,12 @@ def write_bag(
         cj = w.add_connection("/joint_states", js_t, typestore=TS)
         cc = w.add_connection("/arm_controller/joint_trajectory", cmd_t, typestore=TS)
         cs = w.add_connection("/suction", "std_msgs/msg/Bool", typestore=TS)
+        ch_ = w.add_connection("/suction/holding", "std_msgs/msg/Bool", typestore=TS)
+        cr = w.add_connection("/wm/sim/reset", "std_msgs/msg/Int64", typestore=TS)
+
+        def logged(t):
+            return int((t + log_offset) * 1e9)
+
         for k in range(n):
             t = 100.0 + 0.1 * k
             q = HOME + np.array([0.02 * k, 0, 0, 0, 0, 0])
@@ -58,10 +71,16 @@ def write_bag(
                 velocity=np.zeros(len(names)),
                 effort=np.zeros(0),
             )
-            w.write(cj, int((t - 0.01) * 1e9), TS.serialize_cdr(js, js_t))
+            w.write(cj, logged(t - 0.01), TS.serialize_cdr(js, js_t))
             if suction_topic and k in (0, 5):  # unstamped: timed by when it was logged
                 on = T["std_msgs/msg/Bool"](data=k == 5)
-                w.write(cs, int((t - 0.02) * 1e9), TS.serialize_cdr(on, "std_msgs/msg/Bool"))
+                w.write(cs, logged(t - 0.02), TS.serialize_cdr(on, "std_msgs/msg/Bool"))
+            if held_frames:
+                on = T["std_msgs/msg/Bool"](data=k in held_frames)
+                w.write(ch_, logged(t - 0.005), TS.serialize_cdr(on, "std_msgs/msg/Bool"))
+            if reset_at == k:
+                msg = T["std_msgs/msg/Int64"](data=7)
+                w.write(cr, logged(t - 0.03), TS.serialize_cdr(msg, "std_msgs/msg/Int64"))
             ch = 1 if encoding == "mono8" else 3
             data = np.full((48, 64, ch), 10 * k % 255, np.uint8)
             im = T[img_t](
@@ -73,7 +92,7 @@ def write_bag(
                 step=64 * ch,
                 data=data.reshape(-1),
             )
-            w.write(ci, int(t * 1e9), TS.serialize_cdr(im, img_t))
+            w.write(ci, logged(t), TS.serialize_cdr(im, img_t))
             if with_commands:
                 pt = T["trajectory_msgs/msg/JointTrajectoryPoint"](
                     positions=(q + np.array([0.02, 0, 0, 0, 0, 0])).astype(np.float64),
@@ -83,7 +102,7 @@ def write_bag(
                     time_from_start=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=10**8),
                 )
                 cmd = T[cmd_t](header=header(t, "base"), joint_names=list(NAMES), points=[pt])
-                w.write(cc, int(t * 1e9), TS.serialize_cdr(cmd, cmd_t))
+                w.write(cc, logged(t), TS.serialize_cdr(cmd, cmd_t))
 
 
 @pytest.mark.parametrize("plugin", [StoragePlugin.SQLITE3, StoragePlugin.MCAP])
@@ -146,3 +165,63 @@ def test_import_bag_cli_errors(tmp_path):
     )
     assert r.returncode == 2 and "not a rosbag2 directory" in r.stderr
     assert "Traceback" not in r.stderr
+    bag = tmp_path / "rec"
+    write_bag(bag, StoragePlugin.MCAP)
+    base = [sys.executable, "-m", "wm_core.cli", "import-bag", str(bag), "--out", str(tmp_path)]
+    for extra, why in (
+        (["--objects", "0"], "expected 1-64 objects"),
+        (["--objects", "2"], "vacuum switch"),  # no /suction/holding in this bag
+        (["--cell", str(tmp_path / "nope.yaml")], "nope.yaml"),
+    ):
+        r = subprocess.run([*base, *extra], capture_output=True, text=True)
+        assert r.returncode == 2 and why in r.stderr, (extra, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_vacuum_switch_and_labels_from_grips(tmp_path):
+    """A bag with the vacuum switch, its log times an hour after its (simulated) stamps: each
+    frame gets the switch as it read then; told the scene began with one object, the import
+    labels every frame with where the cup gripped it (the frame's joints, FK)."""
+    from wm_core.cell import sim_cell
+
+    bag = tmp_path / "rec"
+    write_bag(bag, StoragePlugin.MCAP, held_frames=range(5, 9), log_offset=3600.0)
+    res = import_bag(bag, tmp_path / "out", objects=1)
+    assert res["vacuum_switch"] and res["scenes_labelled"] == 1 and res["human_annotations"] == 1
+    assert res["scenes"] == [
+        {"steps": 12, "grips": 1, "in_bin": 0, "objects_found": 1, "labelled": True}
+    ]
+    ep = load_shard(tmp_path / "out" / "rec_0000.npz", with_labels=True)
+    np.testing.assert_array_equal(ep.obs["suction_held"][:, 0], [0] * 5 + [1] * 4 + [0] * 3)
+    assert ep.meta["object_pos_source"].startswith("suction grips")
+    assert ep.meta["annotations"] == {"objects": 1, "scene": 0}
+    cup = ep.labels["tool_pos"][5]  # where the switch first read "held"
+    z0 = sim_cell().table.top_z
+    want = [cup[0], cup[1], (z0 + cup[2]) / 2]
+    np.testing.assert_allclose(ep.labels["object_pos"][:5, 0], np.tile(want, (5, 1)), atol=1e-5)
+    # held, it moved with the cup
+    np.testing.assert_allclose(
+        ep.labels["object_pos"][7, 0] - ep.labels["tool_pos"][7], np.subtract(want, cup), atol=1e-5
+    )
+    # the same bag said to have begun with 2 objects: not explained, no labels, and why
+    res = import_bag(bag, tmp_path / "out2", objects=2)
+    assert res["scenes_labelled"] == 0 and "annotation says 2" in res["scenes"][0]["why_not"]
+    ep = load_shard(tmp_path / "out2" / "rec_0000.npz", with_labels=True)
+    assert "object_pos" not in ep.labels and "suction_held" in ep.obs
+
+
+def test_a_reset_splits_the_bag_into_scenes_and_labels_need_the_switch(tmp_path):
+    bag = tmp_path / "rec"
+    write_bag(bag, StoragePlugin.MCAP, held_frames=range(2, 4), reset_at=6, log_offset=50.0)
+    res = import_bag(bag, tmp_path / "out", objects=1)
+    assert res["resets"] == 1 and res["shards"] == 2 and res["human_annotations"] == 2
+    first, second = res["scenes"]
+    assert first["labelled"] and first["steps"] == 6
+    assert not second["labelled"] and second["grips"] == 0  # nothing gripped after the reset
+    ep = load_shard(tmp_path / "out" / "rec_0000.npz", with_labels=True)
+    assert ep.labels["object_pos"].shape == (6, 1, 3)
+
+    plain = tmp_path / "plain"
+    write_bag(plain, StoragePlugin.MCAP)
+    with pytest.raises(BagImportError, match="vacuum switch.*/suction/holding"):
+        import_bag(plain, tmp_path / "out3", objects=1)

@@ -34,6 +34,7 @@ IMG, JS, CMD, BOOL = (
     "trajectory_msgs/msg/JointTrajectory",
     "std_msgs/msg/Bool",
 )
+INT64 = "std_msgs/msg/Int64"
 
 
 def header(t: float):
@@ -117,8 +118,8 @@ def case_dirs() -> tuple[Path, Path]:
     return bag, out
 
 
-def run_import(bag: Path, out: Path) -> None:
-    res = import_bag(bag, out)
+def run_import(bag: Path, out: Path, objects: int | None = None) -> None:
+    res = import_bag(bag, out, objects=objects)
     assert res["steps"] >= 1 and res["shards"] >= 1
     for shard in sorted(out.glob("*.npz")):
         load_shard(shard, with_labels=True)
@@ -197,7 +198,11 @@ names_st = st.one_of(
 
 @st.composite
 def bad_message(draw, t: float):
-    kind = draw(st.integers(0, 9))
+    kind = draw(st.integers(0, 11))
+    if kind == 10:  # the vacuum switch, switching at random
+        return "/suction/holding", BOOL, t, T[BOOL](data=draw(st.booleans()))
+    if kind == 11:  # a scene reset
+        return "/wm/sim/reset", INT64, t, T[INT64](data=draw(st.integers(-(2**63), 2**63 - 1)))
     if kind == 0:  # image with hostile geometry / encoding
         h, w = draw(st.integers(0, 9)), draw(st.integers(0, 9))
         enc = draw(st.sampled_from(["rgb8", "bgr8", "mono8", "16UC1", "", "rgb8 " * 40]))
@@ -223,7 +228,17 @@ def bad_message(draw, t: float):
             command(t, names, pos, draw(st.integers(0, 2))),
         )
     if kind == 3:  # a topic with the wrong type
-        topic = draw(st.sampled_from(["/camera/image_raw", "/joint_states", "/suction"]))
+        topic = draw(
+            st.sampled_from(
+                [
+                    "/camera/image_raw",
+                    "/joint_states",
+                    "/suction",
+                    "/suction/holding",
+                    "/wm/sim/reset",
+                ]
+            )
+        )
         return topic, "std_msgs/msg/String", t, T["std_msgs/msg/String"](data="x")
     if kind == 4:  # garbage CDR bytes for a known type
         topic, msgtype = draw(
@@ -233,6 +248,8 @@ def bad_message(draw, t: float):
                     ("/joint_states", JS),
                     ("/arm_controller/joint_trajectory", CMD),
                     ("/suction", BOOL),
+                    ("/suction/holding", BOOL),
+                    ("/wm/sim/reset", INT64),
                 ]
             )
         )
@@ -258,17 +275,18 @@ def bags_with_bad_messages(draw):
     msgs = good_messages(draw(st.integers(0, 3)))
     for k in range(draw(st.integers(1, 5))):
         msgs.append(draw(bad_message(100.0 + 0.05 * k)))
-    return plugin, msgs
+    objects = draw(st.one_of(st.none(), st.integers(1, 3)))  # labels from grips, or none
+    return plugin, msgs, objects
 
 
 def check_messages(case) -> None:
-    plugin, msgs = case
+    plugin, msgs, objects = case
     bag, out = case_dirs()
     try:
         write_bag(bag, plugin, msgs)
     except Exception:  # rosbags refuses to write it (e.g. one topic with two types)
         return
-    run_import(bag, out)
+    run_import(bag, out, objects)
 
 
 TARGETS = [

@@ -141,16 +141,18 @@ def test_suction_grips_only_on_contact_with_suction_on():
         top = obj + [0, 0, w.objects[0].half_size[2]]
         _move_to(w, top + [0, 0, 0.06], suction=True)  # suction on, not touching: no grip
         assert not w.grip and not w.touching()
+        assert w.observation()["suction_held"][0] == 0.0  # the vacuum switch: nothing held
         _move_to(w, top - [0, 0, 0.004], suction=False)  # touching, suction off: no grip
         assert w.touching() == [0] and not w.grip
         _move_to(w, top + [0, 0, 0.1], suction=False)
         assert w.object_positions()[0, 2] == pytest.approx(obj[2], abs=0.01)  # left behind
         _move_to(w, top - [0, 0, 0.004], suction=True)  # touching with suction on: gripped
         assert list(w.grip) == [0] and w.info()["held"][0]
+        assert w.observation()["suction_held"][0] == 1.0  # what the robot itself can tell
         _move_to(w, top + [0, 0, 0.1], suction=True)
         assert w.object_positions()[0, 2] > obj[2] + 0.07  # lifted with the cup
         w.step_joint(w.q_cmd, False)  # suction off: released, it falls back
-        assert not w.grip
+        assert not w.grip and w.observation()["suction_held"][0] == 0.0
         for _ in range(10):
             w.step_joint(w.q_cmd, False)
         assert w.object_positions()[0, 2] < obj[2] + 0.03

@@ -38,11 +38,30 @@ def test_same_seed_same_scene_same_metrics():
 def test_observations_hold_only_what_a_real_robot_has():
     env = TableClearingEnv(SceneConfig(image_size=48, wrist_camera=True))
     obs, info = env.reset(0)
-    assert set(obs) == {"image", "wrist_image", "joint_pos", "joint_vel", "suction"}
+    assert set(obs) == {"image", "wrist_image", "joint_pos", "joint_vel", "suction", "suction_held"}
     assert obs["image"].shape == (48, 48, 3) and obs["image"].dtype == np.uint8
     assert obs["joint_pos"].shape == (6,) and obs["suction"].shape == (1,)
     assert {"object_pos", "tool_pos", "cleared", "dropped"} <= set(info)
     env.close()
+
+
+def test_the_vacuum_switch_reads_what_the_cup_holds():
+    """``obs['suction_held']``: the sensor a real suction gripper has, 1 exactly while an
+    object is held (``info['held']``, ground truth) over an oracle episode with grips."""
+    cfg = SceneConfig(n_objects=1, image_size=16)
+    env = TableClearingEnv(cfg)
+    obs, info = env.reset(3)
+    pol = OraclePolicy(cfg, env.cell)
+    pol.reset(3)
+    seen = []
+    for _ in range(150):
+        obs, _, term, trunc, info = env.step(pol.act(obs, info))
+        seen.append((obs["suction_held"][0], bool(info["held"].any())))
+        if term or trunc:
+            break
+    env.close()
+    assert all(h == float(truth) for h, truth in seen)
+    assert any(truth for _, truth in seen) and not all(truth for _, truth in seen)
 
 
 def test_randomisation_knobs_are_seeded():

@@ -6,6 +6,13 @@ and a ``JointTrajectory`` may carry it as an extra joint whose point positions a
 (> 0.5 means on). The arm joints are matched by name, in any order (joint_trajectory_controller
 convention); the names are the URDF's (``wm_core.robot``) unless the nodes' ``joint_names``
 parameter renames them for an arm whose driver calls them otherwise (the order stays the URDF's).
+
+**The vacuum switch.** Whether the cup holds something (a real suction gripper's "object
+detected" / vacuum-OK signal) is ``std_msgs/Bool`` on ``/suction/holding``
+(:data:`SUCTION_HOLDING_TOPIC`), published by both simulated worlds at every step. The stack
+does not act on it; ``wm record`` records it and ``wm import-bag`` turns its rising edges into
+the robot's own object labels (:mod:`wm_core.data.grip_labels`). On a real arm, publish your
+gripper's switch there.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from wm_core.robot.urdf import load_arm
 
 SUCTION_JOINT = "suction_cup"
+SUCTION_HOLDING_TOPIC = "/suction/holding"
+"""The suction cup's vacuum switch (std_msgs/Bool): true while the cup holds an object."""
 REFERENCE_TOPIC = "/arm_controller/reference"
 """The arm controller's reference (desired) joint positions (sensor_msgs/JointState), as a
 joint_trajectory_controller reports them in ~/controller_state; wm_sim publishes it."""

@@ -58,6 +58,7 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
+from wm_bringup.msgs import SUCTION_HOLDING_TOPIC
 from wm_bringup.stack import (
     ARM_COMMAND_TOPIC,
     REAL_ARM_COMMAND_TOPIC,
@@ -80,6 +81,7 @@ STACK_TOPICS: dict[str, str] = {
     "/wm/plan_cmd": "trajectory_msgs/msg/JointTrajectory",
     ARM_COMMAND_TOPIC: "trajectory_msgs/msg/JointTrajectory",
     "/suction/command": "std_msgs/msg/Bool",
+    SUCTION_HOLDING_TOPIC: "std_msgs/msg/Bool",
     "/wm/estop": "std_msgs/msg/Bool",
     "/wm/surprise": "std_msgs/msg/Float32",
     "/wm/plan_markers": "visualization_msgs/msg/MarkerArray",

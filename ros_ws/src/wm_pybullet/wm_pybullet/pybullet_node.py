@@ -32,6 +32,7 @@ from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
     REFERENCE_TOPIC,
+    SUCTION_HOLDING_TOPIC,
     SUCTION_JOINT,
     arm_joint_names,
     camera_info,
@@ -120,6 +121,7 @@ class PyBulletNode(WmNode):
         self.pub_clock = pub(ClockMsg, "/clock", RELIABLE_QOS)
         self.pub_js = pub(JointState, "/joint_states", RELIABLE_QOS)
         self.pub_ref = pub(JointState, REFERENCE_TOPIC, RELIABLE_QOS)
+        self.pub_holding = pub(Bool, SUCTION_HOLDING_TOPIC, RELIABLE_QOS)
         self.pub_img = pub(Image, "/camera/image_raw", SENSOR_QOS)
         self.pub_info = pub(CameraInfo, "/camera/camera_info", SENSOR_QOS)
         self.pub_episode = pub(String, "/wm/sim/episode", RELIABLE_QOS)
@@ -152,7 +154,8 @@ class PyBulletNode(WmNode):
         self.destroy_timer(self.timer)
         for s in self.subs:
             self.destroy_subscription(s)
-        for p in (self.pub_clock, self.pub_js, self.pub_ref, self.pub_img, self.pub_info):
+        pubs = (self.pub_clock, self.pub_js, self.pub_ref, self.pub_holding, self.pub_img)
+        for p in (*pubs, self.pub_info):
             self.destroy_lifecycle_publisher(p)
         self.destroy_lifecycle_publisher(self.pub_episode)
         self.release()
@@ -248,6 +251,7 @@ class PyBulletNode(WmNode):
         js.position = [float(x) for x in obs["joint_pos"]] + [float(obs["suction"][0])]
         js.velocity = [float(x) for x in obs["joint_vel"]] + [0.0]
         self.publish(self.pub_js, js)
+        self.publish(self.pub_holding, Bool(data=bool(obs["suction_held"][0] > 0.5)))
         img = obs["image"]  # [H, W, 3] uint8
         im = Image(height=img.shape[0], width=img.shape[1], encoding="rgb8", is_bigendian=0)
         im.header.stamp, im.header.frame_id = stamp, f["camera_frame"]

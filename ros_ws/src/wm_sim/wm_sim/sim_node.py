@@ -41,6 +41,7 @@ from std_msgs.msg import Bool, Empty, Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from wm_bringup.msgs import (
     REFERENCE_TOPIC,
+    SUCTION_HOLDING_TOPIC,
     SUCTION_JOINT,
     arm_joint_names,
     camera_info,
@@ -130,6 +131,9 @@ class SimNode(WmNode):
         self.pub_clock = self.create_lifecycle_publisher(ClockMsg, "/clock", RELIABLE_QOS)
         self.pub_js = self.create_lifecycle_publisher(JointState, "/joint_states", RELIABLE_QOS)
         self.pub_ref = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC, RELIABLE_QOS)
+        self.pub_holding = self.create_lifecycle_publisher(
+            Bool, SUCTION_HOLDING_TOPIC, RELIABLE_QOS
+        )
         self.pub_img = self.create_lifecycle_publisher(Image, "/camera/image_raw", SENSOR_QOS)
         self.pub_info = self.create_lifecycle_publisher(
             CameraInfo, "/camera/camera_info", SENSOR_QOS
@@ -170,7 +174,8 @@ class SimNode(WmNode):
         self.destroy_timer(self.timer)
         for s in self.subs:
             self.destroy_subscription(s)
-        pubs = (self.pub_clock, self.pub_js, self.pub_ref, self.pub_img, self.pub_info)
+        pubs = (self.pub_clock, self.pub_js, self.pub_ref, self.pub_holding, self.pub_img)
+        pubs += (self.pub_info,)
         for p in (*pubs, self.pub_episode):
             self.destroy_lifecycle_publisher(p)
         self.release()
@@ -280,6 +285,7 @@ class SimNode(WmNode):
         js.position = [float(x) for x in obs["joint_pos"]] + [float(obs["suction"][0])]
         js.velocity = [float(x) for x in obs["joint_vel"]] + [0.0]
         self.publish(self.pub_js, js)
+        self.publish(self.pub_holding, Bool(data=bool(obs["suction_held"][0] > 0.5)))
         img = obs["image"]  # [S, S, 3] uint8
         im = Image(height=img.shape[0], width=img.shape[1], encoding="rgb8", is_bigendian=0)
         im.header.stamp, im.header.frame_id = stamp, v["camera_frame"]
