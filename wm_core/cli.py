@@ -387,7 +387,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             image_size=args.image_size, collapse=args.collapse, objective=args.objective
         )
         tcfg = TrainConfig(
-            steps=args.steps,
+            steps=2000 if args.steps is None else args.steps,
             batch_size=args.batch_size,
             horizon=args.horizon,
             seed=args.seed,
@@ -424,7 +424,13 @@ def _train_readout(args: argparse.Namespace) -> int:
         raise UsageError(f"--data {args.data!r} is not a directory of shards")
     out = _writable_dir(args.out)
     try:
-        s = train_readout(load_checkpoint(Path(args.init)), Path(args.data), out, seed=args.seed)
+        model = load_checkpoint(Path(args.init))
+        steps = 3000 if args.steps is None else args.steps
+        if not 1 <= steps <= 1_000_000:
+            raise UsageError(f"--steps {steps}: expected 1-1000000")
+        s = train_readout(
+            model, Path(args.data), out, steps=steps, seed=args.seed, cell=_cell(args)
+        )
     except ValueError as exc:  # CheckpointError, no labelled episodes
         raise UsageError(str(exc)) from exc
     print(
@@ -1218,13 +1224,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--data", required=True, help="directory of shards")
     tr.add_argument("--out", required=True, help="run directory")
-    tr.add_argument("--steps", type=int, default=2000, help="optimiser steps")
+    tr.add_argument(
+        "--steps", type=int, default=None, help="optimiser steps (default 2000; readout 3000)"
+    )
     tr.add_argument("--batch-size", type=int, default=32, help="windows per step per process")
     tr.add_argument("--horizon", type=int, default=3, help="rollout-loss horizon, 1-32")
     tr.add_argument("--image-size", type=int, default=128, help="image side of the shards")
     tr.add_argument("--collapse", default="vicreg", help="vicreg or ema")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument(
+        "--cell",
+        default=None,
+        help="readout: the work cell whose camera took the frames (default: sim)",
+    )
     tr.set_defaults(func=cmd_train)
 
     em = sub.add_parser(

@@ -1,7 +1,9 @@
 """``wm train readout``: fit the object readout probe on a trained model's frozen latents.
 
-Uses the privileged ``label/object_pos`` of simulation shards (probes are fitted on labels;
-the encoder never saw them). Writes ``OUT/readout.pt``; the planner loads it beside the model.
+Uses ``label/object_pos``: the privileged label of simulation shards, or the robot's own labels
+from its grips in shards imported with ``wm import-bag --objects N`` (probes are fitted on
+labels; the encoder never saw them). Writes ``OUT/readout.pt``; the planner loads it beside
+the model.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +89,12 @@ def train_readout(
     steps: int = 3000,
     seed: int = 0,
     hidden: int = 64,
+    cell: Workcell | None = None,
 ) -> dict:
     """Fit on every ``stride``-th labelled frame of the shards in ``data`` (the last tenth of
-    the episodes held out for the reported R^2)."""
+    the episodes held out for the reported R^2). ``cell``: the work cell whose camera took the
+    frames (default: the sim cell). The labels are the simulator's, or a robot's own from its
+    grips (``meta['object_pos_source']``, counted in the summary)."""
     episodes, errors = scan_shards(data, with_labels=True)
     episodes = [e for e in episodes if "object_pos" in (e.labels or {}) and "image" in e.obs]
     if len(episodes) < 2:
@@ -96,7 +102,7 @@ def train_readout(
     n_test = max(1, len(episodes) // 10)
     split = {"train": episodes[:-n_test], "test": episodes[-n_test:]}
     tensors = {}
-    base = sim_cell()
+    base = cell or sim_cell()
     posed = sum("camera_pose" in (e.labels or {}) for e in episodes)
     for name, eps in split.items():
         zs, occs, poss, priors = [], [], [], []
@@ -120,6 +126,10 @@ def train_readout(
         "frames_train": int(tensors["train"][0].shape[0]),
         "frames_test": int(tensors["test"][0].shape[0]),
         "episodes_with_camera_pose": int(posed),
+        "cell": base.source or base.name,
+        "label_sources": dict(
+            Counter(e.meta.get("object_pos_source", "simulator") for e in episodes)
+        ),
         "bad_shards": len(errors),
         "final_loss": fit,
         "test_position_r2": r2,

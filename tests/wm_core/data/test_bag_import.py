@@ -225,3 +225,40 @@ def test_a_reset_splits_the_bag_into_scenes_and_labels_need_the_switch(tmp_path)
     write_bag(plain, StoragePlugin.MCAP)
     with pytest.raises(BagImportError, match="vacuum switch.*/suction/holding"):
         import_bag(plain, tmp_path / "out3", objects=1)
+
+
+def test_the_readout_fits_on_the_robots_own_labels(tmp_path, tiny_model_dir):
+    """The loop's last step on a tiny model: two scenes labelled from their grips, then
+    ``wm train readout --cell`` on them; its summary names the cell and where the labels came
+    from."""
+    import json
+
+    from wm_core.cell import PYBULLET_CELL_FILE
+
+    bag = tmp_path / "rec"
+    held = [*range(2, 4), *range(8, 10)]  # one grip in each scene
+    write_bag(bag, StoragePlugin.MCAP, held_frames=held, reset_at=6, log_offset=10.0)
+    cell = str(PYBULLET_CELL_FILE)
+    r = subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", "import-bag", str(bag), "--out", str(tmp_path / "d")]
+        + ["--objects", "1", "--cell", cell, "--image-size", "64"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "2 of 2 scene(s) explained (2 human annotation(s) used)" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", "train", "readout", "--init"]
+        + [str(tiny_model_dir / "model.pt"), "--data", str(tmp_path / "d")]
+        + ["--out", str(tmp_path / "r"), "--cell", cell, "--steps", "50"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    import torch
+
+    summary = torch.load(tmp_path / "r" / "readout.pt", weights_only=True)["summary"]
+    assert summary["cell"].endswith("pybullet.yaml") or "pybullet" in summary["cell"]
+    assert summary["label_sources"] == {"suction grips (wm_core.data.grip_labels)": 2}
+    assert summary["frames_train"] >= 1 and summary["frames_test"] >= 1
+    json.dumps(summary)  # plain values
