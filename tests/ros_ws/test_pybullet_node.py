@@ -188,3 +188,31 @@ def test_without_pybullet_the_node_refuses_with_one_line(ros, monkeypatch):
     node = ros.add(PyBulletNode(context=ros.context, cli_args=["--ros-args"]))
     with pytest.raises(StartupError, match="needs the pybullet package"):
         node.start()
+
+
+def test_teleop_publishes_stamped_commands_for_the_safety_node_and_no_ground_truth(ros):
+    """teleop:=true: one command per tick on the teleop topic, stamped with that tick's frame,
+    in the planner's format (the six joints and the suction), and no topic with object poses."""
+    from wm_bringup.stack import TELEOP_TOPIC
+
+    node = start(ros, "teleop:=true")
+    cmds = ros.collect(JointTrajectory, TELEOP_TOPIC, RELIABLE_QOS)
+    img = ros.collect(Image, "/camera/image_raw", SENSOR_QOS)
+    assert ros.spin_until(lambda: len(cmds) >= 3 and img)
+    c = cmds[-1]
+    assert list(c.joint_names) == [*NAMES, SUCTION_JOINT] and len(c.points) == 1
+    assert np.isfinite(c.points[0].positions).all()
+
+    def stamps():
+        return [to_seconds(m.header.stamp) for m in cmds]
+
+    assert len(set(stamps())) == len(stamps())  # one per tick
+    frame = to_seconds(img[-1].header.stamp)
+    assert ros.spin_until(lambda: frame in stamps())  # each answers a frame, by its stamp
+    published = {
+        name
+        for name, _ in ros.probe.get_topic_names_and_types()
+        if any(i.node_name == node.get_name() for i in ros.probe.get_publishers_info_by_topic(name))
+    }
+    assert TELEOP_TOPIC in published
+    assert not any("object" in name or "pose" in name for name in published)

@@ -383,6 +383,13 @@ def _shadow(c, d):
     assert stack_mod.ARM_COMMAND_TOPIC in d["wm_planner"].remaps
 
 
+def _teleop(c, d):  # with sim:=pybullet: the world drives the arm through the safety node
+    assert set(c) == {"wm_pybullet", "wm_safety"} and {"wm_perception", "wm_planner"} <= set(d)
+    assert c["wm_pybullet"].params["teleop"] is True
+    assert c["wm_safety"].remaps["/wm/plan_cmd"] == stack_mod.TELEOP_TOPIC
+    assert "/wm/plan_cmd" not in d["wm_safety"].remaps
+
+
 def _intrinsics(c, d):
     assert c["wm_planner"].params["use_camera_info_intrinsics"] is True
     assert d["wm_planner"].params["use_camera_info_intrinsics"] is False
@@ -413,6 +420,7 @@ EFFECTS = {
     ),
     ("real", "shadow"): ("true", _shadow),
     ("real", "use_camera_info_intrinsics"): ("true", _intrinsics),
+    ("real", "teleop"): ("true", _teleop),
 }
 
 
@@ -424,17 +432,21 @@ DECLARED = [(p, a.name) for p in PROFILES for a in stack_mod.arguments(p)]
 
 
 def _node_count(profile: str, args: dict[str, str]) -> int:
+    if args.get("teleop") == "true":  # the PyBullet world and the safety node
+        return 2 + (args.get("use_rviz") == "true")
     sim = args.get("sim", "true" if profile == "sim" else "false") == "true"
     return 3 + sim + (args.get("use_rviz") == "true")
 
 
-ISOLATED = {"sim", "shadow"}
+ISOLATED = {"sim", "shadow", "teleop"}
 """Arguments that change which nodes run or how they are wired: each gets a launch of its own.
 The others of a profile are given together in one launch (each checked on its own below)."""
 
 
 def _run_args(profile: str, name: str) -> dict[str, str]:
     """The arguments of the launch whose commands show ``name``'s effect."""
+    if name == "teleop":  # goes with sim:=pybullet only
+        return {"sim": "pybullet", "teleop": "true"}
     if name in ISOLATED:
         return {name: _effect(profile, name)[0]}
     return {

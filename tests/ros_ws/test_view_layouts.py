@@ -40,6 +40,7 @@ def published() -> dict[str, str]:
         "SUCTION_TOPIC": [stack.SUCTION_TOPIC],
         "arm_topic": [stack.ARM_COMMAND_TOPIC, stack.SHADOW_TOPIC],
         "REFERENCE_TOPIC": [msgs.REFERENCE_TOPIC],  # wm_sim: its follower's reference
+        "SUCTION_HOLDING_TOPIC": [msgs.SUCTION_HOLDING_TOPIC],  # wm_sim's vacuum switch
     }
     out: dict[str, str] = {}
     for f in NODE_FILES:

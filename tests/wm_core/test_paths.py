@@ -83,7 +83,7 @@ def test_import_bag_summary_name_stays_in_out(tmp_path, monkeypatch):
     from wm_core import cli
     from wm_core.data import bag_import
 
-    def fake_import(bag, out, topics, cfg):
+    def fake_import(bag, out, topics, cfg, **labels):
         return {"steps": 1, "shards": 1, "dropped_frames": 0, "action_source": "command"}
 
     monkeypatch.setattr(bag_import, "import_bag", fake_import)

@@ -228,8 +228,8 @@ def import_bag(
             "is not in the bag"
         )
     out.mkdir(parents=True, exist_ok=True)
-    shards, scenes = 0, []
-    for scene_steps in _scenes(steps):
+    shards, scenes, split = 0, [], _scenes(steps)
+    for scene_steps in split:
         labels = None
         if objects is not None:
             tool = np.array([kin.tool_position(s[2]) for s in scene_steps])  # [S, 3]
@@ -258,10 +258,16 @@ def import_bag(
             except ShardError as exc:  # a value the checks above let through
                 raise BagImportError(f"{bag}: cannot store the imported episode: {exc}") from exc
             shards += 1
+    imported = sum(len(s) - 1 for s in split)  # a scene of one frame makes no step
+    if shards == 0:
+        raise BagImportError(
+            f"{bag}: no scene has 2 usable frames ({len(steps)} frames, split by "
+            f"{len(resets)} reset(s) on {topics.reset})"
+        )
     return {
         "bag": str(bag),
         "frames": len(images),
-        "steps": len(steps) - 1,
+        "steps": imported,
         "dropped_frames": dropped,
         "dropped_commands": dropped_commands,
         "shards": shards,

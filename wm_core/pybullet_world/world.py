@@ -512,6 +512,7 @@ class PyBulletWorld:
             "cleared": self._cleared.copy(),  # [K] bool
             "dropped": self._dropped.copy(),  # [K] bool
             "held": self._held.copy(),  # [K] bool
+            "object_half_height": np.array([o.half_size[2] for o in self.objects]),  # [K]
             "safety_events": sorted(self._events),
             "sim_time": self.t_s,
         }

@@ -328,3 +328,13 @@ def test_specific_hostile_bags(tmp_path):
     mcap.write_bytes(mcap.read_bytes()[:300])
     with pytest.raises(BagImportError, match="damaged or unreadable bag"):
         import_bag(bag, tmp_path / "out")
+
+
+def test_a_reset_between_the_only_two_frames_is_a_clean_error(tmp_path):
+    """Found by fuzzing at 10^4 cases: a reset between two frames left two one-frame scenes,
+    and the import reported 1 step in 0 shards; now one line says why nothing was imported."""
+    msgs = [*good_messages(2), ("/wm/sim/reset", INT64, 100.05, T[INT64](data=0))]
+    bag = tmp_path / "b"
+    write_bag(bag, StoragePlugin.MCAP, msgs)
+    with pytest.raises(BagImportError, match="no scene has 2 usable frames"):
+        import_bag(bag, tmp_path / "out")

@@ -433,9 +433,11 @@ class EpisodeStart:
 class Session:
     """A started stack and the probe that drives it."""
 
-    def __init__(self, probe: StackProbe, children: ProcessStack):
+    def __init__(self, probe: StackProbe, children: ProcessStack, brain: bool = True):
         self.probe = probe
         self.children = children
+        self.brain = brain
+        """Perception and the planner run (else a teleoperator drives: nothing to wait for)."""
         self.planner_active = False
 
     def problem(self) -> str | None:
@@ -470,12 +472,16 @@ class Session:
         t0 = time.monotonic()
         p = self.probe
         self.wait("the sim's first episode status", lambda: p.statuses, timeout)
-        self.wait("perception's first latent", lambda: p.encoded, timeout - (time.monotonic() - t0))
+        if self.brain:
+            left = timeout - (time.monotonic() - t0)
+            self.wait("perception's first latent", lambda: p.encoded, left)
         self.wait(
             "the safety node's diagnostics",
             lambda: SAFETY in p.diag,
             timeout - (time.monotonic() - t0),
         )
+        if not self.brain:
+            return time.monotonic() - t0
         left = max(1.0, timeout - (time.monotonic() - t0))
         self.wait("the planner's diagnostics", lambda: PLANNER in p.diag, left)
         state = p.planner_state(timeout=left)
@@ -485,7 +491,7 @@ class Session:
         return time.monotonic() - t0
 
     def set_planner(self, active: bool) -> None:
-        if active != self.planner_active:
+        if self.brain and active != self.planner_active:
             self.probe.planner_transition("activate" if active else "deactivate")
             self.planner_active = active
 
@@ -534,6 +540,8 @@ class Session:
         return None
 
     def planner_done(self, start: EpisodeStart) -> bool:
+        if not self.brain:
+            return False
         stamp, values = self.probe.diag.get(PLANNER, (0, {}))
         return stamp > start.started_ns and values.get("done") == "True"
 
@@ -616,9 +624,17 @@ class World:
         """(arm command topic, camera image topic) the stack's nodes use."""
         from wm_bringup.stack import ARM_COMMAND_TOPIC, IMAGE_TOPIC
 
-        remap = dict(self.stack().node("wm_safety").remappings)
-        image = dict(self.stack().node("wm_perception").remappings)
+        stack = self.stack()
+        remap = dict(stack.node("wm_safety").remappings)
+        camera = "wm_perception" if self.brain else self.sim_node()  # who reads / makes images
+        image = dict(stack.node(camera).remappings)
         return remap.get(ARM_COMMAND_TOPIC, ARM_COMMAND_TOPIC), image.get(IMAGE_TOPIC, IMAGE_TOPIC)
+
+    @property
+    def brain(self) -> bool:
+        """Whether perception and the planner run (not with ``teleop:=true``: the world's
+        scripted teleoperator drives the arm, for recordings)."""
+        return any(n.name == PLANNER for n in self.stack().nodes)
 
 
 SIM_WORLD = World()
@@ -649,13 +665,15 @@ def start_session(
     except BaseException:
         probe.close()
         raise
-    return ready_session(probe, children, startup_timeout_s)
+    return ready_session(probe, children, startup_timeout_s, world.brain)
 
 
-def ready_session(probe: Any, children: Any, startup_timeout_s: float) -> tuple[Session, Any]:
+def ready_session(
+    probe: Any, children: Any, startup_timeout_s: float, brain: bool = True
+) -> tuple[Session, Any]:
     """(the session of ``probe`` and ``children``, what ``wait_ready`` reports); the session is
     stopped if the stack does not come up."""
-    session = Session(probe, children)
+    session = Session(probe, children, brain)
     try:
         return session, session.wait_ready(startup_timeout_s)
     except BaseException:
@@ -748,7 +766,10 @@ def run_episodes(
     where = mode if world == SIM_WORLD else f"{mode}, {world.profile} profile"
     if world != SIM_WORLD:
         where += f", sim:={dict(world.arguments).get('sim')}"
-    name = f"latent-mpc (ROS 2 stack, {where})"
+    # teleop:=true: the world's scripted teleoperator drove (recordings); perception did not
+    # run, so every frame counts as "dropped" and the latency is the teleoperator's
+    policy = "latent-mpc" if world.brain else "scripted teleoperator"
+    name = f"{policy} (ROS 2 stack, {where})"
     report = build_report(name, seed, cfg, results)
     if "physics_hz" in scene:  # a world whose physics rate is not a SceneConfig's (PyBullet)
         report |= {"physics_hz": scene["physics_hz"], "world": scene.get("world", "")}

@@ -68,6 +68,9 @@ IMAGE_TOPIC = "/camera/image_raw"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
 SUCTION_TOPIC = "/suction/command"
 SHADOW_TOPIC = "/wm/shadow/joint_trajectory"
+TELEOP_TOPIC = "/wm/teleop/plan_cmd"
+"""With ``teleop:=true``: the PyBullet world's scripted teleoperator's commands (to the safety
+node, in place of the planner's; ``wm_pybullet.teleop``)."""
 """Where the safety node publishes, in shadow mode, what it would have sent to the arm."""
 REAL_ARM_COMMAND_TOPIC = "/scaled_joint_trajectory_controller/joint_trajectory"
 REAL_IMAGE_TOPIC = "/camera/color/image_raw"
@@ -82,6 +85,7 @@ STACK_OWN_TOPICS = (
     "/wm/safety/command_source",
     "/wm/safety/verdict",
     SHADOW_TOPIC,
+    TELEOP_TOPIC,
     "/joint_states",
     "/diagnostics",
     "/clock",
@@ -189,6 +193,14 @@ REAL_ARGUMENTS = (
         "false",
         "Shadow mode: everything runs and the safety node judges every command, but publishes "
         f"it on {SHADOW_TOPIC} and nothing on the arm or suction topics.",
+        ("true", "false"),
+    ),
+    Argument(
+        "teleop",
+        "false",
+        "With sim:=pybullet: scripted teleoperation for recordings (issue 15's loop). The world "
+        f"node drives the arm as a person would, on {TELEOP_TOPIC}, through the safety node; "
+        "perception and the planner do not run.",
         ("true", "false"),
     ),
     Argument(
@@ -483,6 +495,7 @@ class _Choices:
     suction_topic: str = SUCTION_TOPIC
     shadow: bool = False
     use_camera_info_intrinsics: bool = False
+    teleop: bool = False
     enclaves: bool = False
 
 
@@ -610,6 +623,12 @@ def describe(
             ("shadow", c.shadow),
             remap=arm + suction,
         )
+    if c.teleop:
+        if simulator != "pybullet":
+            raise ValueError("teleop:=true goes with sim:=pybullet (the world drives the arm)")
+        add("wm_pybullet", ("teleop", True))
+        add("wm_safety", remap=(("/wm/plan_cmd", TELEOP_TOPIC),))
+        del nodes["wm_perception"], nodes["wm_planner"]  # the person drives, not the brain
     if simulator == "gazebo":
         # the joint_trajectory_controller rejects the suction_cup pseudo-joint: the suction goes
         # on /suction/command, which the Gazebo suction relay turns into attach / detach
@@ -617,6 +636,8 @@ def describe(
     if c.enclaves:
         nodes = {name: replace(n, enclave=enclave_of(name)) for name, n in nodes.items()}
     for name, extra in overrides.items():
+        if c.teleop and name in ("wm_perception", "wm_planner"):
+            continue  # not running (e.g. the runner's --model for them)
         if name not in nodes:
             raise KeyError(f"overrides for unknown node {name!r}")
         fixed = sorted(set(extra) & PROFILE_SET) if profile == "real" else []

@@ -36,6 +36,7 @@ from wm_bringup.msgs import (
     SUCTION_JOINT,
     arm_joint_names,
     camera_info,
+    make_trajectory,
     parse_trajectory,
 )
 from wm_bringup.nodekit import (
@@ -48,10 +49,12 @@ from wm_bringup.nodekit import (
     guarded_transition,
     run_node,
 )
+from wm_bringup.stack import TELEOP_TOPIC
 from wm_bringup.trajectory import TrajectoryFollower
 
 from wm_core.cell import PYBULLET_CELL_FILE, load_cell
 from wm_core.pybullet_world import PyBulletWorldConfig
+from wm_pybullet.teleop import ScriptedTeleop
 
 WORLD_FIELDS = ("n_objects", "image_width", "control_hz", "max_episode_s", "calibration_board")
 """The world settings that are node parameters (the rest keep PyBulletWorldConfig's defaults)."""
@@ -68,6 +71,13 @@ class PyBulletNode(WmNode):
             "Work-cell file the world is built from (the same file the brain reads). Empty: "
             "configs/cells/pybullet.yaml.",
         ),
+        Param(
+            "teleop",
+            False,
+            "Scripted teleoperation: the node also drives the arm as a person would, from what "
+            f"it sees, with commands on {TELEOP_TOPIC} (for recordings: issue 15's loop).",
+            read_only=True,
+        ),
         *WORLD_PARAMS,
     )
 
@@ -75,6 +85,8 @@ class PyBulletNode(WmNode):
         super().__init__(node_name, **kwargs)
         self.names = arm_joint_names()
         self.world: Any = None  # wm_core.pybullet_world.world.PyBulletWorld, once configured
+        self.teleop: ScriptedTeleop | None = None
+        self.pub_teleop = None
         self.follower: TrajectoryFollower | None = None
         self._lock = threading.Lock()  # the world is one PyBullet client: one caller at a time
         self.sim_ns, self.rejected = 0, 0
@@ -97,7 +109,9 @@ class PyBulletNode(WmNode):
                 f"the PyBullet world needs the pybullet package ({exc}): pip install "
                 "pybullet==3.2.7 (requirements.txt)"
             ) from None
-        self.world = PyBulletWorld(self.config, load_cell(v["cell_file"] or PYBULLET_CELL_FILE))
+        cell = load_cell(v["cell_file"] or PYBULLET_CELL_FILE)
+        self.world = PyBulletWorld(self.config, cell)
+        self.teleop = ScriptedTeleop(cell) if v["teleop"] else None
         self.dt_ns = int(round(1e9 / self.config.control_hz))
         self.sim_ns = int(round(v["clock_start_s"] * 1e9))
         self.frames = {k: v[k] for k in ("base_frame", "camera_frame")}
@@ -125,6 +139,7 @@ class PyBulletNode(WmNode):
         self.pub_img = pub(Image, "/camera/image_raw", SENSOR_QOS)
         self.pub_info = pub(CameraInfo, "/camera/camera_info", SENSOR_QOS)
         self.pub_episode = pub(String, "/wm/sim/episode", RELIABLE_QOS)
+        self.pub_teleop = pub(JointTrajectory, TELEOP_TOPIC, RELIABLE_QOS) if self.teleop else None
         inputs = MutuallyExclusiveCallbackGroup()  # a slow step must not starve the inputs
         sub = self.create_subscription
         self.subs = [
@@ -158,6 +173,8 @@ class PyBulletNode(WmNode):
         for p in (*pubs, self.pub_info):
             self.destroy_lifecycle_publisher(p)
         self.destroy_lifecycle_publisher(self.pub_episode)
+        if self.pub_teleop is not None:
+            self.destroy_lifecycle_publisher(self.pub_teleop)
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -205,6 +222,8 @@ class PyBulletNode(WmNode):
 
     def _reset_episode(self, seed: int) -> None:
         self.world.reset(seed)
+        if self.teleop is not None:
+            self.teleop.reset(seed)
         self.follower = TrajectoryFollower(self.world.q_cmd, False, self.values()["cmd_timeout"])
         self.episode = {"seed": seed, "done": False, "end_reason": None, "started_s": self._now_s()}
         self.next_metrics_ns = self.sim_ns
@@ -262,6 +281,11 @@ class PyBulletNode(WmNode):
         w = self.world
         info = camera_info(w.K, w.width, w.height, w.cell.camera.D, stamp, f["camera_frame"])
         self.publish(self.pub_info, info)
+        if self.teleop is not None and not self.episode["done"]:
+            q, on = self.teleop.command(self.world.info(), obs["joint_pos"])
+            cmd = make_trajectory(self.names, q[None], [self.dt_ns * 1e-9], [on])
+            cmd.header.stamp = stamp  # the frame it answers (a person reacts to what they saw)
+            self.publish(self.pub_teleop, cmd)
 
     def _publish_episode(self, final: bool) -> None:
         w = self.world
