@@ -216,3 +216,24 @@ def test_teleop_publishes_stamped_commands_for_the_safety_node_and_no_ground_tru
     }
     assert TELEOP_TOPIC in published
     assert not any("object" in name or "pose" in name for name in published)
+
+
+def test_wm_up_pybullet_teleop_clears_an_episode_through_the_safety_node(tmp_path, monkeypatch):
+    """The recording set-up of issue 15's loop end to end: the episode driver without the brain
+    (teleop:=true), the world's teleoperator's commands through the safety filter to the arm."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**__import__("os").environ, "ROS_DOMAIN_ID": str(DOMAIN + 9)}
+    argv = ["up", "pybullet", "teleop:=true", "--episodes", "1", "--objects", "1"]
+    argv += ["--seed", "600000", "--out", str(out), "--video", "none"]
+    r = subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", *argv], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["policy"].startswith("scripted teleoperator"), report["policy"]
+    assert (report["objects_total"], report["objects_cleared"]) == (1, 1), report
+    assert report["safety_violations_total"] == 0, report["safety_violations"]
+    assert report["arm_command_publishers"] == ["wm_safety"]  # nobody else drove the arm
