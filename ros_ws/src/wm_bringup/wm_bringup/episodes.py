@@ -766,8 +766,8 @@ def run_episodes(
     where = mode if world == SIM_WORLD else f"{mode}, {world.profile} profile"
     if world != SIM_WORLD:
         where += f", sim:={dict(world.arguments).get('sim')}"
-    # teleop:=true: the world's scripted teleoperator drove (recordings); perception did not
-    # run, so every frame counts as "dropped" and the latency is the teleoperator's
+    # teleop:=true: the world's scripted teleoperator drove (recordings); the frame and latency
+    # figures are then the teleoperator's (a frame it answered counts as encoded)
     policy = "latent-mpc" if world.brain else "scripted teleoperator"
     name = f"{policy} (ROS 2 stack, {where})"
     report = build_report(name, seed, cfg, results)
