@@ -30,6 +30,7 @@ pytest.importorskip("rclpy")
 
 import ros_harness  # noqa: E402
 from wm_bringup import chaos  # noqa: E402
+from wm_bringup.stack import RESPAWN_DELAY_S  # noqa: E402
 
 from wm_core.cli import main  # noqa: E402
 
@@ -69,21 +70,44 @@ def test_hold_settle_and_recovery_are_read_from_the_command_and_joint_streams():
 
 def test_after_a_sim_restart_the_old_commands_are_not_the_move_in_progress():
     """After the simulated arm's restart, a command at the old target is a move of the new
-    arm even when it repeats the command before the restart; a command before the probe has
-    any joint state of the new arm is judged against the old arm's (unknown is a move)."""
+    arm even when it repeats the command before the restart. A command sent before the probe
+    has a joint state of the new arm is judged against the new arm's first one (it stands
+    there until a command moves it); with none of the new arm at all, unknown is a move."""
     ms = 1_000_000
-    joints = [js(0, 0.0, 0.5), js(100, 0.0, 0.5), js(900, 0.0, 0.0), js(1000, 0.0, 0.0)]
+    respawn = int(RESPAWN_DELAY_S * 1000)
     kill = 200 * ms  # the old arm (at 0.5) dies; the new one stands at 0.0
-    stale = [(150 * ms, np.full(6, 0.5), 100 * ms), (950 * ms, np.full(6, 0.5), 100 * ms)]
+    back = 200 + respawn + 700  # the probe's first joint state of the new arm (ms)
+    joints = [js(0, 0.0, 0.5), js(100, 0.0, 0.5), js(back, 0.0, 0.0), js(back + 100, 0.0, 0.0)]
+    after = (back + 50) * ms
+    stale = [(150 * ms, np.full(6, 0.5), 100 * ms), (after, np.full(6, 0.5), 100 * ms)]
     assert chaos.moving(stale, joints, [kill]) == [False, True]
     assert chaos.moving(stale, joints) == [False, False]  # without the restart: a repeat
-    resync = [(150 * ms, np.full(6, 0.5), 100 * ms), (950 * ms, np.full(6, 0.0), 100 * ms)]
+    resync = [(150 * ms, np.full(6, 0.5), 100 * ms), (after, np.full(6, 0.0), 100 * ms)]
     assert chaos.moving(resync, joints, [kill]) == [False, False]  # where the new arm is
-    early = [(150 * ms, np.full(6, 0.5), 100 * ms), (800 * ms, np.full(6, 0.0), 100 * ms)]
-    assert chaos.moving(early, joints, [kill]) == [False, True]  # no state of it yet
+    # sent before the probe heard the new arm: a hold where the new arm stands is no move,
+    # one at the old target is
+    early = (back - 100) * ms
+    assert chaos.moving([resync[0], (early, np.full(6, 0.0), 0)], joints, [kill]) == [False, False]
+    assert chaos.moving([stale[0], (early, np.full(6, 0.5), 0)], joints, [kill]) == [False, True]
+    # a second early command after one that moved the new arm: where it is now is unknown
+    moved = [stale[0], (early, np.full(6, 0.3), 0), (early + ms, np.full(6, 0.0), 0)]
+    assert chaos.moving(moved, joints, [kill]) == [False, True, True]
+    # no joint state of the new arm ever: unknown is a move
+    assert chaos.moving(resync, joints[:2], [kill]) == [False, True]
+    # the old arm's last messages, received just after the kill, are not the new arm's
+    in_flight = [*joints[:2], js(210, 0.0, 0.5), *joints[2:]]
+    assert chaos.moving([resync[0], (early, np.full(6, 0.0), 0)], in_flight, [kill]) == [
+        False,
+        False,
+    ]
     late = [joints[0], joints[2], joints[1], joints[3]]  # appended out of order
     assert chaos.moving(resync, late, [kill]) == [False, False]
-    assert chaos.moving_commands(stale, joints, 700 * ms, 1000 * ms, [kill]) == 1
+    assert chaos.moving_commands(stale, joints, 700 * ms, after, [kill]) == 1
+    # the figures take the restarts too: the re-sync hold is no move while latched
+    early_resync = [resync[0], (early, np.full(6, 0.0), 100 * ms)]
+    assert chaos.hold_ms(early_resync, joints, 100 * ms, early + ms, [kill]) == 0.0
+    assert chaos.hold_ms(early_resync, joints, 100 * ms, early + ms) is None  # the old arm's
+    assert chaos.hold_ms(stale, joints, 100 * ms, after + 50 * ms, [kill]) is None
 
 
 def test_the_fault_list_and_the_markdown_table():

@@ -351,6 +351,7 @@ class PyBulletWorld:
         self._dropped = np.zeros(len(self.objects), bool)
         self._cleared = np.zeros(len(self.objects), bool)
         self._events: set[str] = set()
+        self._tool_speed_peak = 0.0
         self._update_status()
         log.debug("episode %d: %d objects", seed, len(self.objects))
 
@@ -378,12 +379,15 @@ class PyBulletWorld:
         self._set_suction(bool(suction))
         n = self.cfg.substeps
         events: set[str] = set()
+        self._tool_speed_peak = 0.0
         for k in range(1, n + 1):
             self._drive(q_prev + (q_new - q_prev) * (k / n))
             p.stepSimulation(physicsClientId=self.client)
             if self.suction:
                 self._grip_touching()
-            events |= self.monitor.update(self._safety_sample())
+            sample = self._safety_sample()
+            self._tool_speed_peak = max(self._tool_speed_peak, sample.tool_speed)
+            events |= self.monitor.update(sample)
         self.steps += 1
         self.t_s = self.steps / self.cfg.control_hz
         self._events = events
@@ -514,6 +518,7 @@ class PyBulletWorld:
             "held": self._held.copy(),  # [K] bool
             "object_half_height": np.array([o.half_size[2] for o in self.objects]),  # [K]
             "safety_events": sorted(self._events),
+            "tool_speed_peak": self._tool_speed_peak,  # m/s, the last step's
             "sim_time": self.t_s,
         }
 

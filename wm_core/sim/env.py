@@ -103,6 +103,7 @@ class TableClearingEnv:
         self.suction = False
         self._prev_tool = d.site_xpos[self._tool_site].copy()
         self.monitor.reset()
+        self._tool_speed_peak = 0.0
         self.t0 = d.time
         self.steps = 0
         self._dropped = np.zeros(len(self.objects), bool)
@@ -192,10 +193,13 @@ class TableClearingEnv:
         d.ctrl[6] = 1.0 if self.suction else 0.0
         n = self.cfg.substeps
         new_events: set[str] = set()
+        self._tool_speed_peak = 0.0
         for k in range(1, n + 1):
             d.ctrl[:6] = q_prev + (q_new - q_prev) * (k / n)
             mujoco.mj_step(m, d)
-            new_events |= self.monitor.update(self._safety_sample())
+            sample = self._safety_sample()
+            self._tool_speed_peak = max(self._tool_speed_peak, sample.tool_speed)
+            new_events |= self.monitor.update(sample)
         self.steps += 1
         n_cleared_before = int(self._cleared.sum())
         self._update_status()
@@ -295,6 +299,7 @@ class TableClearingEnv:
             "dropped": self._dropped.copy(),  # [K] bool
             "held": self._held.copy(),  # [K] bool, from _update_status
             "safety_events": sorted(new_events),
+            "tool_speed_peak": self._tool_speed_peak,  # m/s, the last step's
             "sim_time": float(d.time - self.t0),
         }
 

@@ -345,25 +345,35 @@ def moving(arm, joints, restarts: list[int] = ()) -> list[bool]:
     previous command's: a hold (at the measured joints, or at the target the arm is already
     reaching) does not. ``restarts``: wall ns at which the simulated arm was killed; the
     commands before one are not a move the respawned arm is making. A command after a
-    restart that the probe has no joint state of the new arm for (it may discover the new
-    publisher later than the nodes do) is judged against the old arm's: unknown counts as a
-    move."""
+    restart that the probe has no joint state of the new arm for yet (it may discover the new
+    publisher later than the nodes do) is judged against the new arm's first joint state:
+    the respawned arm stands where it started until a command moves it. Only the new arm's
+    joint states count after a restart (those received once the respawn delay has passed);
+    with none at all, or after a command that moved it, unknown counts as a move."""
     joints = sorted(joints, key=lambda j: j[0])  # a late-discovered publisher's messages
     times = [j[0] for j in joints]
-    out, prev, t_prev = [], None, None
+    restarts = sorted(restarts)
+    out, prev, t_prev, moved_new = [], None, None, False
     for t, q, _ in arm:
         if any(t_prev is not None and t_prev <= r < t for r in restarts):
-            prev = None  # the new arm's controller never got the commands before it
+            prev, moved_new = None, False  # the new arm never got the commands before it
+        i = bisect.bisect_left(restarts, t) - 1
+        new_from = restarts[i] + int(RESPAWN_DELAY_S * 0.9e9) if i >= 0 else None
         k = bisect.bisect_right(times, t) - 1
-        meas = joints[k][2] if k >= 0 else None
+        if new_from is not None and (k < 0 or times[k] < new_from):  # none of the new arm yet
+            first = bisect.bisect_left(times, new_from)
+            meas = joints[first][2] if first < len(joints) and not moved_new else None
+        else:
+            meas = joints[k][2] if k >= 0 else None
         far_meas = meas is None or float(np.abs(q - meas).max()) > MOVE_RAD
         far_prev = prev is None or float(np.abs(q - prev).max()) > MOVE_RAD
         out.append(far_meas and far_prev)
+        moved_new |= new_from is not None and out[-1]
         prev, t_prev = q, t
     return out
 
 
-def hold_ms(arm, joints, t_fault: int, t_end: int) -> float | None:
+def hold_ms(arm, joints, t_fault: int, t_end: int, restarts: list[int] = ()) -> float | None:
     """Commanded hold: from ``t_fault`` until the arm is commanded to stay put through
     ``t_end`` (ms); None when it is still being moved at ``t_end``.
 
@@ -371,7 +381,7 @@ def hold_ms(arm, joints, t_fault: int, t_end: int) -> float | None:
     last command that moved the arm, sent at t_M, moves it until t_M + its duration (its last
     point's time) or until the next command (a hold) replaces it, whichever is first. A command
     sent before the fault counts while it still runs after it."""
-    flags = moving(arm, joints)
+    flags = moving(arm, joints, restarts)
     last = None
     for k, ((t, _, _), m) in enumerate(zip(arm, flags, strict=True)):
         if t >= t_end:  # from t_end on, the commands are the recovery's
@@ -405,21 +415,23 @@ def settled_ms(joints, t_fault: int, t_end: int) -> float | None:
     return (after[i][0] - t_fault) / 1e6
 
 
-def recovery_ms(arm, joints, t_clear: int) -> float | None:
+def recovery_ms(arm, joints, t_clear: int, restarts: list[int] = ()) -> float | None:
     """From ``t_clear`` to the first arm command after it that moves the arm (ms)."""
-    for (t, _, _), m in zip(arm, moving(arm, joints), strict=True):
+    for (t, _, _), m in zip(arm, moving(arm, joints, restarts), strict=True):
         if m and t > t_clear:
             return (t - t_clear) / 1e6
     return None
 
 
-def moves_after(arm, joints, t0: int, t1: int, limit: int = 12) -> list[list[float]]:
+def moves_after(
+    arm, joints, t0: int, t1: int, restarts: list[int] = (), limit: int = 12
+) -> list[list[float]]:
     """[ms after ``t0``, largest joint gap to the measured joints (rad), its duration (ms)] of
     the arm commands that moved the arm in ``[t0, t1]`` (the first ``limit``): what a hold
     figure is made of."""
     times = [j[0] for j in joints]
     out = []
-    for (t, q, dur), m in zip(arm, moving(arm, joints), strict=True):
+    for (t, q, dur), m in zip(arm, moving(arm, joints, restarts), strict=True):
         if m and t0 <= t <= t1:
             k = bisect.bisect_right(times, t) - 1
             gap = float(np.abs(q - joints[k][2]).max()) if k >= 0 else float("nan")
@@ -496,6 +508,8 @@ class Chaos:
         self.p: ChaosProbe = session.probe  # type: ignore[assignment]
         self.seed = seed
         self.rng = random.Random(rng_seed)
+        self.sim_kills: list[int] = []
+        """Wall ns of each SIGKILL of the simulated arm (the figures judge moves by them)."""
 
     # ------------------------------------------------------------------ helpers
     def sleep(self, seconds: float) -> None:
@@ -544,6 +558,8 @@ class Chaos:
         pid = self.s.children.pids[node]
         t_kill = time.time_ns()
         os.kill(pid, signal.SIGKILL)
+        if node == "wm_sim":
+            self.sim_kills.append(t_kill)
         p = self.p
 
         def back() -> int | None:
@@ -557,7 +573,7 @@ class Chaos:
                 ts = [t for t, m in p.diag_log.get(node, []) if m == "active"]
                 ts += p.latents if node == "wm_perception" else p.plan_cmds
                 recent = p.arm[-100:]
-                flags = moving(recent, p.joints[-300:])
+                flags = moving(recent, p.joints[-300:], self.sim_kills)
                 ts += [t for (t, _, _), m in zip(recent, flags, strict=True) if m]
             ts = [t for t in ts if t > t_kill + RESPAWN_DELAY_S * 1e9 * 0.9]
             return min(ts) if ts else None
@@ -571,7 +587,9 @@ class Chaos:
         try:
             self.s.wait(
                 "recovery",
-                lambda: recovery_ms(p.arm[-50:], p.joints[-100:], t_clear) is not None,
+                lambda: (
+                    recovery_ms(p.arm[-50:], p.joints[-100:], t_clear, self.sim_kills) is not None
+                ),
                 timeout,
             )
         except DriverError as exc:
@@ -616,17 +634,15 @@ class Chaos:
         tl.t_fault = p.estop()
         self.sleep(f.duration_s)
         t_held = tl.t_fault + int(HOLD_TARGET_MS * 1e6)
-        latched, restarts = [], []
+        latched = []
         for node in f.nodes:
-            t_kill, back = self.kill(node)
-            if node == "wm_sim":
-                restarts.append(t_kill)
+            _, back = self.kill(node)
             self.sleep(1.0)  # the restarted node runs a while: the e-stop must still hold
             msg = self.safety_message(back)
             latched.append({"node": node, "safety": msg})
         with p.lock:
             t_release = time.time_ns()
-            moved = moving_commands(p.arm, p.joints, t_held, t_release, restarts)
+            moved = moving_commands(p.arm, p.joints, t_held, t_release, self.sim_kills)
         tl.extra["moves_while_estopped"] = moved
         if latched:
             tl.extra["latched_after_restart"] = latched
@@ -726,9 +742,10 @@ class Chaos:
         with p.lock:
             arm, joints = list(p.arm), list(p.joints)
         # the hold must last until the fault clears (or the killed node is back)
-        hold = hold_ms(arm, joints, tl.t_fault, tl.t_clear) if f.kind != "none" else None
+        kills = self.sim_kills
+        hold = hold_ms(arm, joints, tl.t_fault, tl.t_clear, kills) if f.kind != "none" else None
         settle = settled_ms(joints, tl.t_fault, tl.t_clear) if f.kind != "none" else None
-        rec = recovery_ms(arm, joints, tl.t_clear)
+        rec = recovery_ms(arm, joints, tl.t_clear, kills)
         objects = int(before.get("objects", (final or {}).get("objects", 0)))
         if sim_killed:
             after = self.latest_status() or {}
@@ -769,11 +786,11 @@ class Chaos:
             "flow_10s_after_clear": flow(p, tl.t_clear),
             "violations_at_s_after_fault": violation_times(p, start, fault_sim_s),
             "moves_after_fault": (
-                moves_after(arm, joints, tl.t_on, tl.t_clear) if f.kind != "none" else []
+                moves_after(arm, joints, tl.t_on, tl.t_clear, kills) if f.kind != "none" else []
             ),
             "first_affected_after_switch_ms": round((tl.t_fault - tl.t_on) / 1e6, 1),
             "hold_from_switch_ms": (
-                hold_ms(arm, joints, tl.t_on, tl.t_clear) if f.kind != "none" else None
+                hold_ms(arm, joints, tl.t_on, tl.t_clear, kills) if f.kind != "none" else None
             ),
             "end_reason": reason,
             "wall_s": round(time.monotonic() - t_case, 1),

@@ -26,6 +26,7 @@ class TrajectoryFollower:
         if not (np.isfinite(cmd_timeout_s) and cmd_timeout_s >= 0):
             raise ValueError(f"cmd_timeout_s={cmd_timeout_s!r} must be >= 0 (0: off)")
         self.cmd_timeout_s = float(cmd_timeout_s)
+        self.received_s: float | None = None  # when the last trajectory arrived (None: none yet)
         self.hold(q0, suction)
 
     def hold(self, q: np.ndarray, suction: bool) -> None:
@@ -57,6 +58,7 @@ class TrajectoryFollower:
     def set(self, traj: Trajectory, now_s: float) -> None:
         """Start following ``traj`` (received at ``now_s``, in the same clock as its stamp)."""
         q_now, s_now = self.sample(now_s)
+        self.received_s = float(now_s)
         if len(traj.times) == 0:
             self.hold(q_now, s_now)
             return
@@ -66,6 +68,15 @@ class TrajectoryFollower:
         self._q = np.concatenate([q_now[None], traj.positions])  # [P+1, 6]
         self._s = np.concatenate([[s_now], s])  # [P+1]
         self._following = True
+
+    def describe(self, now_s: float) -> str:
+        """What the follower is doing at ``now_s``, for a log line: holding, or following the
+        trajectory received how long ago, with its knots' times from now."""
+        got = "none received" if self.received_s is None else f"{now_s - self.received_s:.2f} s ago"
+        if not self._following:
+            return f"holding (last trajectory {got})"
+        ahead = ", ".join(f"{t - now_s:+.2f}" for t in self._t[1:])
+        return f"following a trajectory received {got}, knots at {ahead} s"
 
     def sample(self, t: float) -> tuple[np.ndarray, bool]:
         """Desired (positions [6], suction) at absolute time ``t``."""

@@ -51,9 +51,11 @@ from wm_bringup.nodekit import (
 )
 from wm_bringup.stack import TELEOP_TOPIC
 from wm_bringup.trajectory import TrajectoryFollower
+from wm_bringup.world_events import WorldEventLog
 
 from wm_core.cell import PYBULLET_CELL_FILE, load_cell
 from wm_core.pybullet_world import PyBulletWorldConfig
+from wm_core.robot import ArmKinematics
 from wm_pybullet.teleop import ScriptedTeleop
 
 WORLD_FIELDS = ("n_objects", "image_width", "control_hz", "max_episode_s", "calibration_board")
@@ -111,6 +113,8 @@ class PyBulletNode(WmNode):
             ) from None
         cell = load_cell(v["cell_file"] or PYBULLET_CELL_FILE)
         self.world = PyBulletWorld(self.config, cell)
+        kin = ArmKinematics(base_pose=cell.arm.T_world_base)
+        self.events = WorldEventLog(kin, 1.0 / self.config.control_hz, self.config.tool_speed_limit)
         self.teleop = ScriptedTeleop(cell) if v["teleop"] else None
         self.dt_ns = int(round(1e9 / self.config.control_hz))
         self.sim_ns = int(round(v["clock_start_s"] * 1e9))
@@ -244,7 +248,11 @@ class PyBulletNode(WmNode):
             )
             self.follower.hold(w.joint_state()[0], w.suction)
         q_target, suction = self.follower.sample((self.sim_ns + self.dt_ns) * 1e-9)
+        q_from = w.q_cmd.copy()  # [6] the desired joints the tick starts from
         terminated, truncated = w.step_joint(q_target, suction)
+        event = self.events.describe(w.info(), q_from, w.q_cmd, self.follower, self._now_s())
+        if event:
+            self.get_logger().warning(event)
         self.sim_ns += self.dt_ns
         stamp = Time(nanoseconds=self.sim_ns).to_msg()
         ref = JointState(name=list(self.names), position=[float(x) for x in q_target])

@@ -59,6 +59,7 @@ from wm_bringup.nodekit import (
     run_node,
 )
 from wm_bringup.trajectory import TrajectoryFollower
+from wm_bringup.world_events import WorldEventLog
 
 from wm_core.sim import SceneConfig, TableClearingEnv
 
@@ -112,6 +113,9 @@ class SimNode(WmNode):
         # An EGL context is current in one thread only: every MuJoCo call runs on this one.
         self._mujoco = ThreadPoolExecutor(1, thread_name_prefix="wm_sim_mujoco")
         self.env = self._in_mujoco(TableClearingEnv, self.config, self.cell)
+        self.events = WorldEventLog(
+            self.env.kin, 1.0 / self.config.control_hz, self.config.tool_speed_limit
+        )
         self.dt_ns = int(round(1e9 / self.config.control_hz))
         self.sim_ns = int(round(v["clock_start_s"] * 1e9))
         self.frames = {k: v[k] for k in ("base_frame", "camera_frame")}
@@ -255,8 +259,12 @@ class SimNode(WmNode):
             )
             self.follower.hold(self.obs["joint_pos"], bool(self.obs["suction"][0] > 0.5))
         q_target, suction = self.follower.sample(t_end)  # where the arm should be at t_end
+        q_from = env.q_cmd.copy()  # [6] the desired joints the tick starts from
         obs, _, terminated, truncated, info = self._in_mujoco(env.step_joint, q_target, suction)
         self.obs, self.info = obs, info
+        event = self.events.describe(info, q_from, env.q_cmd, self.follower, self._now_s())
+        if event:
+            self.get_logger().warning(event)
         self.sim_ns += self.dt_ns
         stamp = Time(nanoseconds=self.sim_ns).to_msg()
         ref = JointState(name=list(self.names), position=[float(x) for x in q_target])
