@@ -217,8 +217,8 @@ def test_watchdog_holds_when_commands_or_joint_states_stop(ros):
     assert ros.spin_until(lambda: len(out) == node.stats["sent"])  # the hold is in
     # how long after the last command the node sent its hold, on the node's clock (this
     # test's own polling is not the watchdog's delay)
-    sent_at = node.motion_end - rclpy.duration.Duration(seconds=node.motion_s)
-    waited = (sent_at - node.cmd_time).nanoseconds * 1e-9
+    gate = node.gate  # its times are seconds on the node's clock
+    waited = gate.motion_end - gate.motion_s - gate.cmd_time
     assert STALE <= waited < STALE + 0.3, f"hold after {waited:.2f} s"
     # the hold keeps the last point sent, where the controller is headed (the measured joints
     # are older: a hold there would pull the settling arm back)

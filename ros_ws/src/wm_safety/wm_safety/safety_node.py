@@ -1,18 +1,11 @@
 """``wm_safety``: the hard safety filter between the planner and the arm.
 
-``/wm/plan_cmd`` (JointTrajectory) -> ``wm_core.safety.SafetyFilter`` -> the arm's
-``/arm_controller/joint_trajectory``; this node is the only publisher there. Per command, each
-point goes through the filter in turn (joint limits, joint velocity and tool speed clamps,
-table and keep-out intrusion, staleness of the command stamp and of the joint state); the
-output is re-timed to at least ``control_dt`` per point, after what is left of the motion
-already sent (so a burst of commands cannot outrun the speed limits), and, where the arm's
-controller reports its reference on ``/arm_controller/reference`` (``wm_sim`` does), its
-first point no sooner than the tool can reach it at ``tool_speed_limit`` from every position
-the controller may be at on receipt (``wm_core.safety.pacing``: the controller starts from its
-own reference, which lags the last target by up to a step when a command reached it a
-``/clock`` tick later than this node's clock said); it stops before the first point the filter
-holds. The next command's velocity clamp starts from the first output
-point (commands are replanned every step).
+``/wm/plan_cmd`` (JointTrajectory) -> :class:`wm_safety.gate.CommandGate` (the filter
+``wm_core.safety.SafetyFilter``, the first-point pacing, the holds: watchdog, e-stop, re-sync;
+its docstring says when each happens) -> the arm's ``/arm_controller/joint_trajectory``; this
+node is the only publisher there. It subscribes to ``/joint_states``, the controller's
+reference (``/arm_controller/reference``), the planner's commands and ``/wm/estop``, runs the
+watchdog timer every ``watchdog_period_s``, and publishes what the gate decides.
 
 The arm command keeps a zero stamp (start on receipt), so its timing never depends on the arm's
 clock agreeing with ours. Which camera frame a command came from goes out beside it instead:
@@ -20,27 +13,13 @@ right after each arm command made from a planner command, ``/wm/safety/command_s
 (std_msgs/Header) carries that planner command's stamp, the source image's. An evaluator pairs
 it with the frame to measure the end-to-end latency (``wm_bringup.episodes``).
 
-Holds (a one-point trajectory, suction unchanged; where, below):
+**E-stop**: ``/wm/estop`` (std_msgs/Bool) ``true`` latches the stop: every command holds.
+``false`` does *not* release it. Release explicitly with the parameter
+``ros2 param set /wm_safety release_estop true`` (the node sets it back to false).
 
-- **watchdog**: a timer checks every ``watchdog_period_s`` that a command and a joint state
-  arrived within ``stale_after_s``; if not, it holds (once, until commands resume) at the last
-  point it sent, where the arm's controller is headed and stays (at the measured joints if
-  the arm is a re-sync away from that point, or nothing was sent since activation). While the
-  joint states stay stale after that hold, commands get no answer at all: the arm's controller
-  holds by itself, and a hold sent then could reach a restarted controller before its first
-  joint state reaches this node, and move its arm to a target of before the restart;
-- **e-stop**: ``/wm/estop`` (std_msgs/Bool) ``true`` latches the stop: every command holds.
-  ``false`` does *not* release it. Release explicitly with the parameter
-  ``ros2 param set /wm_safety release_estop true`` (the node sets it back to false);
-- **re-sync**: when the arm is more than ``resync_tolerance_rad`` from the last safe command
-  (an episode reset, a hand-guided move, a collision), the filter restarts from the measured
-  joints with a hold. So it does when ``/joint_states`` comes from another publisher than
-  before, the old one silent for ``stale_after_s`` (the arm's driver or controller restarted:
-  it now holds where it is, and the last safe command means nothing to it), whatever the gap:
-  a hold at the old target would move an arm that a restart left a little elsewhere, also
-  while the e-stop is latched. Two live publishers are reported as an error, not re-synced.
-  The publisher is the message's gid (``MessageInfo``), or where rclpy gives none (Jazzy) a
-  publisher new in the ROS graph after the gap.
+**A restarted arm driver** is told by the publisher of ``/joint_states``: the message's gid
+(``MessageInfo``), or where rclpy gives none (Jazzy) a publisher new in the ROS graph after the
+gap (``wm_safety.joint_sources``). Two live publishers are reported as an error, not re-synced.
 
 **Shadow mode** (``shadow: true``, read-only; ``real.launch.py shadow:=true``): every command
 is judged exactly as above, but what would go to the arm is published on
@@ -68,10 +47,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
@@ -102,9 +79,9 @@ from wm_bringup.nodekit import (
 
 from wm_core.cell import Workcell
 from wm_core.robot.limits import CONTROL_HZ
-from wm_core.safety import FilterConfig, SafetyFilter
-from wm_core.safety.pacing import FirstPointPacer
+from wm_core.safety import FilterConfig
 from wm_core.viz.record import verdict_of
+from wm_safety.gate import CommandGate, Output
 from wm_safety.joint_sources import JointStateSources
 from wm_safety.publishers import foreign_publishers
 
@@ -168,25 +145,22 @@ class SafetyNode(WmNode):
     def __init__(self, node_name: str = "wm_safety", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.names = self.config.joint_names
-        self.filter: SafetyFilter | None = None
-        self.q: np.ndarray | None = None  # [6] measured joints
-        self.suction_meas: bool | None = None
-        self.js_time: Time | None = None
-        self.cmd_time: Time | None = None
-        self.holding: str | None = "no command yet"
+        self.gate: CommandGate | None = None  # the decisions, once configured
         self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
         self.stats["bad_joint_states"] = 0
         self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
         self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
         self.stats["joint_state_clashes"] = 0  # messages from a second live publisher
         self.js_sources: JointStateSources | None = None  # who publishes /joint_states
-        self.last_status = ""
         self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
         self.publisher_check = None
-        self.motion_end: Time | None = None  # when the arm reaches the last target sent
-        self.motion_s = 0.0  # how long that motion was
-        self.sent_end: np.ndarray | None = None  # [6] last point sent: where the arm is headed
         self.add_post_set_parameters_callback(self._after_set)
+
+    # the gate's state, as the tests and diagnostics read it
+    filter = property(lambda self: None if self.gate is None else self.gate.filter)
+    pacer = property(lambda self: None if self.gate is None else self.gate.pacer)
+    q = property(lambda self: None if self.gate is None else self.gate.q)
+    holding = property(lambda self: "no command yet" if self.gate is None else self.gate.holding)
 
     def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
         super().build_config(values)
@@ -217,10 +191,10 @@ class SafetyNode(WmNode):
         # The filter's forward kinematics are tiny torch ops: a second intra-op thread only
         # spin-waits between them (wm bench stack: this node fell from 49 % to 10 % of a core).
         torch.set_num_threads(1)
-        self.filter = SafetyFilter(cfg.filter, cfg.cell)
-        self.dt = cfg.filter.control_dt
-        # a command may reach the controller a /clock tick later than our clock says
-        self.pacer = FirstPointPacer(self.filter.kin, cfg.filter.tool_speed_limit, self.dt)
+        self.gate = CommandGate(
+            cfg.filter, cfg.cell, cfg.resync_tolerance_rad, self._now_s, self._send,
+            self.get_logger(), self.stats,
+        )  # fmt: skip
         # shadow: no endpoint on the arm or suction topics at all, the shadow topic instead
         arm_topic = SHADOW_TOPIC if cfg.shadow else ARM_TOPIC
         self.pub_arm = self.create_lifecycle_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
@@ -263,8 +237,7 @@ class SafetyNode(WmNode):
 
     @guarded_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.activated_at = self.get_clock().now()
-        self.sent_end = None  # the arm may have been moved by something else meanwhile
+        self.gate.activated()
         return super().on_activate(state)
 
     @guarded_transition
@@ -285,7 +258,7 @@ class SafetyNode(WmNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        self.filter = None
+        self.gate = None
 
     def _after_set(self, params: list[Parameter]) -> None:
         for p in params:
@@ -300,197 +273,70 @@ class SafetyNode(WmNode):
         self.set_parameters([Parameter("release_estop", value=False)])
 
     # ------------------------------------------------------------------ inputs
-    def _age(self, t: Time | None) -> float:
-        """Seconds since ``t`` (a receipt time on our clock); inf when there is none, or when
-        the clock has jumped back past it (a restarted simulator, a clock correction): how old
-        that input is can no longer be told, so it counts as stale."""
-        if t is None:
-            return float("inf")
-        age = (self.get_clock().now() - t).nanoseconds * 1e-9
-        return age if age >= 0.0 else float("inf")
-
-    def _stamp_age(self, stamp) -> float:
-        """Seconds since a message's header stamp. A stamp slightly ahead of our clock (the
-        clock message still in flight) is fresh; one more than ``stale_after_s`` ahead comes
-        from before a backwards clock jump (or a broken clock) and counts as stale."""
-        t = Time.from_msg(stamp, clock_type=self.get_clock().clock_type)
-        age = (self.get_clock().now() - t).nanoseconds * 1e-9
-        if age < -self.config.filter.stale_after_s:
-            return float("inf")
-        return max(0.0, age)
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_joints(self, msg: JointState, info: MessageInfo) -> None:
+        gate = self.gate
+        if gate is None:
+            return
         try:
             q, suction = joint_state_arrays(msg, self.names)
         except NonFiniteError as exc:
-            # a failing encoder: nothing measured can be trusted until a finite state arrives
-            self.js_time = None
             self.stats["bad_joint_states"] += 1
             self.get_logger().error(
                 f"joint state not finite: holding ({exc})", throttle_duration_sec=2.0
             )
-            why = "joint state not finite"  # one hold, not one per message
-            ready = self.active and self.filter is not None and self.q is not None
-            if ready and self.holding != why:
-                self._hold(why, measured=False)
+            gate.bad_joints("joint state not finite", self.active)
             return
         except ValueError as exc:
             self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
             return
-        self.q, self.suction_meas = q, suction
-        self.js_time = self.get_clock().now()
         restarted = self.js_sources.restarted(publisher_of(info), time.monotonic())
         self.stats["joint_state_clashes"] = self.js_sources.clashes  # a second live publisher
-        flt = self.filter
-        if flt is not None and flt.last_q is not None and self.active:
-            gap = float(np.abs(self.q - flt.last_q).max())
-            if restarted:
-                self.stats["joint_state_sources"] += 1
-                self.get_logger().warning(
-                    f"joint states from a new publisher (the arm's driver restarted?), "
-                    f"{gap:.3f} rad from the last safe command: re-syncing, holding"
-                )
-                self._hold("re-sync: new joint-state source", resync=True)
-            elif gap > self.config.resync_tolerance_rad:
-                self.get_logger().warning(
-                    f"the arm is {gap:.2f} rad from the last safe command: re-syncing, holding"
-                )
-                self._hold("re-sync", resync=True)
+        if gate.joints(q, suction, restarted, self.active):
+            self.stats["joint_state_sources"] += 1
 
     def _joint_state_publishers(self) -> set[bytes]:
         topic = self.subs[0].topic_name  # /joint_states as remapped
         return {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topic)}
 
     def _on_reference(self, msg: JointState) -> None:
-        if self.filter is None:
+        if self.gate is None:
             return
         try:
             q, _ = joint_state_arrays(msg, self.names)
         except ValueError as exc:  # NonFiniteError included: keep the last good reference
             self.get_logger().warning(f"ignored reference: {exc}", throttle_duration_sec=2.0)
             return
-        self.pacer.reference(q, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
+        self.gate.pacer.reference(q, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
 
     def _on_estop(self, msg: Bool) -> None:
-        if self.filter is None:
+        if self.gate is None:
             return
         if msg.data:
-            latched = self.filter.estopped is not None
-            self.filter.estop("/wm/estop")
-            if not latched:
-                self._hold("e-stop", resync=True)  # where the arm is
-        elif self.filter.estopped is not None:
+            self.gate.estop("/wm/estop")
+        elif self.gate.filter.estopped is not None:
             self.get_logger().info(
                 "e-stop stays latched: set the parameter release_estop to true to release it",
                 throttle_duration_sec=5.0,
             )
 
     def _on_command(self, msg: JointTrajectory) -> None:
-        if not self.active or self.filter is None:
-            return
-        self.stats["commands"] += 1
-        self.cmd_time = self.get_clock().now()
-        if self.q is None:
-            self.get_logger().warning(
-                "no joint state yet: command dropped", throttle_duration_sec=2.0
-            )
+        if not self.active or self.gate is None:
             return
         try:
-            traj = parse_trajectory(msg, self.names)
+            traj, why = parse_trajectory(msg, self.names), None
         except ValueError as exc:
-            self.stats["malformed"] += 1
-            self.get_logger().warning(f"malformed command held: {exc}", throttle_duration_sec=2.0)
-            self._hold("malformed command")
-            return
+            traj, why = None, str(exc)
         stamp = msg.header.stamp
-        source = None if is_zero(stamp) else msg.header
-        if len(traj.times) == 0:
-            self._hold("empty command (stop)", source=source)
-            return
-        cmd_age = 0.0 if is_zero(stamp) else self._stamp_age(stamp)
-        state_age = self._age(self.js_time)
-        flt = self.filter
-        if self.holding and flt.estopped is None and state_age <= self.config.filter.stale_after_s:
-            # Resuming after a hold: the arm settled where it is, not at the last safe
-            # command (a position controller under load sags; the arm's own cmd_timeout holds
-            # at the measured joints). The limits of the next step start from there, or the
-            # first step would add that gap to a full step (tool-speed events in wm chaos).
-            flt.resume_from(self.q, flt.last_suction)
-        elif self.motion_end is not None:
-            idle = (self.get_clock().now() - self.motion_end).nanoseconds * 1e-9
-            if idle > 0.5 * self.dt:
-                # the arm stopped at the last target (a skipped frame, a short stall): a full
-                # step from standstill overshoots the tool speed limit (seen in wm chaos with
-                # every other frame dropped); accelerate from rest
-                flt.at_rest()
-        passed, held = [], None
-        for k in range(len(traj.times)):
-            s = bool(traj.suction[k]) if traj.suction is not None else flt.last_suction
-            res = flt.filter(traj.positions[k], s, self.q, cmd_age, state_age)
-            if not res.passed:
-                held = res
-                break
-            passed.append(res)
-        if held is not None:
-            self.last_status = f"{held.status}: {', '.join(held.reasons)}"
-            self.get_logger().warning(
-                f"command held ({self.last_status})", throttle_duration_sec=2.0
-            )
-        if not passed:
-            if self.holding and state_age > self.config.filter.stale_after_s:
-                # No fresh joint state since the hold that went out when they stopped: the
-                # arm's controller holds by itself (cmd_timeout). Another hold could reach a
-                # restarted controller before its first joint state does and move its arm to
-                # a target of before the restart.
-                self.stats["holds_unsent"] += 1
-                return
-            if held.q is None:  # nothing safe sent yet: hold where the arm is
-                self._hold(held.status, source=source)
-            else:
-                self._send(held.q[None], [held.suction], [self.dt], source, held.status)
-                self.stats["holds"] += 1
-            return
-        times = [max(float(t), (k + 1) * self.dt) for k, t in enumerate(traj.times[: len(passed)])]
-        if self.pacer.ref_tool is None:
-            # no controller reference to time it from: wait for what is left of the motion
-            # already sent (with one, the pacer alone times the first point from where the
-            # controller is: adding this as well held a stack's commands at up to 0.3 s)
-            times = self._paced(times)
-        qs = np.array([r.q for r in passed])  # [P, 6]
-        first = self.pacer.first_time(qs[0], self._now_s(), times[0])
-        times = [t + first - times[0] for t in times]
-        self._send(qs, [r.suction for r in passed], times, source, passed[0].status)
-        flt.resume_from(passed[0].q, passed[0].suction)  # commands are replanned every step
-        self.last_status = passed[0].status if held is None else self.last_status
-        if self.holding:
-            self.get_logger().info(f"commands resumed (was holding: {self.holding})")
-        self.holding = None
+        zero = is_zero(stamp)
+        stamp_s = None if zero else Time.from_msg(stamp).nanoseconds * 1e-9
+        self.gate.command(traj, None if zero else msg.header, stamp_s, why)
 
     def _on_watchdog(self) -> None:
-        if not self.active or self.filter is None or self.q is None or self.holding:
-            return
-        stale = self.config.filter.stale_after_s
-        cmd_age, state_age = self._age(self.cmd_time), self._age(self.js_time)
-        if self.cmd_time is None:
-            cmd_age = self._age(self.activated_at)
-        if cmd_age > stale or state_age > stale:
-            flt = self.filter
-            q_last = flt.last_q if flt.last_q is not None else self.q
-            flt.filter(q_last, flt.last_suction, self.q, cmd_age, state_age)  # counts the hold
-            what = "commands" if cmd_age > stale else "joint states"
-            # Hold where the arm's controller is headed: the last point sent, which passed the
-            # filter and where a joint_trajectory_controller stays once the trajectory ends.
-            # The measured joints are a joint-state period or two old: a hold there pulls an
-            # arm still settling back toward where it was (wm chaos, kill_perception: 5 mrad
-            # under a held object). Not when the arm is a re-sync away from it.
-            end = self.sent_end
-            gap = float("inf") if end is None else float(np.abs(end - self.q).max())
-            target = end if gap <= self.config.resync_tolerance_rad else None
-            self.get_logger().warning(
-                f"watchdog: {what} stopped ({max(cmd_age, state_age):.2f} s): holding (joint "
-                f"states {state_age:.2f} s old, {gap:.4f} rad from the last point sent)"
-            )
-            self._hold(f"{what} stale", measured=state_age <= stale, target=target)
+        if self.active and self.gate is not None:
+            self.gate.watchdog()
 
     def _check_publishers(self) -> None:
         """Report publishers on the arm topic other than this node (once per change)."""
@@ -509,97 +355,33 @@ class SafetyNode(WmNode):
         self.foreign = foreign
 
     # ------------------------------------------------------------------ outputs
-    def _hold(
-        self,
-        why: str,
-        measured: bool = True,
-        source: Header | None = None,
-        resync: bool = False,
-        target: np.ndarray | None = None,
-    ) -> None:
-        """Hold at the measured joints (or, if those are stale, at the last safe command).
-        While the e-stop is latched, at the hold target it latched unless ``resync`` (re-aiming
-        it at the joints of an arm still coming to rest, or sagging under a load, would move
-        the arm while latched). ``source``: the header of the planner command this hold
-        answers (None: no command). ``target``: hold there instead (a point already sent),
-        unless latched."""
-        flt = self.filter
-        fresh = self._age(self.js_time) <= self.config.filter.stale_after_s
-        if not fresh and self.holding:
-            # No fresh joint state since a hold went out: the arm's controller holds by itself
-            # (cmd_timeout), and another hold could reach a restarted controller before its
-            # first joint state reaches us, moving its arm to a target of before the restart.
-            self.stats["holds_unsent"] += 1
-            return
-        measured = measured and fresh and (resync or flt.estopped is None)
-        q = self.q if measured or flt.last_q is None else flt.last_q
-        if target is not None and flt.estopped is None:
-            q = target
-        if q is None:  # nothing measured, nothing sent: no target a hold could keep
-            self.holding, self.last_status = why, f"hold: {why}"
-            return
-        suction = self.suction_meas if self.suction_meas is not None else flt.last_suction
-        flt.resume_from(q, bool(suction))
-        self.holding = why
-        self.last_status = f"hold: {why}"
-        self.stats["holds"] += 1
-        self._send(np.asarray(q, float)[None], [bool(suction)], [self.dt], source)
-
-    def _now_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
-    def _paced(self, times: list[float]) -> list[float]:
-        """Point times of a passed command, delayed by what is left of the motion already sent.
-
-        The filter clamps each step to what the speed limits allow in ``control_dt``, from the
-        last command's target. A command that arrives before the arm got there (a burst of
-        plans after a stall: measured 12-30 ms apart under ``wm chaos``) would otherwise make
-        the arm cover the rest of the last step *and* this one within one period: up to
-        several times the tool speed limit (a tool-speed event in the simulator)."""
-        left = 0.0
-        if self.motion_end is not None:
-            left = (self.motion_end - self.get_clock().now()).nanoseconds * 1e-9
-            left = min(max(left, 0.0), self.motion_s)  # a clock jumped back: at most one motion
-        return [t + left for t in times]
-
-    def _send(
-        self,
-        qs: np.ndarray,
-        suction: list[bool],
-        times: list[float],
-        source: Header | None = None,
-        status: str = "held",
-    ) -> None:
-        """qs [P, 6] -> the arm (zero stamp: start on receipt), then ``source`` (the planner
-        command's header) on ``/wm/safety/command_source`` and the verdict (from the filter's
-        ``status``) on ``/wm/safety/verdict``. In shadow mode the trajectory, with
-        the suction as its ``suction_cup`` joint, goes to the shadow topic instead."""
+    def _send(self, o: Output) -> bool:
+        """The gate's output -> the arm (zero stamp: start on receipt), then its ``source``
+        (the planner command's header) on ``/wm/safety/command_source`` and the verdict on
+        ``/wm/safety/verdict``. In shadow mode the trajectory, with the suction as its
+        ``suction_cup`` joint, goes to the shadow topic instead. False when not active."""
         if not self.active:
-            return
+            return False
         with_suction = self.config.suction_in_trajectory or self.config.shadow
-        self.publish(
-            self.pub_arm, make_trajectory(self.names, qs, times, suction if with_suction else None)
-        )
+        suction = o.suction if with_suction else None
+        self.publish(self.pub_arm, make_trajectory(self.names, o.qs, o.times, suction))
         if self.pub_suction is not None:
-            self.publish(self.pub_suction, Bool(data=bool(suction[0])))
-        if source is not None:
-            self.publish(self.pub_source, Header(stamp=source.stamp, frame_id=source.frame_id))
-            self.publish(self.pub_verdict, Header(stamp=source.stamp, frame_id=verdict_of(status)))
-        self.stats["sent"] += 1
-        self.sent_end = np.array(qs[-1], float)
-        self.pacer.sent(qs, self._now_s())
-        self.motion_s = float(times[-1])
-        self.motion_end = self.get_clock().now() + Duration(seconds=self.motion_s)
+            self.publish(self.pub_suction, Bool(data=bool(o.suction[0])))
+        if o.source is not None:
+            src = o.source
+            self.publish(self.pub_source, Header(stamp=src.stamp, frame_id=src.frame_id))
+            self.publish(self.pub_verdict, Header(stamp=src.stamp, frame_id=verdict_of(o.status)))
+        return True
 
     def diagnostics(self):
         level, message, kv = super().diagnostics()
-        flt = self.filter
-        if flt is not None:
-            if flt.estopped is not None:
-                level, message = DiagnosticStatus.ERROR, f"e-stop latched ({flt.estopped})"
-            elif self.holding:
-                level, message = DiagnosticStatus.WARN, f"holding: {self.holding}"
-            kv |= {f"filter_{k}": v for k, v in flt.counts.items()}
+        gate = self.gate
+        if gate is not None:
+            if gate.filter.estopped is not None:
+                level, message = DiagnosticStatus.ERROR, f"e-stop latched ({gate.filter.estopped})"
+            elif gate.holding:
+                level, message = DiagnosticStatus.WARN, f"holding: {gate.holding}"
+            kv |= {f"filter_{k}": v for k, v in gate.filter.counts.items()}
         if self.foreign:
             foreign = f"other publisher(s) on the arm topic: {', '.join(self.foreign)}"
             message = foreign if level != DiagnosticStatus.ERROR else f"{message}; {foreign}"
@@ -607,7 +389,8 @@ class SafetyNode(WmNode):
         if self.config.shadow:
             message = f"shadow mode ({message})"
         kv["foreign_arm_publishers"] = ",".join(self.foreign)
-        kv |= self.stats | {"last_status": self.last_status, "shadow": self.config.shadow}
+        last = "" if gate is None else gate.last_status
+        kv |= self.stats | {"last_status": last, "shadow": self.config.shadow}
         return level, message, kv
 
 
