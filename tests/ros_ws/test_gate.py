@@ -35,9 +35,12 @@ class Rig:
 
     def __init__(self, active: bool = True) -> None:
         self.t, self.active, self.sent = 100.0, active, []
+        self.wall = 5000.0  # the wall clock: it goes on where a simulator's clock stops
         self.log = Log()
         cfg = FilterConfig(control_dt=DT, stale_after_s=STALE)
-        self.gate = CommandGate(cfg, sim_cell(), 0.5, lambda: self.t, self._out, self.log)
+        self.gate = CommandGate(
+            cfg, sim_cell(), 0.5, lambda: self.t, self._out, self.log, wall=lambda: self.wall
+        )
         self.gate.activated()
 
     def _out(self, o: Output) -> bool:
@@ -56,6 +59,7 @@ class Rig:
         """Advance in 10 ms steps: joint states every 20 ms, the watchdog every 50 ms."""
         for k in range(round(seconds / 0.01)):
             self.t += 0.01
+            self.wall += 0.01
             if joints and k % 2 == 0:
                 self.joints(self.gate.q if self.gate.q is not None else HOME)
             if commands is not None and k % 10 == 0:
@@ -140,3 +144,27 @@ def test_an_inactive_node_sends_nothing_and_counts_nothing_sent():
     r.joints()
     r.command(HOME, r.t)
     assert r.sent == [] and r.gate.stats["sent"] == 0 and r.gate.sent_end is None
+
+
+def test_a_dead_simulator_stops_its_clock_and_the_latched_holds_stop_with_it():
+    """The simulator is the arm and the clock: SIGKILLed, its clock stands still, so on the
+    node's clock its last joint state never ages. By the wall clock it does: while latched,
+    commands get no answer once the joint states are gone (a hold at the old target could reach
+    the respawned simulator before its first joint state reaches the node, and move its arm);
+    the new arm's first joint state re-syncs the latched hold where it stands."""
+    r = Rig()
+    r.joints()
+    r.run(0.3, commands=HOME)
+    r.gate.estop("/wm/estop")
+    n = len(r.sent)
+    r.command(HOME, r.t)  # latched: answered with the hold while the arm is alive
+    assert len(r.sent) == n + 1
+    r.wall += 2.0  # the simulator dies: its clock (r.t) stands still, the wall clock goes on
+    r.command(HOME + [0.1, 0, 0, 0, 0, 0], r.t)
+    r.gate.command(Trajectory(np.zeros(0), np.zeros((0, 6)), None, 0.0), None, None)
+    assert len(r.sent) == n + 1 and r.gate.stats["holds_unsent"] == 2
+    new_arm = HOME + [0.03, 0, 0, 0, 0, 0]
+    r.t = 0.1  # the respawned simulator's clock starts again
+    r.joints(new_arm, restarted=True)
+    assert len(r.sent) == n + 2
+    np.testing.assert_allclose(r.sent[-1][1].qs[0], new_arm)

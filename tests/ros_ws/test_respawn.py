@@ -77,6 +77,29 @@ def test_a_refusal_to_start_and_a_crash_loop_end_the_stack(tmp_path):
     no_respawn.stop()
 
 
+def test_the_stack_processes_use_loopback_udp_unless_the_user_chose(tmp_path, monkeypatch):
+    """Fast DDS's shared memory can stop a writer's large samples reaching anyone once a reader
+    was SIGKILLed (stack.DDS_ENV): the children get UDPv4 unless the environment says."""
+    from wm_bringup.stack import DDS_ENV, dds_environment
+
+    assert dds_environment({}) == DDS_ENV == {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
+    assert dds_environment({"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"}) == {}
+    out = tmp_path / "env"
+    show = child(
+        f"import os; open({str(out)!r}, 'w').write(os.environ['FASTDDS_BUILTIN_TRANSPORTS'])"
+    )
+    for given, expected in ((None, "UDPv4"), ("SHM", "SHM")):
+        if given is None:
+            monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
+        else:
+            monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", given)
+        stack = ProcessStack({"show": show}, [], tmp_path, respawn=False)
+        stack.start()
+        assert wait_for(lambda e: e is not None, stack) == ("show", 0)
+        stack.stop()
+        assert out.read_text() == expected
+
+
 def test_a_killed_node_process_comes_back(tmp_path, monkeypatch):
     """SIGKILL of a real node mid-run: the runner starts it again and it configures again."""
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN))

@@ -44,6 +44,7 @@ from wm_bringup.stack import (
     RESPAWN_DELAY_S,
     Stack,
     arguments,
+    dds_environment,
     describe,
 )
 
@@ -309,6 +310,7 @@ def build(profile: str) -> Any:
                 respawn=True,
                 respawn_delay=RESPAWN_DELAY_S,
                 respawn_max_retries=CRASH_LOOP[0],
+                additional_env=dds_environment(dict(os.environ)),
             )
             for spec in stack.running()
         ]

@@ -35,6 +35,7 @@ from wm_bringup.stack import (
     RESPAWN_DELAY_S,
     SIM_NODES,
     Stack,
+    dds_environment,
     describe,
 )
 
@@ -162,6 +163,7 @@ class ProcessStack:
 
     def _spawn(self, name: str, append: bool) -> None:
         env = dict(os.environ)
+        env |= dds_environment(env)
         env["PYTHONPATH"] = os.pathsep.join([*self.paths, env.get("PYTHONPATH", "")])
         out = None
         if self.log_dir is not None:

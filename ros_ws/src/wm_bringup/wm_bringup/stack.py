@@ -292,6 +292,21 @@ RESPAWN_DELAY_S = 2.0
 CRASH_LOOP = (5, 60.0)
 """More than 5 respawns of one node within 60 s is a crash loop: the runner stops the stack."""
 
+DDS_ENV = {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
+"""Environment of the stack's processes (launch files and runner), where the user has not set
+it. Fast DDS's shared-memory transport, on by default for processes on one host, can stop
+delivering a writer's large samples (camera images: 49 kB here) to every reader, the
+respawned one included, once one reader process was SIGKILLed (eProsima/Fast-DDS#5469, open;
+seen here as a respawned perception that never got a frame again under ``wm chaos``,
+README "Fault injection"). Loopback UDP has no shared state for a dead process to wedge. Set
+``FASTDDS_BUILTIN_TRANSPORTS=DEFAULT`` to have shared memory back. The runner's in-process mode
+is one process: nothing of it dies alone, and its environment is left as it is."""
+
+
+def dds_environment(env: dict[str, str]) -> dict[str, str]:
+    """The entries of :data:`DDS_ENV` that ``env`` does not set already."""
+    return {k: v for k, v in DDS_ENV.items() if k not in env}
+
 
 @dataclass(frozen=True)
 class NodeSpec:

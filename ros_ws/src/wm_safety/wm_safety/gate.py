@@ -20,9 +20,11 @@ Holds (a one-point trajectory, suction unchanged):
   within ``stale_after_s``, hold (once, until commands resume) at the last point sent, where
   the arm's controller is headed and stays (at the measured joints if the arm is a re-sync away
   from that point, or nothing was sent since activation). While the joint states stay stale
-  after that hold, commands get no answer at all: the arm's controller holds by itself
-  (``cmd_timeout``), and a hold sent then could reach a restarted controller before its first
-  joint state reaches this node, and move its arm to a target of before the restart;
+  after a hold (this one, the e-stop's, any), commands get no answer at all: the arm's
+  controller holds by itself (``cmd_timeout``), and a hold sent then could reach a restarted
+  controller before its first joint state reaches this node, and move its arm to a target of
+  before the restart. Stale there means on the node's clock or on the wall clock: a dead
+  simulator's clock stands still;
 - **e-stop** (:meth:`CommandGate.estop`): latched; every command holds until released;
 - **re-sync** (:meth:`CommandGate.joints`): when the arm is more than ``resync_tolerance_rad``
   from the last safe command (an episode reset, a hand-guided move, a collision), the filter
@@ -36,6 +38,7 @@ Times are seconds on the node's clock (``now``); an input older than the clock c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +64,9 @@ class Output:
 class CommandGate:
     """``now()``: the node's clock (s). ``out(output)``: publish; False when the node cannot
     (not active), and nothing counts as sent. ``logger``: an rclpy logger (``warning``,
-    ``info``, ``error`` with ``throttle_duration_sec``)."""
+    ``info``, ``error`` with ``throttle_duration_sec``). ``wall()``: a monotonic wall clock
+    (s): the node's clock may be a simulator's, which stops when the simulator dies, and then
+    no joint state ever looks old on it."""
 
     def __init__(
         self,
@@ -72,16 +77,18 @@ class CommandGate:
         out: Callable[[Output], bool],
         logger: Any,
         stats: dict[str, Any] | None = None,
+        wall: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg, self.resync_tol = cfg, float(resync_tolerance_rad)
         self.filter = SafetyFilter(cfg, cell)
         self.dt = cfg.control_dt
         # a command may reach the controller a /clock tick later than our clock says
         self.pacer = FirstPointPacer(self.filter.kin, cfg.tool_speed_limit, self.dt)
-        self.now, self.out, self.log = now, out, logger
+        self.now, self.out, self.log, self.wall = now, out, logger, wall
         self.q: np.ndarray | None = None  # [6] measured joints
         self.suction_meas: bool | None = None
         self.js_time: float | None = None  # receipt of the last good joint state
+        self.js_wall: float | None = None  # the same on the wall clock
         self.cmd_time: float | None = None  # receipt of the last command
         self.activated_at: float | None = None
         self.holding: str | None = "no command yet"
@@ -111,6 +118,13 @@ class CommandGate:
             return float("inf")
         return max(0.0, age)
 
+    def states_gone(self, state_age: float) -> bool:
+        """No fresh joint state: ``state_age`` (on the node's clock) or the wall time since the
+        last one over ``stale_after_s``. With the simulator dead its clock stands still, and
+        only the wall clock tells that the arm's driver is gone."""
+        wall_age = float("inf") if self.js_wall is None else self.wall() - self.js_wall
+        return max(state_age, wall_age) > self.cfg.stale_after_s
+
     def activated(self) -> None:
         self.activated_at = self.now()
         self.sent_end = None  # the arm may have been moved by something else meanwhile
@@ -119,7 +133,7 @@ class CommandGate:
     def bad_joints(self, why: str, active: bool) -> None:
         """A joint state that is not finite: nothing measured can be trusted until a finite
         one arrives; one hold (not one per message)."""
-        self.js_time = None
+        self.js_time = self.js_wall = None
         if active and self.q is not None and self.holding != why:
             self.hold(why, measured=False)
 
@@ -127,7 +141,7 @@ class CommandGate:
         """A good joint state [6]; ``restarted``: from a restarted driver. True when it
         re-synced the filter (a new source)."""
         self.q, self.suction_meas = q, suction
-        self.js_time = self.now()
+        self.js_time, self.js_wall = self.now(), self.wall()
         flt = self.filter
         if flt.last_q is None or not active:
             return False
@@ -197,9 +211,9 @@ class CommandGate:
             self.last_status = f"{held.status}: {', '.join(held.reasons)}"
             self.log.warning(f"command held ({self.last_status})", throttle_duration_sec=2.0)
         if not passed:
-            if self.holding and state_age > self.cfg.stale_after_s:
-                # No fresh joint state since the hold that went out when they stopped (see
-                # the module's docstring): the arm's controller holds by itself.
+            if self.holding and self.states_gone(state_age):
+                # No fresh joint state since a hold went out (see the module's docstring):
+                # the arm's controller holds by itself.
                 self.stats["holds_unsent"] += 1
                 return
             if held.q is None:  # nothing safe sent yet: hold where the arm is
@@ -268,8 +282,9 @@ class CommandGate:
         answers (None: no command). ``target``: hold there instead (a point already sent),
         unless latched."""
         flt = self.filter
-        fresh = self.age(self.js_time) <= self.cfg.stale_after_s
-        if not fresh and self.holding:
+        state_age = self.age(self.js_time)
+        fresh = state_age <= self.cfg.stale_after_s
+        if self.holding and self.states_gone(state_age):
             # No fresh joint state since a hold went out: the arm's controller holds by itself
             # (cmd_timeout), and another hold could reach a restarted controller before its
             # first joint state reaches us, moving its arm to a target of before the restart.
