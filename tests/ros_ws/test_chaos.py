@@ -94,6 +94,11 @@ def test_after_a_sim_restart_the_old_commands_are_not_the_move_in_progress():
     assert chaos.moving(moved, joints, [kill]) == [False, True, True]
     # no joint state of the new arm ever: unknown is a move
     assert chaos.moving(resync, joints[:2], [kill]) == [False, True]
+    # sent just after the kill, before the respawn: no arm gets it (the old one is dead, the
+    # new one not started; the arm topic is volatile), whatever its target
+    dead = [stale[0], ((200 + 10) * ms, np.full(6, 0.5), 100 * ms), resync[1]]
+    assert chaos.moving(dead, joints, [kill]) == [False, False, False]
+    assert chaos.hold_ms(dead, joints, 100 * ms, after + ms, [kill]) == 0.0
     # the old arm's last messages, received just after the kill, are not the new arm's
     in_flight = [*joints[:2], js(210, 0.0, 0.5), *joints[2:]]
     assert chaos.moving([resync[0], (early, np.full(6, 0.0), 0)], in_flight, [kill]) == [

@@ -349,7 +349,9 @@ def moving(arm, joints, restarts: list[int] = ()) -> list[bool]:
     publisher later than the nodes do) is judged against the new arm's first joint state:
     the respawned arm stands where it started until a command moves it. Only the new arm's
     joint states count after a restart (those received once the respawn delay has passed);
-    with none at all, or after a command that moved it, unknown counts as a move."""
+    with none at all, or after a command that moved it, unknown counts as a move. A command
+    sent between a restart and the end of the respawn delay moves nothing: the old arm is
+    dead, and the new one, not started yet, never gets it (the arm topic is volatile)."""
     joints = sorted(joints, key=lambda j: j[0])  # a late-discovered publisher's messages
     times = [j[0] for j in joints]
     restarts = sorted(restarts)
@@ -359,6 +361,10 @@ def moving(arm, joints, restarts: list[int] = ()) -> list[bool]:
             prev, moved_new = None, False  # the new arm never got the commands before it
         i = bisect.bisect_left(restarts, t) - 1
         new_from = restarts[i] + int(RESPAWN_DELAY_S * 0.9e9) if i >= 0 else None
+        if new_from is not None and t < new_from:  # no arm to move
+            out.append(False)
+            t_prev = t
+            continue
         k = bisect.bisect_right(times, t) - 1
         if new_from is not None and (k < 0 or times[k] < new_from):  # none of the new arm yet
             first = bisect.bisect_left(times, new_from)
@@ -429,6 +435,7 @@ def moves_after(
     """[ms after ``t0``, largest joint gap to the measured joints (rad), its duration (ms)] of
     the arm commands that moved the arm in ``[t0, t1]`` (the first ``limit``): what a hold
     figure is made of."""
+    joints = sorted(joints, key=lambda j: j[0])  # as moving() reads them
     times = [j[0] for j in joints]
     out = []
     for (t, q, dur), m in zip(arm, moving(arm, joints, restarts), strict=True):
