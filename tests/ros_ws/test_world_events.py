@@ -40,10 +40,13 @@ def test_an_event_is_described_with_the_measured_and_the_desired_speed():
         {"safety_events": ["tool_speed"], "tool_speed_peak": 0.3123}, Q0, q1, fol, 1.0
     )
     assert line.startswith("safety event tool_speed in the tick from 1.00 s: tool 0.312 m/s")
-    assert f"desired motion {chord / 0.1:.3f} m/s (limit 0.250)" in line
+    speed = f"{chord / 0.1:.3f} m/s"
+    assert f"desired motion {speed} ({speed.split()[0]} the tick before; limit 0.250)" in line
     assert line.endswith(", nothing held; the follower was holding (last trajectory none received)")
     held = {"safety_events": ["arm_table_collision"], "tool_speed_peak": 0.1, "held": [0, 1]}
-    assert ", an object held;" in log.describe(held, Q0, Q0, fol, 2.0)
+    line = log.describe(held, Q0, Q0, fol, 2.0)  # standing still after a tick at `chord`
+    assert ", an object held;" in line
+    assert f"desired motion 0.000 m/s ({chord / 0.1:.3f} the tick before;" in line
     assert log.count == 2
     with pytest.raises(ValueError):
         WorldEventLog(kin, 0.0, 0.25)
