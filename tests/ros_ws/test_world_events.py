@@ -66,3 +66,39 @@ def test_the_mujoco_world_reports_its_peak_tool_speed_per_step():
         assert 0.2 * chord / 0.1 < info["tool_speed_peak"] < 5 * chord / 0.1
     finally:
         env.close()
+
+
+def test_the_mujoco_world_says_what_a_held_object_touched():
+    """In the tick after the grip, the held object still stands on the table (the lift
+    starts): the tick's info says so, and the event line would name it."""
+    from wm_core.eval.policies import OraclePolicy
+    from wm_core.sim import SceneConfig, TableClearingEnv
+
+    scene = SceneConfig(n_objects=1, render_images=False)
+    env = TableClearingEnv(scene)
+    try:
+        obs, info = env.reset(5)
+        policy = OraclePolicy(scene, env.cell)
+        policy.reset(5)
+        assert info["held_contacts"] == []
+        for _ in range(200):
+            obs, _, done, _, info = env.step(policy.act(obs, info))
+            if info["held"].any() or done:
+                break
+        assert info["held"].any(), "the oracle never gripped"
+        obs, _, _, _, info = env.step(policy.act(obs, info))
+        assert info["held"].any() and "table" in info["held_contacts"], info["held_contacts"]
+        kin = ArmKinematics(base_pose=env.cell.arm.T_world_base)
+        line = WorldEventLog(kin, 0.1, 0.25).describe(
+            {**info, "safety_events": ["tool_speed"]}, Q0, Q0, TrajectoryFollower(Q0), 1.0
+        )
+        assert "an object held (touching " in line and "table" in line
+        lifted = []
+        for _ in range(30):  # lifted clear of the table, it touches nothing
+            obs, _, done, _, info = env.step(policy.act(obs, info))
+            lifted.append(tuple(info["held_contacts"]))
+            if done:
+                break
+        assert () in lifted
+    finally:
+        env.close()

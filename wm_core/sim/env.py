@@ -104,6 +104,7 @@ class TableClearingEnv:
         self._prev_tool = d.site_xpos[self._tool_site].copy()
         self.monitor.reset()
         self._tool_speed_peak = 0.0
+        self._held_contacts = set()
         self.t0 = d.time
         self.steps = 0
         self._dropped = np.zeros(len(self.objects), bool)
@@ -194,12 +195,16 @@ class TableClearingEnv:
         n = self.cfg.substeps
         new_events: set[str] = set()
         self._tool_speed_peak = 0.0
+        self._held_contacts: set[str] = set()
+        held_geoms = self._obj_geoms[self._held]  # [H] the objects the cup held at the start
         for k in range(1, n + 1):
             d.ctrl[:6] = q_prev + (q_new - q_prev) * (k / n)
             mujoco.mj_step(m, d)
             sample = self._safety_sample()
             self._tool_speed_peak = max(self._tool_speed_peak, sample.tool_speed)
             new_events |= self.monitor.update(sample)
+            if len(held_geoms) and d.ncon:
+                self._held_contacts |= self._contacts_of(held_geoms)
         self.steps += 1
         n_cleared_before = int(self._cleared.sum())
         self._update_status()
@@ -209,6 +214,20 @@ class TableClearingEnv:
         return self._obs(), reward, terminated, truncated, self._info(new_events)
 
     # ------------------------------------------------------------------ sensing
+    def _contacts_of(self, geoms: np.ndarray) -> set[str]:
+        """What the ``geoms`` (a held object's) touch now, other than the cup: "table", "bin",
+        "object" (another object), "arm" (a link other than the cup)."""
+        d = self.data
+        pairs = d.contact.geom[: d.ncon][d.contact.dist[: d.ncon] < 0]  # [C, 2]
+        mine = np.isin(pairs, geoms)  # [C, 2]
+        other = np.where(mine[:, 0], pairs[:, 1], pairs[:, 0])[mine.any(axis=1)]  # [C']
+        other = other[~np.isin(other, self._cup_geoms) & ~np.isin(other, geoms)]
+        names = {2: "table", 3: "bin", 1: "arm"}
+        out = {names[c] for c in self._geom_cat[other] if c in names}
+        if np.isin(other, self._obj_geoms).any():
+            out.add("object")
+        return out
+
     def _safety_sample(self) -> SafetySample:
         m, d = self.model, self.data
         tool = d.site_xpos[self._tool_site]
@@ -300,6 +319,7 @@ class TableClearingEnv:
             "held": self._held.copy(),  # [K] bool, from _update_status
             "safety_events": sorted(new_events),
             "tool_speed_peak": self._tool_speed_peak,  # m/s, the last step's
+            "held_contacts": sorted(self._held_contacts),  # what a held object touched in it
             "sim_time": float(d.time - self.t0),
         }
 

@@ -49,6 +49,9 @@ class WorldEventLog:
         self.count += 1
         peak = float(info.get("tool_speed_peak", float("nan")))
         held = "an object held" if np.any(info.get("held", ())) else "nothing held"
+        if "held_contacts" in info and np.any(info.get("held", ())):
+            touched = ", ".join(info["held_contacts"]) or "nothing"
+            held += f" (touching {touched} in the tick)"
         return (
             f"safety event {', '.join(kinds)} in the tick from {tick_start_s:.2f} s: tool "
             f"{peak:.3f} m/s at its peak, desired motion {desired:.3f} m/s ({before:.3f} the tick "
