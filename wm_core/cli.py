@@ -786,6 +786,8 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
     from wm_core.eval.model_eval import evaluate_model
 
     out = _writable_dir(args.out)
+    if args.data is not None and not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data!r} is not a directory of shards")
     try:
         r = evaluate_model(
             Path(args.checkpoint),
@@ -794,6 +796,8 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
             out,
             steps=args.steps,
             baseline=Path(args.baseline) if args.baseline else None,
+            data=Path(args.data) if args.data else None,
+            cell=_cell(args),
         )
     except ValueError as exc:  # CheckpointError, bad episode count
         raise UsageError(str(exc)) from exc
@@ -1243,13 +1247,23 @@ def build_parser() -> argparse.ArgumentParser:
     em = sub.add_parser(
         "evaluate-model",
         help="collapse metrics, probes, rollout error",
-        description="Evaluate a checkpoint on fresh held-out episodes.",
+        description="Evaluate a checkpoint on fresh held-out sim episodes, or on recorded "
+        "shards (--data, --cell).",
     )
     em.add_argument("--checkpoint", required=True, help="last.pt or a shipped model.pt")
     em.add_argument("--episodes", type=int, default=10, help="held-out episodes, >= 2")
     em.add_argument("--seed", type=int, default=10_000, help="first held-out seed")
     em.add_argument("--steps", type=int, default=120, help="steps per episode")
     em.add_argument("--out", required=True, help="output directory")
+    em.add_argument(
+        "--data",
+        default=None,
+        help="score on these recorded shards instead of fresh sim episodes (e.g. a robot's "
+        "own, from wm import-bag --objects N); probes: first half of them, scored on the rest",
+    )
+    em.add_argument(
+        "--cell", default=None, help="the work cell whose camera took --data (default: sim)"
+    )
     em.add_argument(
         "--baseline", default=None, help="generative baseline checkpoint to score beside it"
     )

@@ -2,7 +2,9 @@
 
 Held-out episodes are collected fresh from seeds ``seed .. seed+episodes-1`` (noisy oracle and
 mixed exploration, so objects move). Probes are fitted on the first half of the episodes and
-scored on the second half: different seeds, different scenes.
+scored on the second half: different seeds, different scenes. With ``data`` the episodes are
+recorded shards instead (for example a robot's own, imported with ``wm import-bag --objects N``,
+labelled from its grips), taken in path order, with the work ``cell`` whose camera took them.
 
 - Collapse: ``min_dim_std``, ``effective_rank`` (RankMe), ``embedding_dim`` of patch latents.
 - ``probe_r2_tool``: model state (mean patch latent + proprioception) -> tool position, ridge
@@ -31,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wm_core.cell import Workcell, sim_cell
 from wm_core.data.collect import CollectConfig, collect_episode
+from wm_core.data.shards import scan_shards
 from wm_core.models.checkpoint import CheckpointError, load_checkpoint
 from wm_core.models.config import PROPRIO_SCALE
 from wm_core.models.losses import effective_rank
@@ -92,6 +96,30 @@ def collect_eval_episodes(
     ]
 
 
+def shard_eval_episodes(data: Path) -> list:
+    """Recorded held-out episodes: every shard under ``data`` with images and object labels,
+    in path order. They must all hold the same number of objects (the labels are stacked)."""
+    episodes, errors = scan_shards(Path(data), with_labels=True)
+    usable = [e for e in episodes if "image" in e.obs and "object_pos" in (e.labels or {})]
+    counts = {e.labels["object_pos"].shape[1] for e in usable}
+    if len(usable) < 2:
+        raise ValueError(
+            f"{data}: need >= 2 shards with images and object labels, found {len(usable)} "
+            f"({len(errors)} bad)"
+        )
+    if len(counts) > 1:
+        raise ValueError(f"{data}: shards label different object counts {sorted(counts)}")
+    return usable
+
+
+def _episode_name(ep, i: int) -> str:
+    """A shard episode's seed, or its bag and scene (an imported recording's)."""
+    if "seed" in ep.meta:
+        return f"seed {ep.meta['seed']}"
+    scene = (ep.meta.get("annotations") or {}).get("scene", i)
+    return f"{ep.meta.get('bag', 'shard')} scene {scene}"
+
+
 def _encode(model, raw: list, kin: ArmKinematics) -> list[dict]:
     eps = []
     for ep in raw:
@@ -111,9 +139,9 @@ def _encode(model, raw: list, kin: ArmKinematics) -> list[dict]:
 
 
 @torch.no_grad()
-def model_metrics(model, raw: list, half: int) -> dict:
+def model_metrics(model, raw: list, half: int, cell: Workcell | None = None) -> dict:
     """Every metric for one model on the same held-out episodes (probes: train on the first
-    ``half`` episodes, test on the rest)."""
+    ``half`` episodes, test on the rest); ``cell``: whose camera took them (default: sim)."""
     kin = ArmKinematics()
     cfg = model.cfg
     eps = _encode(model, raw, kin)
@@ -141,10 +169,10 @@ def model_metrics(model, raw: list, half: int) -> dict:
     )
     rep["probe_tool_ridge_lambda"] = lam
     # object probe: the linear readout on the image latent alone
-    readout = new_readout(model)
+    readout = new_readout(model, cell=cell)
 
     def targets(es):
-        occ, pos = targets_for(model, np.concatenate([e["obj"] for e in es]))
+        occ, pos = targets_for(model, np.concatenate([e["obj"] for e in es]), cell)
         return torch.cat([e["z"] for e in es]), occ, pos
 
     with torch.enable_grad():
@@ -183,7 +211,7 @@ def model_metrics(model, raw: list, half: int) -> dict:
         if moved.any():
             _, xyz_pred = readout(zr[:, 4])  # [S, G, G, 3]
             _, xyz_last = readout(e["z"][starts])
-            cells = _cells(model, obj_h5)  # [S, K, 2]
+            cells = _cells(model, obj_h5, cell)  # [S, K, 2]
             for si, ki in zip(*np.nonzero(moved), strict=True):
                 r_, c_ = cells[si, ki]
                 if r_ < 0:
@@ -212,15 +240,14 @@ def model_metrics(model, raw: list, half: int) -> dict:
     return rep
 
 
-def _cells(model, obj: np.ndarray) -> np.ndarray:
+def _cells(model, obj: np.ndarray, cell: Workcell | None = None) -> np.ndarray:
     """Object centres [S, K, 3] -> their (row, col) latent cells [S, K, 2]; -1 if off-image."""
-    from wm_core.cell import sim_cell
     from wm_core.models.readout import project
 
-    cfg, cam = model.cfg, sim_cell().camera
+    cfg, cam = model.cfg, (cell or sim_cell()).camera
     uvd = project(obj, cam.k_for(cfg.image_size), cam.pose)
-    cell = cfg.image_size / cfg.grid
-    rc = np.stack([np.floor(uvd[..., 1] / cell), np.floor(uvd[..., 0] / cell)], -1).astype(int)
+    px = cfg.image_size / cfg.grid  # a latent cell's side in pixels
+    rc = np.stack([np.floor(uvd[..., 1] / px), np.floor(uvd[..., 0] / px)], -1).astype(int)
     bad = (rc < 0).any(-1) | (rc >= cfg.grid).any(-1) | (uvd[..., 2] <= 0)
     rc[bad] = -1
     return rc
@@ -234,32 +261,53 @@ def evaluate_model(
     steps: int = 120,
     n_objects: int = 3,
     baseline: Path | None = None,
+    data: Path | None = None,
+    cell: Workcell | None = None,
 ) -> dict:
     """``model_report.json`` for ``checkpoint``; with ``baseline`` (the generative model) the
-    same metrics for it on the same episodes, under ``generative``."""
-    if episodes < 2:
+    same metrics for it on the same episodes, under ``generative``. With ``data``, the
+    episodes are the shards there (``episodes``, ``seed`` and ``steps`` unused), taken by the
+    camera of ``cell`` (default: the sim cell)."""
+    if data is None and episodes < 2:
         raise ValueError(f"{episodes=} must be >= 2 (probes train and test on separate seeds)")
     model = load_checkpoint(checkpoint)
     base_model = load_checkpoint(baseline) if baseline is not None else None
     cfg = model.cfg
-    raw = collect_eval_episodes(episodes, seed, steps, cfg.image_size, n_objects)
-    half = episodes // 2
-    report: dict = {
-        "checkpoint": str(checkpoint),
-        "episodes": episodes,
-        "steps_per_episode": steps,
-        "seed": seed,
-        "probe_train_seeds": [seed, seed + half - 1],
-        "probe_test_seeds": [seed + half, seed + episodes - 1],
-        "model_config": dataclasses.asdict(cfg),
-    }
-    report |= model_metrics(model, raw, half)
+    report: dict = {"checkpoint": str(checkpoint)}
+    if data is None:
+        raw = collect_eval_episodes(episodes, seed, steps, cfg.image_size, n_objects)
+        half = episodes // 2
+        report |= {
+            "episodes": episodes,
+            "steps_per_episode": steps,
+            "seed": seed,
+            "probe_train_seeds": [seed, seed + half - 1],
+            "probe_test_seeds": [seed + half, seed + episodes - 1],
+        }
+    else:
+        raw = shard_eval_episodes(data)
+        half = len(raw) // 2
+        names = [_episode_name(e, i) for i, e in enumerate(raw)]
+        report |= {
+            "data": str(data),
+            "episodes": len(raw),
+            "steps_per_episode": [e.n_steps for e in raw],
+            "probe_train_episodes": names[:half],
+            "probe_test_episodes": names[half:],
+            "label_sources": sorted(
+                {str(e.meta.get("object_pos_source", "simulator")) for e in raw}
+            ),
+        }
+    cell = cell or sim_cell()
+    report["cell"] = cell.source or cell.name
+    report["model_config"] = dataclasses.asdict(cfg)
+    report |= model_metrics(model, raw, half, cell)
     if base_model is not None:
         if base_model.cfg.image_size != cfg.image_size:
             raise CheckpointError(
                 f"baseline image size {base_model.cfg.image_size} != model's {cfg.image_size}"
             )
-        g = model_metrics(base_model, raw, half)
+        g = model_metrics(base_model, raw, half, cell)
         report["generative"] = {"checkpoint": str(baseline), **g}
         report["generative_obj_err_cm_h5"] = g["rollout_obj_err_cm_h5"]
         report["generative_probe_r2_objects"] = g["probe_r2_objects"]

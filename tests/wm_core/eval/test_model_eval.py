@@ -53,3 +53,36 @@ def test_checkpoint_errors_name_versions_and_shapes(ckpt, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="not a valid or safe checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_model_report_on_recorded_shards_with_their_cell(ckpt, make_tiny_shards, tmp_path):
+    from wm_core.cell import PYBULLET_CELL_FILE, load_cell
+
+    data = make_tiny_shards(tmp_path / "shards", episodes=2, steps=16)
+    cell = load_cell(PYBULLET_CELL_FILE)
+    r = evaluate_model(ckpt, 0, 0, tmp_path / "out", data=data, cell=cell)
+    saved = json.loads((tmp_path / "out" / "model_report.json").read_text())
+    assert saved["episodes"] == 2 and saved["data"] == str(data)
+    assert saved["probe_train_episodes"] == ["seed 0"]
+    assert saved["probe_test_episodes"] == ["seed 1"]
+    assert saved["cell"] == cell.source and saved["label_sources"] == ["simulator"]
+    for key in ("probe_r2_tool", "probe_r2_objects", "rollout_error_h5", "rollout_error_ratio_h5"):
+        assert isinstance(r[key], float) and math.isfinite(r[key]), key
+
+
+def test_recorded_shards_the_report_cannot_use_are_refused(ckpt, make_tiny_shards, tmp_path):
+    import numpy as np
+
+    from wm_core.data.shards import load_shard, save_shard
+
+    one = make_tiny_shards(tmp_path / "one", episodes=1, steps=10)
+    with pytest.raises(ValueError, match="need >= 2 shards"):
+        evaluate_model(ckpt, 0, 0, tmp_path / "o1", data=one)
+    mixed = make_tiny_shards(tmp_path / "mixed", episodes=2, steps=10)
+    path = sorted(mixed.glob("*.npz"))[0]
+    ep = load_shard(path, with_labels=True)
+    obj = ep.labels["object_pos"]  # [T+1, 1, 3]
+    ep.labels["object_pos"] = np.concatenate([obj, obj + 0.1], axis=1)  # [T+1, 2, 3]
+    save_shard(path, ep)
+    with pytest.raises(ValueError, match=r"different object counts \[1, 2\]"):
+        evaluate_model(ckpt, 0, 0, tmp_path / "o2", data=mixed)
