@@ -19,6 +19,7 @@ SRC = ROOT / "ros_ws" / "src"
 CONFIG = SRC / "wm_bringup" / "config"
 NODE_FILES = [
     SRC / "wm_sim" / "wm_sim" / "sim_node.py",
+    SRC / "wm_bringup" / "wm_bringup" / "world_node.py",  # the world nodes' topics (wm_sim's)
     SRC / "wm_perception" / "wm_perception" / "perception_node.py",
     SRC / "wm_planner" / "wm_planner" / "planner_node.py",
     SRC / "wm_safety" / "wm_safety" / "safety_node.py",
