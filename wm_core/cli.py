@@ -366,7 +366,8 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
     summary.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"imported {result['steps']} steps into {result['shards']} shard(s) "
-        f"({result['dropped_frames']} frames dropped, actions from {result['action_source']})"
+        f"({result['dropped_frames']} frames dropped, {result['dropped_at_resets']} while a "
+        f"reset settled; actions from {result['action_source']})"
     )
     if args.objects is not None:
         print(

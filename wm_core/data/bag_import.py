@@ -78,12 +78,17 @@ class ImportConfig:
     """Tool displacement (m) that maps to a unit action, as in SceneConfig."""
     episode_steps: int = 500
     """Long recordings are cut into shards of at most this many steps."""
+    reset_settle_s: float = 0.3
+    """Frames logged within this long after a reset are dropped: the table is being set up
+    (with a real robot, a person's hands; in simulation, the old scene's last frame can be
+    logged after the reset message), so they show neither scene and take no label."""
 
     def __post_init__(self) -> None:
         check_range("image_size", self.image_size, 16, 512, integer=True)
         check_range("max_joint_age_s", self.max_joint_age_s, 0.001, 10.0)
         check_range("max_tool_step", self.max_tool_step, 0.001, 0.05)
         check_range("episode_steps", self.episode_steps, 2, 100000, integer=True)
+        check_range("reset_settle_s", self.reset_settle_s, 0.0, 10.0)
 
 
 def _stamp(msg) -> float:
@@ -199,8 +204,12 @@ def import_bag(
     suction_clock = 0 if suction_js else 1
     held = _Series(holding) if holding else None
     resets.sort()
-    steps, dropped = [], 0
+    steps, dropped, settling = [], 0, 0
     for t, t_log, img in sorted(images, key=lambda x: x[0]):
+        r = bisect_right(resets, t_log) - 1
+        if r >= 0 and t_log - resets[r] < cfg.reset_settle_s:
+            settling += 1
+            continue
         i = bisect_right(j_t, t) - 1
         if i < 0 or t - j_t[i] > cfg.max_joint_age_s:
             dropped += 1
@@ -269,6 +278,7 @@ def import_bag(
         "frames": len(images),
         "steps": imported,
         "dropped_frames": dropped,
+        "dropped_at_resets": settling,
         "dropped_commands": dropped_commands,
         "shards": shards,
         "action_source": "command" if commands else "realised",

@@ -8,7 +8,7 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from wm_core.data.bag_import import BagImportError, BagTopics, import_bag
+from wm_core.data.bag_import import BagImportError, BagTopics, ImportConfig, import_bag
 from wm_core.data.shards import load_shard
 from wm_core.robot import ArmKinematics
 
@@ -218,6 +218,11 @@ def test_a_reset_splits_the_bag_into_scenes_and_labels_need_the_switch(tmp_path)
     first, second = res["scenes"]
     assert first["labelled"] and first["steps"] == 6
     assert not second["labelled"] and second["grips"] == 0  # nothing gripped after the reset
+    # the frames logged in the 0.3 s after the reset (6, 7, 8) show the table being set up,
+    # possibly the old scene's last frame: dropped, in neither scene
+    assert res["dropped_at_resets"] == 3 and second["steps"] == 3  # frames 9-11
+    res = import_bag(bag, tmp_path / "out_all", cfg=ImportConfig(reset_settle_s=0.0), objects=1)
+    assert res["dropped_at_resets"] == 0 and res["scenes"][1]["steps"] == 6
     ep = load_shard(tmp_path / "out" / "rec_0000.npz", with_labels=True)
     assert ep.labels["object_pos"].shape == (6, 1, 3)
 
@@ -236,7 +241,7 @@ def test_the_readout_fits_on_the_robots_own_labels(tmp_path, tiny_model_dir):
     from wm_core.cell import PYBULLET_CELL_FILE
 
     bag = tmp_path / "rec"
-    held = [*range(2, 4), *range(8, 10)]  # one grip in each scene
+    held = [*range(2, 4), *range(9, 11)]  # one grip in each scene (after the reset settled)
     write_bag(bag, StoragePlugin.MCAP, held_frames=held, reset_at=6, log_offset=10.0)
     cell = str(PYBULLET_CELL_FILE)
     r = subprocess.run(
