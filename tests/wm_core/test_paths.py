@@ -84,7 +84,9 @@ def test_import_bag_summary_name_stays_in_out(tmp_path, monkeypatch):
     from wm_core.data import bag_import
 
     def fake_import(bag, out, topics, cfg, **labels):
-        return {"steps": 1, "shards": 1, "dropped_frames": 0, "action_source": "command"}
+        return {"steps": 1, "shards": 1, "dropped_frames": 0, "dropped_at_resets": 0} | {
+            "action_source": "command"
+        }
 
     monkeypatch.setattr(bag_import, "import_bag", fake_import)
     out = tmp_path / "a" / "out"

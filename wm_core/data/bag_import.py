@@ -229,7 +229,8 @@ def import_bag(
     if len(steps) < 2:
         raise BagImportError(
             f"{bag}: fewer than 2 usable frames ({dropped} dropped: no fresh "
-            f"joint state within {cfg.max_joint_age_s} s)"
+            f"joint state within {cfg.max_joint_age_s} s; {settling} in the "
+            f"{cfg.reset_settle_s} s after a reset)"
         )
     if objects is not None and held is None:
         raise BagImportError(
