@@ -76,7 +76,11 @@ stack process): its high-water mark can still step up after the warm-up, without
 the third 2-minute soak it rose 7.2 MB at the 10th reset (254.6 -> 261.8 MB), against the
 8 MB floor; the hour-long soak held it at 254.5 MB for 55 minutes. 16 MB is the largest
 episode-to-episode swing measured; a sim leak is caught from about 40 kB per step in the
-2-minute soak (a 128 px camera frame is 49 kB)."""
+2-minute soak (a 128 px camera frame is 49 kB). The swing was glibc's growing mmap threshold
+(the MuJoCo model and renderers rebuilt at each reset landed in the heap), and it still failed
+the 2-minute soak now and then (16.9 MB); the ``wm_sim`` process now fixes the threshold
+(``nodekit.fix_mmap_threshold``) and grew 0.86 MB in the next 2-minute soak. The in-process
+stack (``stack``) does not, so the floor stays."""
 SIM_PROCESSES = ("wm_sim", "stack")
 SLOPE_MIN_MINUTES = 20.0
 """The fitted slope is judged only over at least this many measured minutes (many episodes,

@@ -21,7 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
-from wm_bringup.nodekit import CELL_FILE, WORLD_PARAMS, Param, cell_of, run_node
+from wm_bringup.nodekit import (
+    CELL_FILE,
+    WORLD_PARAMS,
+    Param,
+    cell_of,
+    fix_mmap_threshold,
+    run_node,
+)
 from wm_bringup.world_node import WorldNode
 
 from wm_core.robot import ArmKinematics
@@ -140,6 +147,7 @@ NODE_CLASS = SimNode
 
 
 def main(args: list[str] | None = None) -> None:
+    fix_mmap_threshold()  # the MuJoCo model is rebuilt at every reset (nodekit says why)
     raise SystemExit(run_node(SimNode, args))
 
 
