@@ -50,6 +50,21 @@ from wm_core.safety import FilterConfig, SafetyFilter
 from wm_core.safety.pacing import FirstPointPacer
 
 
+def new_stats() -> dict[str, Any]:
+    """The safety node's counters, all zero (the gate counts into them; the node reports them
+    on ``/diagnostics``)."""
+    return {
+        "commands": 0,
+        "sent": 0,
+        "holds": 0,
+        "malformed": 0,
+        "bad_joint_states": 0,
+        "joint_state_sources": 0,  # changes of the /joint_states publisher
+        "holds_unsent": 0,  # answers not sent: no fresh joint state since a hold
+        "joint_state_clashes": 0,  # messages from a second live publisher
+    }
+
+
 @dataclass(frozen=True)
 class Output:
     """One trajectory for the arm (start on receipt)."""
@@ -94,8 +109,8 @@ class CommandGate:
         self.holding: str | None = "no command yet"
         self.last_status = ""
         self.stats = stats if stats is not None else {}
-        for key in ("commands", "sent", "holds", "malformed", "holds_unsent"):
-            self.stats.setdefault(key, 0)
+        for key, zero in new_stats().items():
+            self.stats.setdefault(key, zero)
         self.motion_end: float | None = None  # when the arm reaches the last target sent
         self.motion_s = 0.0  # how long that motion was
         self.sent_end: np.ndarray | None = None  # [6] last point sent: where the arm is headed
@@ -130,16 +145,20 @@ class CommandGate:
         self.sent_end = None  # the arm may have been moved by something else meanwhile
 
     # ------------------------------------------------------------------ inputs
-    def bad_joints(self, why: str, active: bool) -> None:
-        """A joint state that is not finite: nothing measured can be trusted until a finite
-        one arrives; one hold (not one per message)."""
+    def bad_joints(self, error: str, active: bool) -> None:
+        """A joint state that is not finite (``error``: what is wrong with it): nothing
+        measured can be trusted until a finite one arrives; counted, logged, one hold (not one
+        per message)."""
+        self.stats["bad_joint_states"] += 1
+        self.log.error(f"joint state not finite: holding ({error})", throttle_duration_sec=2.0)
+        why = "joint state not finite"
         self.js_time = self.js_wall = None
         if active and self.q is not None and self.holding != why:
             self.hold(why, measured=False)
 
     def joints(self, q: np.ndarray, suction: bool | None, restarted: bool, active: bool) -> bool:
         """A good joint state [6]; ``restarted``: from a restarted driver. True when it
-        re-synced the filter (a new source)."""
+        re-synced the filter (a new source; counted in ``joint_state_sources``)."""
         self.q, self.suction_meas = q, suction
         self.js_time, self.js_wall = self.now(), self.wall()
         flt = self.filter
@@ -152,6 +171,7 @@ class CommandGate:
                 f"{gap:.3f} rad from the last safe command: re-syncing, holding"
             )
             self.hold("re-sync: new joint-state source", resync=True)
+            self.stats["joint_state_sources"] += 1
             return True
         if gap > self.resync_tol:
             self.log.warning(
@@ -165,6 +185,23 @@ class CommandGate:
         self.filter.estop(source)
         if not latched:
             self.hold("e-stop", resync=True)  # where the arm is
+
+    def estop_signal(self, on: bool, source: str) -> None:
+        """The e-stop topic ``source``: true latches the stop; false does not release it (it
+        says so, at most every 5 s)."""
+        if on:
+            self.estop(source)
+        elif self.filter.estopped is not None:
+            self.log.info(
+                "e-stop stays latched: set the parameter release_estop to true to release it",
+                throttle_duration_sec=5.0,
+            )
+
+    def release_estop(self, by: str) -> None:
+        """Release a latched e-stop (``by``: what released it, for the log)."""
+        if self.filter.estopped is not None:
+            self.filter.release()
+            self.log.warning(f"e-stop released by {by}")
 
     def command(
         self, traj: Any, source: Any, stamp_s: float | None, malformed: str | None = None

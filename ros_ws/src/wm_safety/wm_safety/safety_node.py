@@ -30,11 +30,9 @@ shadow command within ``max_tool_lead`` of the measured tool: each one is the fi
 stack would take from the arm's actual pose.
 
 **Who commands the arm.** Commands are taken only from the planner topic (``/wm/plan_cmd``,
-remappable): it is the node's one JointTrajectory subscription. Without DDS security (SROS2
-enclaves, README "DDS security") any participant could still publish on the arm's topic
-itself, so every ``publisher_check_period_s`` the node lists the publishers there and reports
-any other than itself as a diagnostic ERROR (``foreign_arm_publishers``), logged once per
-change (:mod:`wm_safety.publishers`). Shadow mode skips the check: the arm topic is not its own.
+remappable): it is the node's one JointTrajectory subscription. Any other publisher on the
+arm's topic itself is reported (:mod:`wm_safety.publishers`: without DDS security nothing else
+stops one).
 
 **Joint names**: ``joint_names`` (read-only) names the URDF's six joints as the arm's driver
 does; the commands use those names, and joint states must carry them.
@@ -43,116 +41,45 @@ does; the commands use those names, and joint states must carry them.
 from __future__ import annotations
 
 import sys
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
-from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
-from wm_bringup.msgs import (
-    REFERENCE_TOPIC,
-    NonFiniteError,
-    is_zero,
-    joint_state_arrays,
-    make_trajectory,
-    parse_trajectory,
-    publisher_of,
-)
-from wm_bringup.nodekit import (
-    CELL_FILE,
-    JOINT_NAMES,
-    RELIABLE_QOS,
-    Param,
-    WmNode,
-    cell_of,
-    guarded_transition,
-    joint_names_of,
-    run_node,
-)
+from wm_bringup.msgs import REFERENCE_TOPIC, make_trajectory, publisher_of
+from wm_bringup.nodekit import RELIABLE_QOS, WmNode, guarded_transition, run_node
 
-from wm_core.cell import Workcell
-from wm_core.robot.limits import CONTROL_HZ
-from wm_core.safety import FilterConfig
 from wm_core.viz.record import verdict_of
-from wm_safety.gate import CommandGate, Output
+from wm_safety.config import (
+    ARM_TOPIC,
+    SAFETY_PARAMS,
+    SHADOW_TOPIC,
+    SUCTION_TOPIC,
+    SafetyNodeConfig,
+    ready_message,
+    safety_config,
+)
+from wm_safety.diagnostics import safety_status
+from wm_safety.gate import CommandGate, Output, new_stats
+from wm_safety.inputs import GateInputs
 from wm_safety.joint_sources import JointStateSources
-from wm_safety.publishers import foreign_publishers
-
-ARM_TOPIC = "/arm_controller/joint_trajectory"
-SUCTION_TOPIC = "/suction/command"
-SHADOW_TOPIC = "/wm/shadow/joint_trajectory"
-
-
-@dataclass(frozen=True)
-class SafetyNodeConfig:
-    filter: FilterConfig
-    cell: Workcell
-    watchdog_period_s: float
-    publisher_check_period_s: float
-    resync_tolerance_rad: float
-    suction_in_trajectory: bool
-    shadow: bool
-    joint_names: tuple[str, ...]
+from wm_safety.publishers import ArmTopicWatch
 
 
 class SafetyNode(WmNode):
-    PARAMS = (
-        Param.of(FilterConfig, "joint_margin"),
-        Param.of(FilterConfig, "velocity_scale"),
-        Param(
-            "control_hz", 10.0, "Command rate (Hz): the step clamp is velocity / rate.", *CONTROL_HZ
-        ),
-        Param.of(FilterConfig, "table_clearance"),
-        Param.of(FilterConfig, "tool_speed_limit"),
-        Param.of(FilterConfig, "max_tool_lead"),
-        Param.of(FilterConfig, "tool_accel_limit"),
-        Param.of(FilterConfig, "stale_after_s"),
-        CELL_FILE,
-        Param("watchdog_period_s", 0.05, "Period of the staleness watchdog (s).", 0.005, 1.0),
-        Param(
-            "publisher_check_period_s",
-            1.0,
-            "Period of the check for other publishers on the arm topic (s).",
-            0.1,
-            60.0,
-        ),
-        Param(
-            "resync_tolerance_rad", 0.5, "Arm-vs-last-command gap that re-syncs (rad).", 0.05, 6.3
-        ),
-        Param(
-            "suction_in_trajectory",
-            True,
-            "Send suction as the suction_cup joint (else on /suction/command).",
-        ),
-        Param("release_estop", False, "Set true to release a latched e-stop (resets to false)."),
-        Param(
-            "shadow",
-            False,
-            f"Shadow mode: judge every command but publish it on {SHADOW_TOPIC}, and nothing "
-            "on the arm or suction topics.",
-            read_only=True,
-        ),
-        JOINT_NAMES,
-    )
+    PARAMS = SAFETY_PARAMS
 
     def __init__(self, node_name: str = "wm_safety", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.names = self.config.joint_names
         self.gate: CommandGate | None = None  # the decisions, once configured
-        self.stats: dict[str, Any] = {"commands": 0, "sent": 0, "holds": 0, "malformed": 0}
-        self.stats["bad_joint_states"] = 0
-        self.stats["joint_state_sources"] = 0  # changes of the /joint_states publisher
-        self.stats["holds_unsent"] = 0  # answers not sent: no fresh joint state since a hold
-        self.stats["joint_state_clashes"] = 0  # messages from a second live publisher
-        self.js_sources: JointStateSources | None = None  # who publishes /joint_states
-        self.foreign: list[str] = []  # other publishers on the arm topic, as last seen
+        self.stats: dict[str, Any] = new_stats()
+        self.inputs: GateInputs | None = None  # messages -> the gate, once configured
+        self.arm_watch: ArmTopicWatch | None = None  # other publishers on the arm topic
         self.publisher_check = None
         self.add_post_set_parameters_callback(self._after_set)
 
@@ -161,28 +88,11 @@ class SafetyNode(WmNode):
     pacer = property(lambda self: None if self.gate is None else self.gate.pacer)
     q = property(lambda self: None if self.gate is None else self.gate.q)
     holding = property(lambda self: "no command yet" if self.gate is None else self.gate.holding)
+    foreign = property(lambda self: [] if self.arm_watch is None else self.arm_watch.foreign)
 
     def build_config(self, values: dict[str, Any]) -> SafetyNodeConfig:
         super().build_config(values)
-        return SafetyNodeConfig(
-            filter=FilterConfig(
-                joint_margin=values["joint_margin"],
-                velocity_scale=values["velocity_scale"],
-                control_dt=1.0 / values["control_hz"],
-                table_clearance=values["table_clearance"],
-                tool_speed_limit=values["tool_speed_limit"],
-                max_tool_lead=values["max_tool_lead"],
-                tool_accel_limit=values["tool_accel_limit"],
-                stale_after_s=values["stale_after_s"],
-            ),
-            cell=cell_of(values),
-            watchdog_period_s=values["watchdog_period_s"],
-            publisher_check_period_s=values["publisher_check_period_s"],
-            resync_tolerance_rad=values["resync_tolerance_rad"],
-            suction_in_trajectory=values["suction_in_trajectory"],
-            shadow=values["shadow"],
-            joint_names=joint_names_of(values),
-        )
+        return safety_config(values)
 
     # ------------------------------------------------------------------ lifecycle
     @guarded_transition
@@ -215,24 +125,25 @@ class SafetyNode(WmNode):
             ),
             self.create_subscription(Bool, "/wm/estop", self._on_estop, RELIABLE_QOS),
         ]
-        self.js_sources = JointStateSources(
+        sources = JointStateSources(
             cfg.filter.stale_after_s, self._joint_state_publishers, self.get_logger()
         )
+        self.inputs = GateInputs(self.gate, self.names, sources, self.get_logger())
         self.watchdog = self.create_timer(cfg.watchdog_period_s, self._on_watchdog)
         if not cfg.shadow:
-            self.publisher_check = self.create_timer(
-                cfg.publisher_check_period_s, self._check_publishers
+            own = (self.get_name(), self.get_namespace())
+            self.arm_watch = ArmTopicWatch(
+                self.pub_arm.topic_name, own, self._arm_publishers, self.get_logger()
             )
-        if cfg.shadow:
+            self.publisher_check = self.create_timer(
+                cfg.publisher_check_period_s, self.arm_watch.check
+            )
+        else:
             self.get_logger().warning(
                 f"SHADOW MODE: judging every command, publishing on {SHADOW_TOPIC}; nothing "
                 "goes to the arm or the suction"
             )
-        self.get_logger().info(
-            f"safety filter ready: stale after {cfg.filter.stale_after_s} s, cell "
-            f"{cfg.cell.source or cfg.cell.name}: {len(cfg.cell.keepout_boxes)} keep-out "
-            f"box(es), {len(cfg.cell.obstacles)} obstacle box(es)"
-        )
+        self.get_logger().info(ready_message(cfg))
         return TransitionCallbackReturn.SUCCESS
 
     @guarded_transition
@@ -246,26 +157,23 @@ class SafetyNode(WmNode):
         if self.publisher_check is not None:
             self.destroy_timer(self.publisher_check)
             self.publisher_check = None
-        self.foreign = []
+        self.arm_watch = None
         for s in self.subs:
             self.destroy_subscription(s)
-        self.destroy_lifecycle_publisher(self.pub_arm)
-        if self.pub_suction is not None:
-            self.destroy_lifecycle_publisher(self.pub_suction)
-        self.destroy_lifecycle_publisher(self.pub_source)
-        self.destroy_lifecycle_publisher(self.pub_verdict)
+        for p in (self.pub_arm, self.pub_suction, self.pub_source, self.pub_verdict):
+            if p is not None:  # no suction publisher: suction in the trajectory, or shadow
+                self.destroy_lifecycle_publisher(p)
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        self.gate = None
+        self.gate = self.inputs = None
 
     def _after_set(self, params: list[Parameter]) -> None:
         for p in params:
             if p.name == "release_estop" and p.value:
-                if self.filter is not None and self.filter.estopped is not None:
-                    self.filter.release()
-                    self.get_logger().warning("e-stop released by parameter release_estop")
+                if self.gate is not None:
+                    self.gate.release_estop("parameter release_estop")
                 self._reset_timer = self.create_timer(0.0, self._reset_release_flag)
 
     def _reset_release_flag(self) -> None:
@@ -277,82 +185,32 @@ class SafetyNode(WmNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_joints(self, msg: JointState, info: MessageInfo) -> None:
-        gate = self.gate
-        if gate is None:
-            return
-        try:
-            q, suction = joint_state_arrays(msg, self.names)
-        except NonFiniteError as exc:
-            self.stats["bad_joint_states"] += 1
-            self.get_logger().error(
-                f"joint state not finite: holding ({exc})", throttle_duration_sec=2.0
-            )
-            gate.bad_joints("joint state not finite", self.active)
-            return
-        except ValueError as exc:
-            self.get_logger().warning(f"ignored joint state: {exc}", throttle_duration_sec=2.0)
-            return
-        restarted = self.js_sources.restarted(publisher_of(info), time.monotonic())
-        self.stats["joint_state_clashes"] = self.js_sources.clashes  # a second live publisher
-        if gate.joints(q, suction, restarted, self.active):
-            self.stats["joint_state_sources"] += 1
+        if self.inputs is not None:
+            self.inputs.joint_state(msg, publisher_of(info), self.active)
 
     def _joint_state_publishers(self) -> set[bytes]:
         topic = self.subs[0].topic_name  # /joint_states as remapped
         return {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topic)}
 
     def _on_reference(self, msg: JointState) -> None:
-        if self.gate is None:
-            return
-        try:
-            q, _ = joint_state_arrays(msg, self.names)
-        except ValueError as exc:  # NonFiniteError included: keep the last good reference
-            self.get_logger().warning(f"ignored reference: {exc}", throttle_duration_sec=2.0)
-            return
-        self.gate.pacer.reference(q, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
+        if self.inputs is not None:
+            self.inputs.reference(msg)
 
     def _on_estop(self, msg: Bool) -> None:
-        if self.gate is None:
-            return
-        if msg.data:
-            self.gate.estop("/wm/estop")
-        elif self.gate.filter.estopped is not None:
-            self.get_logger().info(
-                "e-stop stays latched: set the parameter release_estop to true to release it",
-                throttle_duration_sec=5.0,
-            )
+        if self.gate is not None:
+            self.gate.estop_signal(msg.data, "/wm/estop")
 
     def _on_command(self, msg: JointTrajectory) -> None:
-        if not self.active or self.gate is None:
-            return
-        try:
-            traj, why = parse_trajectory(msg, self.names), None
-        except ValueError as exc:
-            traj, why = None, str(exc)
-        stamp = msg.header.stamp
-        zero = is_zero(stamp)
-        stamp_s = None if zero else Time.from_msg(stamp).nanoseconds * 1e-9
-        self.gate.command(traj, None if zero else msg.header, stamp_s, why)
+        if self.active and self.inputs is not None:
+            self.inputs.command(msg)
 
     def _on_watchdog(self) -> None:
         if self.active and self.gate is not None:
             self.gate.watchdog()
 
-    def _check_publishers(self) -> None:
-        """Report publishers on the arm topic other than this node (once per change)."""
-        topic = self.pub_arm.topic_name
-        infos = self.get_publishers_info_by_topic(topic)
-        own = (self.get_name(), self.get_namespace())
-        foreign = foreign_publishers(((i.node_name, i.node_namespace) for i in infos), own)
-        if foreign != self.foreign:
-            if foreign:
-                self.get_logger().error(
-                    f"other publisher(s) on the arm topic {topic}: {', '.join(foreign)}; only "
-                    "this node may command the arm (run with SROS2 enclaves to enforce it)"
-                )
-            else:
-                self.get_logger().info(f"no other publisher on the arm topic {topic} any more")
-        self.foreign = foreign
+    def _arm_publishers(self) -> list[tuple[str, str]]:
+        infos = self.get_publishers_info_by_topic(self.pub_arm.topic_name)
+        return [(i.node_name, i.node_namespace) for i in infos]
 
     # ------------------------------------------------------------------ outputs
     def _send(self, o: Output) -> bool:
@@ -373,25 +231,9 @@ class SafetyNode(WmNode):
             self.publish(self.pub_verdict, Header(stamp=src.stamp, frame_id=verdict_of(o.status)))
         return True
 
-    def diagnostics(self):
-        level, message, kv = super().diagnostics()
-        gate = self.gate
-        if gate is not None:
-            if gate.filter.estopped is not None:
-                level, message = DiagnosticStatus.ERROR, f"e-stop latched ({gate.filter.estopped})"
-            elif gate.holding:
-                level, message = DiagnosticStatus.WARN, f"holding: {gate.holding}"
-            kv |= {f"filter_{k}": v for k, v in gate.filter.counts.items()}
-        if self.foreign:
-            foreign = f"other publisher(s) on the arm topic: {', '.join(self.foreign)}"
-            message = foreign if level != DiagnosticStatus.ERROR else f"{message}; {foreign}"
-            level = DiagnosticStatus.ERROR
-        if self.config.shadow:
-            message = f"shadow mode ({message})"
-        kv["foreign_arm_publishers"] = ",".join(self.foreign)
-        last = "" if gate is None else gate.last_status
-        kv |= self.stats | {"last_status": last, "shadow": self.config.shadow}
-        return level, message, kv
+    def diagnostics(self) -> tuple[Any, str, dict[str, Any]]:
+        base = super().diagnostics()
+        return safety_status(base, self.gate, self.foreign, self.config.shadow, self.stats)
 
 
 NODE_CLASS = SafetyNode
