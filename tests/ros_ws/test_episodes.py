@@ -190,3 +190,52 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_the_driver_keeps_spinning_while_recordings_start_and_stop_under_traffic():
+    """Starting and stopping a recording creates and destroys subscriptions. Done from the
+    caller's thread while the driver's executor built its wait set, it raised ``InvalidHandle``
+    in the spin thread and ended it (in a fresh-clone run the planner's next lifecycle answer
+    was then never taken: "did not answer in 30 s"); the old driver died after 72 of these
+    cycles against this traffic. Now the spin thread makes those changes between its spins."""
+    import threading
+    import time
+
+    import rclpy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image
+    from wm_bringup.episodes import StackProbe
+
+    probe = StackProbe()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("traffic", context=ctx)
+    clock = node.create_publisher(Clock, "/clock", 10)
+    image = node.create_publisher(Image, "/camera/image_raw", 10)
+    stop = threading.Event()
+
+    def traffic() -> None:  # about 2 kHz of /clock, a fifth of it with an image
+        k = 0
+        while not stop.is_set():
+            clock.publish(Clock())
+            k += 1
+            if k % 5 == 0:
+                image.publish(Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12)))
+            time.sleep(0.0005)
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sender.start()
+    try:
+        for i in range(300):
+            probe.record_images(True, view=True)
+            time.sleep(0.002 * (i % 11))
+            probe.record_images(False)
+            assert probe.thread.is_alive(), f"spin thread ended after {i + 1}: {probe.spin_error!r}"
+        assert probe.spin_error is None
+        assert probe.frames_total > 0  # it was spinning: the /clock traffic arrived
+    finally:
+        stop.set()
+        sender.join(timeout=5.0)
+        node.destroy_node()
+        ctx.try_shutdown()
+        probe.close()

@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -169,6 +170,11 @@ class StackProbe:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(node)
         self._stop = threading.Event()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], threading.Event, list]] = (
+            queue.SimpleQueue()
+        )
+        self.spin_error: BaseException | None = None
+        """What ended the spin thread early (then no reply or message reaches the driver)."""
         self.thread = threading.Thread(target=self._spin, name="wm_episode_driver", daemon=True)
         self.thread.start()
 
@@ -177,8 +183,43 @@ class StackProbe:
         try:
             while not self._stop.is_set() and self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
+                while not self._jobs.empty():
+                    job, done, failed = self._jobs.get_nowait()
+                    try:
+                        job()
+                    except Exception as exc:  # the caller's to raise, not the spin thread's
+                        failed.append(exc)
+                    done.set()
         except ExternalShutdownException:
             pass
+        except BaseException as exc:
+            self.spin_error = exc
+            log.error("the episode driver's spin thread stopped: %s", exc)
+            raise
+
+    def _between_spins(self, job: Callable[[], Any], timeout: float = 10.0) -> None:
+        """Run ``job`` (create or destroy subscriptions) on the spin thread between two
+        ``spin_once`` calls. Destroyed from another thread while the executor builds its wait
+        set, a subscription's event handler raises ``InvalidHandle`` there and ends the spin
+        thread (seen in a fresh-clone run: the planner's deactivate answer was then never
+        taken, "did not answer in 30 s"; a stress test of start/stop cycles against 2 kHz of
+        traffic killed it after 72 cycles)."""
+        if not self.thread.is_alive() or threading.current_thread() is self.thread:
+            job()
+            return
+        done, failed = threading.Event(), []
+        self._jobs.put((job, done, failed))
+        if not done.wait(timeout):
+            raise DriverError(
+                self._spin_trouble(f"the spin thread did not run a job in {timeout} s")
+            )
+        if failed:
+            raise failed[0]
+
+    def _spin_trouble(self, what: str) -> str:
+        if self.spin_error is not None:
+            return f"{what}: the driver's spin thread stopped ({self.spin_error!r})"
+        return what
 
     def _on_clock(self, msg: Clock, info: dict) -> None:
         s = stamp_ns(msg.clock)
@@ -270,34 +311,33 @@ class StackProbe:
             with self.lock:
                 self.images = deque(maxlen=keep)
                 self.view = ViewLog() if view else None
-            self._image_sub = self.node.create_subscription(
-                Image, self.image_topic, self._on_image, self._sensor_qos
-            )
-            if view:
-                deep = QoSProfile(
-                    history=HistoryPolicy.KEEP_LAST,
-                    depth=200,
-                    reliability=ReliabilityPolicy.RELIABLE,
-                )
-                n = self.node
-                self._view_subs = [
-                    n.create_subscription(MarkerArray, "/wm/detections", self._on_detections, deep),
-                    n.create_subscription(
-                        MarkerArray, "/wm/plan_markers", self._on_plan_markers, deep
-                    ),
-                    n.create_subscription(Header, "/wm/safety/verdict", self._on_verdict, deep),
-                    n.create_subscription(JointState, "/joint_states", self._on_joint_state, deep),
-                ]
+            self._between_spins(lambda: self._subscribe_images(view))
             return []
         if not on and self._image_sub is not None:
-            self.node.destroy_subscription(self._image_sub)
-            self._image_sub = None
-            for sub in self._view_subs:
-                self.node.destroy_subscription(sub)
-            self._view_subs = []
+            self._between_spins(self._unsubscribe_images)
         with self.lock:
             frames, self.images = list(self.images or ()), None
         return frames
+
+    def _subscribe_images(self, view: bool) -> None:
+        n = self.node
+        self._image_sub = n.create_subscription(
+            Image, self.image_topic, self._on_image, self._sensor_qos
+        )
+        if view:
+            keep, rel = HistoryPolicy.KEEP_LAST, ReliabilityPolicy.RELIABLE
+            deep = QoSProfile(history=keep, depth=200, reliability=rel)
+            self._view_subs = [
+                n.create_subscription(MarkerArray, "/wm/detections", self._on_detections, deep),
+                n.create_subscription(MarkerArray, "/wm/plan_markers", self._on_plan_markers, deep),
+                n.create_subscription(Header, "/wm/safety/verdict", self._on_verdict, deep),
+                n.create_subscription(JointState, "/joint_states", self._on_joint_state, deep),
+            ]
+
+    def _unsubscribe_images(self) -> None:
+        for sub in (self._image_sub, *self._view_subs):
+            self.node.destroy_subscription(sub)
+        self._image_sub, self._view_subs = None, []
 
     def take_view(self) -> ViewLog | None:
         """The view log of the last recording (once), or None."""
@@ -318,9 +358,13 @@ class StackProbe:
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 client.remove_pending_request(future)
-                raise DriverError(f"service {client.srv_name} did not answer in {timeout:.0f} s")
+                raise DriverError(
+                    self._spin_trouble(
+                        f"service {client.srv_name} did not answer in {timeout:.0f} s"
+                    )
+                )
             time.sleep(0.005)
         return future.result()
 

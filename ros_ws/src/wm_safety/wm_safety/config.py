@@ -14,7 +14,7 @@ from typing import Any
 from wm_bringup.nodekit import CELL_FILE, JOINT_NAMES, Param, cell_of, joint_names_of
 
 from wm_core.cell import Workcell
-from wm_core.config import bounded
+from wm_core.config import bounded, check_fields
 from wm_core.robot.limits import CONTROL_HZ
 from wm_core.safety import FilterConfig
 
@@ -39,6 +39,9 @@ class SafetyNodeConfig:
     """Arm-vs-last-command gap that re-syncs (rad)."""
     suction_in_trajectory: bool = True
     """Send suction as the suction_cup joint (else on /suction/command)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _params(config: type, *fields: str) -> tuple[Param, ...]:
