@@ -10,11 +10,12 @@ fault clearing or the node being back, no object dropped. The full ``wm chaos`` 
 fault, then a mixed one) is marked slow.
 
 **Open defect, and why the stack cases are not in ``make test`` yet.** They fail on a real
-tool-speed violation in the simulator (about 1 faulted episode in 6, and once in an unfaulted
-episode after three node restarts; cause not found, README "Fault injection"). A test that
-fails one run in three would fail CI for every change, so until the cause is fixed these three
-run in ``make test-slow`` (marked ``slow``), unchanged: no bound was loosened, and the
-reliability issue stays open on them.
+tool-speed violation in the simulator (about 1 faulted episode in 6 before the safety node's
+first-point pacer; since then 1 in 66 ``wm chaos`` episodes; cause not found, README "Fault
+injection"). A test that fails one run in three would fail CI for every change, and one in a
+few dozen still would now and then, so until the cause is fixed these three run in ``make
+test-slow`` (marked ``slow``), unchanged: no bound was loosened, and the reliability issue
+stays open on them.
 """
 
 from __future__ import annotations
