@@ -389,7 +389,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         tcfg = TrainConfig(
             steps=2000 if args.steps is None else args.steps,
-            batch_size=args.batch_size,
+            batch_size=32 if args.batch_size is None else args.batch_size,
             horizon=args.horizon,
             seed=args.seed,
             lr=args.lr,
@@ -429,8 +429,21 @@ def _train_readout(args: argparse.Namespace) -> int:
         steps = 3000 if args.steps is None else args.steps
         if not 1 <= steps <= 1_000_000:
             raise UsageError(f"--steps {steps}: expected 1-1000000")
+        batch = 512 if args.batch_size is None else args.batch_size
+        if not 1 <= batch <= 65536:
+            raise UsageError(f"--batch-size {batch}: expected 1-65536")
+        if not 0 <= args.hidden <= 4096:
+            raise UsageError(f"--hidden {args.hidden}: expected 0-4096")
         s = train_readout(
-            model, Path(args.data), out, steps=steps, seed=args.seed, cell=_cell(args)
+            model,
+            Path(args.data),
+            out,
+            steps=steps,
+            seed=args.seed,
+            cell=_cell(args),
+            source=args.source,
+            batch=batch,
+            hidden=args.hidden,
         )
     except ValueError as exc:  # CheckpointError, no labelled episodes
         raise UsageError(str(exc)) from exc
@@ -1232,7 +1245,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--steps", type=int, default=None, help="optimiser steps (default 2000; readout 3000)"
     )
-    tr.add_argument("--batch-size", type=int, default=32, help="windows per step per process")
+    tr.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="windows per step per process (default 32); readout: frames per step (512)",
+    )
     tr.add_argument("--horizon", type=int, default=3, help="rollout-loss horizon, 1-32")
     tr.add_argument("--image-size", type=int, default=128, help="image side of the shards")
     tr.add_argument("--collapse", default="vicreg", help="vicreg or ema")
@@ -1242,6 +1260,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--cell",
         default=None,
         help="readout: the work cell whose camera took the frames (default: sim)",
+    )
+    tr.add_argument(
+        "--source",
+        default="latent",
+        choices=["latent", "stage3", "stage2"],
+        help="readout: the map it reads: the latent grid (default), or the frozen encoder's "
+        "finer stage-3 (2x the grid) or stage-2 (4x) map, for a camera that sees the objects "
+        "small (several in one latent patch)",
+    )
+    tr.add_argument(
+        "--hidden", type=int, default=64, help="readout: hidden channels (0: the linear probe)"
     )
     tr.set_defaults(func=cmd_train)
 

@@ -143,3 +143,71 @@ def test_parameters_are_validated_and_the_model_freed_on_cleanup(ros, tiny_model
     assert node.backend is not None
     node.stop()
     assert node.backend is None and node.state_label == "unconfigured"
+
+
+def test_a_stage3_readout_map_goes_out_with_the_latent(ros, tiny_model_dir, tmp_path):
+    """A model directory whose readout reads encoder stage 3: the message holds the latent's N
+    rows, then the readout's raw map of the same image (what the planner decodes)."""
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    from wm_core.models.checkpoint import load_checkpoint
+    from wm_core.models.readout import unpack_map
+    from wm_core.train.readout import new_readout
+
+    shutil.copy(tiny_model_dir / "model.pt", tmp_path / "model.pt")
+    model = load_checkpoint(tmp_path / "model.pt")
+    torch.manual_seed(1)
+    ro = new_readout(model, 4, source="stage3").eval()
+    torch.save(
+        {"version": 1, "hidden": 4, "source": "stage3", "state": ro.state_dict()},
+        tmp_path / "readout.pt",
+    )
+    node = start(ros, tmp_path)
+    assert node.stage == 3
+    latents = ros.collect(Image, "/wm/latent", SENSOR_QOS)
+    pub = ros.publisher(Image, "/camera/image_raw", SENSOR_QOS)
+    assert ros.spin_until(lambda: ros.linked())
+    msg = image(64, 64, seed=3)
+    assert ros.spin_until(lambda: (pub.publish(msg), bool(latents))[1], timeout=10.0)
+    z = latents[-1]
+    assert (z.height, z.width) == (16 + 32, 8)  # 4x4 latent + the 8x8 map's 4*64/8 rows
+    rows = np.frombuffer(z.data, "<f4").reshape(z.height, z.width)
+    lat, raw = unpack_map(rows, 16, 8)
+    px = np.frombuffer(msg.data, np.uint8).reshape(64, 64, 3)
+    x = torch.from_numpy(px.copy()).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        want_z, f = model.encode_tap(x, 3)
+        want_raw = ro.raw(f)
+    np.testing.assert_allclose(lat, want_z[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(raw, want_raw.numpy(), atol=1e-5)
+
+
+def test_a_stage3_readout_refuses_a_backend_without_the_tap(ros, tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    from wm_core.deploy.onnx_export import export_onnx
+    from wm_core.models.checkpoint import load_checkpoint
+    from wm_core.train.readout import new_readout
+
+    shutil.copy(tiny_model_dir / "model.pt", tmp_path / "model.pt")
+    ro = new_readout(load_checkpoint(tmp_path / "model.pt"), 0, source="stage3")
+    torch.save(
+        {"version": 1, "hidden": 0, "source": "stage3", "state": ro.state_dict()},
+        tmp_path / "readout.pt",
+    )
+    export_onnx(tmp_path / "model.pt", tmp_path / "onnx")
+    args = [
+        "--ros-args",
+        "-p",
+        f"model_dir:={tmp_path}",
+        "-p",
+        "backend:=onnxruntime",
+        "-p",
+        f"onnx_dir:={tmp_path / 'onnx'}",
+    ]
+    node = ros.add(PerceptionNode(context=ros.context, cli_args=args))
+    with pytest.raises(StartupError, match="reads encoder stage 3; the onnxruntime backend"):
+        node.autostart()

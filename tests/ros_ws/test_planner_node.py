@@ -273,3 +273,41 @@ def test_lifecycle_services_are_answered_while_plans_keep_it_busy(ros, tiny_mode
     plans = node.stats["plans"]
     ros.spin_for(0.5)
     assert node.stats["plans"] == plans  # inactive: no more plans
+
+
+def test_a_stage3_readout_plans_on_the_map_that_came_with_the_latent(ros, tiny_model_dir, tmp_path):
+    """With a readout that reads encoder stage 3, the planner takes its raw map from the
+    latent message (perception's); a latent without it is dropped with a line naming why."""
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    from wm_core.models.checkpoint import load_checkpoint
+    from wm_core.train.readout import new_readout
+
+    shutil.copy(tiny_model_dir / "model.pt", tmp_path / "model.pt")
+    ro = new_readout(load_checkpoint(tmp_path / "model.pt"), 0, source="stage3")
+    with torch.no_grad():
+        ro.conv.bias[0] = 5.0  # an object in every patch: the detections show the map was read
+    torch.save(
+        {"version": 1, "hidden": 0, "source": "stage3", "state": ro.state_dict()},
+        tmp_path / "readout.pt",
+    )
+    node = start(ros, tmp_path, "max_latent_age_s:=30.0")
+    assert node.policy.readout_stage == 3
+    feed_joints(ros)
+    cmds = ros.collect(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+    detections = ros.collect(MarkerArray, "/wm/detections", RELIABLE_QOS)
+    pub = ros.publisher(Image, "/wm/latent", SENSOR_QOS)
+    assert ros.spin_until(lambda: node.q is not None and ros.linked())
+    pub.publish(latent(ros.probe.get_clock().now().to_msg()))  # the latent alone
+    assert ros.spin_until(lambda: node.stats["bad"] >= 1)
+    assert cmds == [] and node.stats["plans"] == 0
+    z = np.random.default_rng(0).normal(size=(1, 16, 8)).astype(np.float32)
+    raw = np.zeros((1, 4, 8, 8), np.float32)
+    raw[0, 0] = 5.0  # objectness logits: every patch
+    src = Image()
+    src.header.stamp = ros.probe.get_clock().now().to_msg()
+    msg = latent_msg(z, src, raw)
+    assert ros.spin_until(lambda: (pub.publish(msg), bool(cmds))[1], timeout=15.0)
+    assert ros.spin_until(lambda: bool(detections))
+    assert len(parse_detection_markers(detections[-1])["detections"]) > 0

@@ -108,6 +108,9 @@ class TorchCudaModel(BackendModel):
     def encode(self, images):
         return self._run(self.model.encode, images)
 
+    def encode_tap(self, images, stage: int):
+        return self._run(lambda x: self.model.encode_tap(x, stage), images)
+
     def predict(self, z, p, a):
         return self._run(self.model.predict, z, p, a)
 

@@ -10,6 +10,15 @@ the next object; ``wm evaluate-model`` scores it on held-out seeds.
 Each patch's prior position is where its pixel-centre ray meets the table-top plane, from
 the cell's scene-camera calibration (``wm_core.cell``), so the probe predicts small offsets:
 ``xyz = prior + 0.05 m * out``. An object belongs to the patch its centre projects into.
+
+**Where it reads** (``source``): the latent grid (``latent``, G x G, the default and the shipped
+readout), or a finer map of the same frozen encoder, tapped before its last stages (``stage3``:
+2G x 2G x 64, ``stage2``: 4G x 4G x 48; :data:`READOUT_SOURCES`). A camera that sees the
+objects small and far, so that several share one latent patch (the PyBullet cell's), needs
+the finer map; the encoder is the same and nothing else changes. The readout is split in two:
+:meth:`ObjectReadout.raw` (features -> a raw map [B, 4, G', G'], what the perception node
+computes when the features never leave it) and :meth:`ObjectReadout.decode` (raw map + this
+cell's priors -> objectness and positions, what the planner does with the camera it knows).
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 OFFSET_SCALE = 0.05  # m per unit of probe output
 READOUT_VERSION = 1
 OBJECT_CENTRE_Z = 0.025  # m above the table top: a typical object centre height
+READOUT_SOURCES = {"latent": None, "stage3": 3, "stage2": 2}
+"""Feature maps a readout can read: the latent, or the output of the encoder's conv stage N
+(1-based; the encoder halves the resolution at every stage)."""
 
 
 def project(points: np.ndarray, k: np.ndarray, t_world_cam: np.ndarray) -> np.ndarray:
@@ -56,32 +68,46 @@ def cell_priors(
 
 
 class ObjectReadout(nn.Module):
-    """z [B, G*G, D] -> objectness logits [B, G, G] and positions [B, G, G, 3] (m, world).
+    """features [B, G*G, C] -> objectness logits [B, G, G] and positions [B, G, G, 3] (m, world).
 
     ``hidden=0``: the linear probe (one 3x3 convolution). ``hidden>0``: a small nonlinear
-    readout (3x3 conv, GELU, 1x1 conv) for the task layer, still reading only the latent."""
+    readout (3x3 conv, GELU, 1x1 conv) for the task layer, still reading only the encoder's
+    features. ``source``: which map it reads (:data:`READOUT_SOURCES`; C and G are that map's)."""
 
-    def __init__(self, latent_dim: int, grid: int, priors: np.ndarray, hidden: int = 0):
+    def __init__(
+        self, channels: int, grid: int, priors: np.ndarray, hidden: int = 0, source: str = "latent"
+    ):
         super().__init__()
-        self.grid, self.hidden = grid, hidden
+        if source not in READOUT_SOURCES:
+            raise ValueError(f"readout source {source!r} must be one of {list(READOUT_SOURCES)}")
+        self.grid, self.hidden, self.source, self.channels = grid, hidden, source, channels
         if hidden:
             self.conv = nn.Sequential(
-                nn.Conv2d(latent_dim, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, 4, 1)
+                nn.Conv2d(channels, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, 4, 1)
             )
         else:
-            self.conv = nn.Conv2d(latent_dim, 4, 3, padding=1)
+            self.conv = nn.Conv2d(channels, 4, 3, padding=1)
         self.register_buffer("priors", torch.as_tensor(priors, dtype=torch.float32))  # [G, G, 3]
+
+    def raw(self, z: torch.Tensor) -> torch.Tensor:
+        """features [B, G*G, C] -> the raw map [B, 4, G, G] (logit, 3 scaled offsets)."""
+        b, n, c = z.shape
+        return self.conv(z.transpose(1, 2).reshape(b, c, self.grid, self.grid))
+
+    def decode(
+        self, out: torch.Tensor, priors: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """raw map [B, 4, G, G] -> logits [B, G, G], positions [B, G, G, 3] (m, world)."""
+        base = self.priors if priors is None else priors  # [G, G, 3] or [B, G, G, 3]
+        xyz = base + OFFSET_SCALE * out[:, 1:].permute(0, 2, 3, 1)  # [B, G, G, 3]
+        return out[:, 0], xyz
 
     def forward(
         self, z: torch.Tensor, priors: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``priors``: per-image priors [B, G, G, 3] (training on frames from cameras at
         different poses); default the buffer, this cell's camera."""
-        b, n, d = z.shape
-        out = self.conv(z.transpose(1, 2).reshape(b, d, self.grid, self.grid))  # [B, 4, G, G]
-        base = self.priors if priors is None else priors  # [G, G, 3] or [B, G, G, 3]
-        xyz = base + OFFSET_SCALE * out[:, 1:].permute(0, 2, 3, 1)  # [B, G, G, 3]
-        return out[:, 0], xyz
+        return self.decode(self.raw(z), priors)
 
     @torch.no_grad()
     def detect(
@@ -92,10 +118,17 @@ class ObjectReadout(nn.Module):
         position lies within ``min_separation`` m, in xy, of a stronger kept one is the same
         object seen from a neighbouring patch). Suppressing by distance instead of by grid
         neighbourhood keeps two objects in adjacent patches apart."""
-        logit, xyz = self(z)
+        return self.detect_map(self.raw(z), threshold, min_separation)
+
+    @torch.no_grad()
+    def detect_map(
+        self, out: torch.Tensor, threshold: float = 0.5, min_separation: float = 0.05
+    ) -> list[np.ndarray]:
+        """:meth:`detect` from a raw map [B, 4, G, G] (:meth:`raw`'s, computed elsewhere)."""
+        logit, xyz = self.decode(out)
         prob = torch.sigmoid(logit)  # [B, G, G]
         found = []
-        for i in range(z.shape[0]):
+        for i in range(out.shape[0]):
             sel = prob[i] > threshold  # [G, G]
             rows = torch.cat([xyz[i][sel], prob[i][sel][:, None]], dim=1).numpy()  # [M, 4]
             rows = rows[np.argsort(-rows[:, 3], kind="stable")]
@@ -171,3 +204,36 @@ def position_r2(
     ss_tot = ((true - true.mean(0)) ** 2).sum() + 1e-12
     err = np.linalg.norm(pred - true, axis=1)
     return float(1 - ss_res / ss_tot), float(err.mean())
+
+
+def map_rows(grid: int, width: int) -> int:
+    """Rows of ``width`` floats that a raw readout map [1, 4, G, G] takes in the latent message
+    (:func:`pack_map`)."""
+    n = 4 * grid * grid
+    if n % width:
+        raise ValueError(f"a {grid}x{grid} readout map does not fill rows of {width} floats")
+    return n // width
+
+
+def pack_map(z: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """latent [N, D] + raw readout map [1, 4, G, G] -> rows [N + 4*G*G/D, D]: the latent, then
+    the map patch by patch (G*G x 4, row-major), so that both travel in one message from one
+    image and can never be paired wrongly."""
+    z = np.asarray(z, np.float32)
+    raw = np.asarray(raw, np.float32)
+    g, d = raw.shape[-1], z.shape[-1]
+    patches = raw.reshape(4, g * g).T  # [G*G, 4]
+    return np.concatenate([z, patches.reshape(map_rows(g, d), d)])
+
+
+def unpack_map(rows: np.ndarray, n: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pack_map`'s inverse: rows [N + R, D] -> latent [N, D], raw map [1, 4, G, G];
+    ValueError when the rows do not hold both."""
+    want = n + map_rows(grid, rows.shape[1])
+    if rows.shape[0] != want:
+        raise ValueError(
+            f"latent message has {rows.shape[0]} rows, expected {want} ({n} latent + the "
+            f"{grid}x{grid} readout map): is perception running this model directory?"
+        )
+    patches = rows[n:].reshape(grid * grid, 4)  # [G*G, 4]
+    return rows[:n], patches.T.reshape(1, 4, grid, grid)

@@ -33,6 +33,15 @@ class Encoder(nn.Module):
         z = self.net(x)  # [B, D, G, G]
         return z.flatten(2).transpose(1, 2)  # [B, G*G, D]
 
+    def forward_tap(self, x: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The latent and, on the way, conv stage ``stage``'s output (1-based; each stage is
+        conv, norm, GELU): [B, G*G, D] and [B, G'*G', C] with G' = S / 2**stage."""
+        if not 1 <= stage < len(self.net) // 3 + 1:
+            raise ValueError(f"encoder stage {stage} is not in 1..{len(self.net) // 3}")
+        f = self.net[: 3 * stage](x)  # [B, C, G', G']
+        z = self.net[3 * stage :](f)  # [B, D, G, G]
+        return z.flatten(2).transpose(1, 2), f.flatten(2).transpose(1, 2)
+
 
 class _ResBlock(nn.Module):
     def __init__(self, c: int):
@@ -166,6 +175,12 @@ class WorldModel(nn.Module):
         """images: [B, 3, S, S] in [0, 1] -> z: [B, G*G, D]."""
         self._check_images(images)
         return self.encoder(images * 2.0 - 1.0)
+
+    def encode_tap(self, images: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [B, 3, S, S] in [0, 1] -> (z [B, G*G, D], stage ``stage``'s map [B, G'*G', C]),
+        for an object readout that reads a finer map than the latent."""
+        self._check_images(images)
+        return self.encoder.forward_tap(images * 2.0 - 1.0, stage)
 
     def predict(self, z: torch.Tensor, p: torch.Tensor, a: torch.Tensor):
         """One step: z [B, N, D], p [B, 10], a [B, 4] -> (z' [B, N, D], p' [B, 10])."""

@@ -28,6 +28,7 @@ from wm_core.deploy.backends import backend_name, make_backend
 from wm_core.deploy.config import BackendConfig
 from wm_core.models import WorldModel
 from wm_core.models.checkpoint import load_checkpoint
+from wm_core.models.readout import READOUT_SOURCES
 from wm_core.plan.config import PlannerConfig, TaskConfig
 from wm_core.plan.costs import Goal
 from wm_core.plan.planner import LatentMPC
@@ -143,7 +144,9 @@ class LatentMPCPolicy:
         """A new calibration of the scene camera: the cell's camera is replaced and the
         readout's per-patch priors recomputed (nothing else depends on the camera)."""
         self.cell = self.cell.with_camera(camera)
-        self.readout.priors.copy_(torch.as_tensor(priors_for(self.model, self.cell)))
+        self.readout.priors.copy_(
+            torch.as_tensor(priors_for(self.model, self.cell, self.readout.source))
+        )
         self.settings["cell"] = f"{self.cell.source or self.cell.name} (camera recalibrated)"
 
     def reset(self, seed: int) -> None:
@@ -154,6 +157,7 @@ class LatentMPCPolicy:
         self.done = False
         self.gave_up = False  # done because the attempt budget ran out, not a clear table
         self.last_latent: torch.Tensor | None = None  # [1, N, D] of the last step
+        self.last_map: torch.Tensor | None = None  # [1, 4, G', G'] the readout's, last step
         # per-step figures of this episode, bounded: a planner node that runs for days without
         # an episode reset keeps the last STATS_WINDOW steps, not all of them
         self.stats = {
@@ -200,22 +204,48 @@ class LatentMPCPolicy:
         img = self._image(obs)
         return None if img is None else self.model.encode(img)
 
+    @property
+    def readout_stage(self) -> int | None:
+        """The encoder stage the object readout reads (None: the latent)."""
+        return READOUT_SOURCES[self.readout.source]
+
+    @torch.no_grad()
+    def encode_with_map(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[1, 3, S, S] -> (latent [1, N, D], the readout's raw map [1, 4, G', G'] when it
+        reads a finer encoder stage than the latent, else None): what the perception node
+        publishes."""
+        stage = self.readout_stage
+        if stage is None:
+            return self.model.encode(img), None
+        if not hasattr(self.model, "encode_tap"):
+            raise RuntimeError(
+                f"the object readout reads encoder stage {stage}; the {backend_name(self.model)}"
+                " backend gives only the latent: use backend torch"
+            )
+        z, f = self.model.encode_tap(img, stage)
+        return z, self.readout.raw(f)
+
     @torch.no_grad()
     def act(self, obs: dict, info: dict | None = None) -> np.ndarray:
         """Camera image + joint state -> action [4]: encode, then :meth:`act_latent`."""
         t0 = time.perf_counter()
-        z = self.encode(obs)
-        if z is None:
+        img = self._image(obs)
+        if img is None:
             self.stats["bad_input"] += 1
             return self._hold(obs.get("suction"), "bad image")
-        a = self.act_latent(z, obs.get("joint_pos"), obs.get("suction"))
+        z, raw = self.encode_with_map(img)
+        a = self.act_latent(z, obs.get("joint_pos"), obs.get("suction"), raw)
         self.stats["act_ms"].append((time.perf_counter() - t0) * 1e3)
         return a
 
     @torch.no_grad()
-    def act_latent(self, z: torch.Tensor, joint_pos, suction) -> np.ndarray:
+    def act_latent(
+        self, z: torch.Tensor, joint_pos, suction, readout_map: torch.Tensor | None = None
+    ) -> np.ndarray:
         """The step after perception (what the ROS planner node calls with the latent it
-        receives): latent [1, N, D] + joint positions [6] + suction [1] -> action [4]."""
+        receives): latent [1, N, D] + joint positions [6] + suction [1] -> action [4].
+        ``readout_map`` [1, 4, G', G']: the object readout's raw map, computed with the latent
+        from the same image, when the readout reads a finer encoder stage (required then)."""
         q = np.asarray(joint_pos if joint_pos is not None else [], float).reshape(-1)
         s = np.asarray(suction if suction is not None else [np.nan], float).reshape(-1)
         want = (1, self.model.cfg.grid**2, self.model.cfg.latent_dim)
@@ -227,13 +257,26 @@ class LatentMPCPolicy:
             self.stats["bad_input"] += 1
             log.warning("holding: latent %s is not a finite %s", list(z.shape), list(want))
             return self._hold(suction, "bad latent")
+        if self.readout_stage is not None:
+            g = self.readout.grid
+            if (
+                readout_map is None
+                or tuple(readout_map.shape) != (1, 4, g, g)
+                or not torch.isfinite(readout_map).all()
+            ):
+                self.stats["bad_input"] += 1
+                got = None if readout_map is None else list(readout_map.shape)
+                log.warning("holding: readout map %s is not a finite [1, 4, %d, %d]", got, g, g)
+                return self._hold(suction, "bad readout map")
         tool = self.kin.tool_position(q)
         p = torch.tensor(np.concatenate([q, tool, s[:1]]), dtype=torch.float32)[None]  # [1, 10]
         score = self.surprise.observe(z)
         self.stats["surprise"].append(score)
         # one read at the lower of the two thresholds: the task keeps what it needs per phase
         low = min(self.tcfg.detect_threshold, self.tcfg.verify_threshold)
-        weak = self.readout.detect(z, low)[0]  # [M, 4] (x, y, z, objectness)
+        raw = self.readout.raw(z) if readout_map is None else readout_map  # [1, 4, G', G']
+        weak = self.readout.detect_map(raw, low)[0]  # [M, 4] (x, y, z, objectness)
+        self.last_map = raw
         self.last_latent = z
         sub = self.task.update(weak, tool, bool(s[0] > 0.5))
         detections = weak[weak[:, 3] > self.tcfg.detect_threshold]  # [M', 4]
@@ -272,7 +315,7 @@ class LatentMPCPolicy:
         pts = np.asarray(points, float).reshape(-1, 3)  # [K, 3]
         if self.last_latent is None:
             return np.full(len(pts), np.nan)
-        logit, xyz = self.readout(self.last_latent)  # [1, G, G], [1, G, G, 3]
+        logit, xyz = self.readout.decode(self.last_map)  # [1, G, G], [1, G, G, 3]
         prob = torch.sigmoid(logit)[0].reshape(-1).numpy()  # [G*G]
         where = xyz[0].reshape(-1, 3).numpy()[:, :2]  # [G*G, 2]
         near = np.linalg.norm(where[None] - pts[:, None, :2], axis=-1) < radius  # [K, G*G]

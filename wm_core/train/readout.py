@@ -23,6 +23,7 @@ from wm_core.data.shards import scan_shards
 from wm_core.models import WorldModel
 from wm_core.models.checkpoint import CheckpointError, load_untrusted
 from wm_core.models.readout import (
+    READOUT_SOURCES,
     READOUT_VERSION,
     ObjectReadout,
     cell_priors,
@@ -34,39 +35,59 @@ from wm_core.models.readout import (
 log = logging.getLogger(__name__)
 
 
-def priors_for(model: WorldModel, cell: Workcell | None = None) -> np.ndarray:
+def source_shape(model: WorldModel, source: str = "latent") -> tuple[int, int]:
+    """(grid side, channels) of the map a readout of ``source`` reads."""
+    if source not in READOUT_SOURCES:
+        raise ValueError(f"readout source {source!r} must be one of {list(READOUT_SOURCES)}")
+    stage, cfg = READOUT_SOURCES[source], model.cfg
+    if stage is None:
+        return cfg.grid, cfg.latent_dim
+    return cfg.image_size // 2**stage, cfg.enc_channels[stage - 1]
+
+
+def priors_for(
+    model: WorldModel, cell: Workcell | None = None, source: str = "latent"
+) -> np.ndarray:
     """[G, G, 3] per-patch priors: where each patch's centre ray meets the cell's table top,
     for the cell's camera (default: the sim cell) with its image squashed to the model's
-    input."""
+    input; G is the grid of the map ``source`` names."""
     cfg, cell = model.cfg, cell or sim_cell()
     cam = cell.camera
     k = cam.k_for(cfg.image_size)
-    return cell_priors(k, cam.pose, cfg.image_size, cfg.grid, cell.table.top_z)
+    grid = source_shape(model, source)[0]
+    return cell_priors(k, cam.pose, cfg.image_size, grid, cell.table.top_z)
 
 
-def new_readout(model: WorldModel, hidden: int = 0, cell: Workcell | None = None) -> ObjectReadout:
-    cfg = model.cfg
-    return ObjectReadout(cfg.latent_dim, cfg.grid, priors_for(model, cell), hidden)
+def new_readout(
+    model: WorldModel, hidden: int = 0, cell: Workcell | None = None, source: str = "latent"
+) -> ObjectReadout:
+    grid, channels = source_shape(model, source)
+    return ObjectReadout(channels, grid, priors_for(model, cell, source), hidden, source)
 
 
 def targets_for(
-    model: WorldModel, obj_pos: np.ndarray, cell: Workcell | None = None
+    model: WorldModel, obj_pos: np.ndarray, cell: Workcell | None = None, source: str = "latent"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Object centres [M, K, 3] -> (objectness [M, G, G], positions [M, G, G, 3]) tensors."""
     cfg = model.cfg
     cam = (cell or sim_cell()).camera
     k = cam.k_for(cfg.image_size)
-    occ, pos = readout_targets(obj_pos, k, cam.pose, cfg.image_size, cfg.grid)
+    grid = source_shape(model, source)[0]
+    occ, pos = readout_targets(obj_pos, k, cam.pose, cfg.image_size, grid)
     return torch.from_numpy(occ), torch.from_numpy(pos)
 
 
 @torch.no_grad()
-def encode_frames(model: WorldModel, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """uint8 images [M, S, S, 3] -> latents [M, N, D]."""
+def encode_frames(
+    model: WorldModel, images: np.ndarray, batch: int = 256, source: str = "latent"
+) -> torch.Tensor:
+    """uint8 images [M, S, S, 3] -> the maps a readout of ``source`` reads: latents [M, N, D],
+    or an encoder stage's finer map [M, G'*G', C]."""
+    stage = READOUT_SOURCES[source]
     out = []
     for i in range(0, len(images), batch):
         x = torch.from_numpy(images[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0
-        out.append(model.encode(x))
+        out.append(model.encode(x) if stage is None else model.encode_tap(x, stage)[1])
     return torch.cat(out)
 
 
@@ -90,11 +111,15 @@ def train_readout(
     seed: int = 0,
     hidden: int = 64,
     cell: Workcell | None = None,
+    source: str = "latent",
+    batch: int = 512,
 ) -> dict:
     """Fit on every ``stride``-th labelled frame of the shards in ``data`` (the last tenth of
     the episodes held out for the reported R^2). ``cell``: the work cell whose camera took the
     frames (default: the sim cell). The labels are the simulator's, or a robot's own from its
-    grips (``meta['object_pos_source']``, counted in the summary)."""
+    grips (``meta['object_pos_source']``, counted in the summary). ``source``: the map it reads
+    (the latent, or a finer encoder stage: ``wm_core.models.readout.READOUT_SOURCES``)."""
+    source_shape(model, source)  # a bad source fails before the data is read
     episodes, errors = scan_shards(data, with_labels=True)
     episodes = [e for e in episodes if "object_pos" in (e.labels or {}) and "image" in e.obs]
     if len(episodes) < 2:
@@ -110,19 +135,21 @@ def train_readout(
             # Targets and priors from the camera that took the frames: a jittered scene's
             # objects sit in other patches than the nominal camera would put them in.
             cell = episode_cell(e, base)
-            z = encode_frames(model, e.obs["image"][::stride])  # [m, N, D]
-            occ, pos = targets_for(model, e.labels["object_pos"][::stride], cell)
+            z = encode_frames(model, e.obs["image"][::stride], source=source)  # [m, N, C]
+            occ, pos = targets_for(model, e.labels["object_pos"][::stride], cell, source)
             zs.append(z)
             occs.append(occ)
             poss.append(pos)
-            prior = torch.as_tensor(priors_for(model, cell))  # [G, G, 3]
+            prior = torch.as_tensor(priors_for(model, cell, source))  # [G, G, 3]
             priors.append(prior.expand(len(z), *prior.shape))  # [m, G, G, 3]
         tensors[name] = (torch.cat(zs), torch.cat(occs), torch.cat(poss), torch.cat(priors))
-    readout = new_readout(model, hidden)
+    readout = new_readout(model, hidden, source=source)
     z, occ, pos, priors = tensors["train"]
-    fit = fit_readout(readout, z, occ, pos, steps=steps, seed=seed, priors=priors)
+    fit = fit_readout(readout, z, occ, pos, steps=steps, batch=batch, seed=seed, priors=priors)
     r2, err = position_r2(readout, *tensors["test"])
     summary = {
+        "source": source,
+        "grid": readout.grid,
         "frames_train": int(tensors["train"][0].shape[0]),
         "frames_test": int(tensors["test"][0].shape[0]),
         "episodes_with_camera_pose": int(posed),
@@ -142,6 +169,7 @@ def train_readout(
         {
             "version": READOUT_VERSION,
             "hidden": hidden,
+            "source": source,
             "state": readout.state_dict(),
             "summary": summary,
         },
@@ -166,7 +194,12 @@ def load_readout(path: Path, model: WorldModel, cell: Workcell | None = None) ->
     hidden = state.get("hidden", 0)
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 0 <= hidden <= 4096:
         raise CheckpointError(f"{path}: readout hidden={short_repr(hidden)} is not in [0, 4096]")
-    readout = new_readout(model, hidden)
+    source = state.get("source", "latent")
+    if not isinstance(source, str) or source not in READOUT_SOURCES:
+        raise CheckpointError(
+            f"{path}: readout source {short_repr(source)} is not one of {list(READOUT_SOURCES)}"
+        )
+    readout = new_readout(model, hidden, source=source)
     own = readout.state_dict()
     weights = state.get("state")
     if not isinstance(weights, dict):
@@ -183,5 +216,5 @@ def load_readout(path: Path, model: WorldModel, cell: Workcell | None = None) ->
         readout.load_state_dict(weights)
     except RuntimeError as exc:  # missing keys
         raise CheckpointError(f"{path}: {str(exc).splitlines()[0]}") from None
-    readout.priors.copy_(torch.as_tensor(priors_for(model, cell)))
+    readout.priors.copy_(torch.as_tensor(priors_for(model, cell, source)))
     return readout.eval()

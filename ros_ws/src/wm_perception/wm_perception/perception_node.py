@@ -2,7 +2,11 @@
 
 The latent goes out as ``sensor_msgs/Image`` with encoding ``32FC1``: height N (patches), width
 D (channels), little-endian float32 rows, and the *source image's* header (stamp and frame), so
-the planner can tell how old the information is. Images that are not rgb8/bgr8, whose data does
+the planner can tell how old the information is. When the model directory's object readout
+reads a finer encoder stage than the latent (``wm train readout --source stage3``), that map
+never leaves this node: the readout's raw map (4 x G' x G', no camera in it) follows the
+latent's N rows in the same message (``wm_core.models.readout.pack_map``), so the planner gets
+both from one image, atomically. Images that are not rgb8/bgr8, whose data does
 not match height x step, or that are blank are dropped with a (throttled) log line; an image of
 another size is resized to the encoder's input with ``cv2.INTER_AREA`` (logged once).
 """
@@ -30,6 +34,8 @@ from wm_bringup.nodekit import (
     run_node,
 )
 
+from wm_core.models.readout import READOUT_SOURCES, pack_map
+
 
 def default_model_dir() -> Path:
     from wm_core.plan.policy import DEFAULT_MODEL
@@ -56,9 +62,12 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return img
 
 
-def latent_msg(z: np.ndarray, source: Image) -> Image:
-    """latent [1, N, D] or [N, D] -> 32FC1 Image (N rows, D columns) with the source header."""
+def latent_msg(z: np.ndarray, source: Image, readout_map: np.ndarray | None = None) -> Image:
+    """latent [1, N, D] or [N, D] (+ the readout's raw map [1, 4, G', G']) -> 32FC1 Image
+    (N rows, or N + 4*G'*G'/D, of D columns) with the source header."""
     z2 = np.asarray(z, "<f4").reshape(z.shape[-2], z.shape[-1])  # [N, D]
+    if readout_map is not None:
+        z2 = pack_map(z2, readout_map).astype("<f4")  # [N + R, D]
     msg = Image(height=z2.shape[0], width=z2.shape[1], encoding="32FC1", is_bigendian=0)
     msg.header = source.header
     msg.step = 4 * z2.shape[1]
@@ -77,6 +86,8 @@ class PerceptionNode(WmNode):
     def __init__(self, node_name: str = "wm_perception", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.backend: Any = None  # the world model on the chosen backend (wm_core.deploy)
+        self.readout: Any = None  # the object readout, when it reads a finer encoder stage
+        self.stage: int | None = None
         self.stats = {"encoded": 0, "rejected": 0, "resized": 0, "encode_ms": 0.0}
 
     def model_dir(self) -> Path:
@@ -93,6 +104,7 @@ class PerceptionNode(WmNode):
         except BackendUnavailableError as exc:
             raise StartupError(str(exc)) from None
         self.backend_name = backend_name(self.backend)
+        self.readout, self.stage = self._fine_readout()
         self.throttle = v["log_throttle_s"]
         self.pub = self.create_lifecycle_publisher(Image, "/wm/latent", SENSOR_QOS)
         self.sub = self.create_subscription(Image, "/camera/image_raw", self._on_image, SENSOR_QOS)
@@ -100,6 +112,33 @@ class PerceptionNode(WmNode):
             f"encoder ready: backend {self.backend_name}, input {self.backend.cfg.image_size} px"
         )
         return TransitionCallbackReturn.SUCCESS
+
+    def _fine_readout(self) -> tuple[Any, int | None]:
+        """The model directory's object readout, when it reads a finer encoder stage than the
+        latent (then this node computes its raw map); else (None, None)."""
+        from wm_core.models.checkpoint import CheckpointError
+        from wm_core.train.readout import load_readout
+
+        path = self.model_dir() / "readout.pt"
+        if not path.is_file():
+            return None, None  # the planner names the missing readout
+        try:
+            readout = load_readout(path, self.backend)
+        except CheckpointError as exc:
+            raise StartupError(str(exc)) from None
+        stage = READOUT_SOURCES[readout.source]
+        if stage is None:
+            return None, None
+        if not hasattr(self.backend, "encode_tap"):
+            raise StartupError(
+                f"{path} reads encoder stage {stage}; the {self.backend_name} backend gives "
+                "only the latent: use backend torch"
+            )
+        self.get_logger().info(
+            f"object readout reads encoder stage {stage} ({readout.grid}x{readout.grid}): "
+            "its map goes out with the latent"
+        )
+        return readout, stage
 
     @guarded_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -112,6 +151,7 @@ class PerceptionNode(WmNode):
         if self.backend is not None and hasattr(self.backend, "close"):
             self.backend.close()
         self.backend = None
+        self.readout, self.stage = None, None
 
     def _on_image(self, msg: Image) -> None:
         if not self.active or self.backend is None:
@@ -134,13 +174,18 @@ class PerceptionNode(WmNode):
             img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)
         x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32) / 255.0  # [1,3,S,S]
         t0 = time.perf_counter()
+        raw = None
         with torch.no_grad():
-            z = self.backend.encode(torch.from_numpy(x)).numpy()  # [1, N, D]
+            if self.stage is None:
+                z = self.backend.encode(torch.from_numpy(x)).numpy()  # [1, N, D]
+            else:
+                zt, f = self.backend.encode_tap(torch.from_numpy(x), self.stage)
+                z, raw = zt.numpy(), self.readout.raw(f).numpy()  # [1, N, D], [1, 4, G', G']
         self.stats["encode_ms"] = (time.perf_counter() - t0) * 1e3
         self.stats["encoded"] += 1
         if self.stats["encoded"] == 1:  # when the camera's frames started flowing, in the log
             self.get_logger().info(f"first camera image encoded ({msg.width}x{msg.height})")
-        self.publish(self.pub, latent_msg(z, msg))
+        self.publish(self.pub, latent_msg(z, msg, raw))
 
     def diagnostics(self):
         level, message, kv = super().diagnostics()

@@ -1,6 +1,8 @@
 """``wm_planner``: latent + joint state -> a joint-trajectory command on ``/wm/plan_cmd``.
 
-Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image's stamp):
+Per latent on ``/wm/latent`` (32FC1 Image, N x D, stamped with the camera image's stamp;
+N rows and then the object readout's raw map when the readout reads a finer encoder stage,
+which perception computes: ``wm_core.models.readout.pack_map``):
 
 1. drop it and hold if it is older than ``max_latent_age_s`` (or the joint state is stale);
 2. ``LatentMPCPolicy.act_latent``: surprise, object readout, task layer, latent MPC -> the
@@ -81,6 +83,7 @@ from wm_bringup.vizmsgs import cost_values, detection_markers, plan_markers
 from wm_core.cell import Camera, Workcell
 from wm_core.config import ConfigError
 from wm_core.deploy.config import BackendConfig
+from wm_core.models.readout import unpack_map
 from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
 from wm_core.robot.action import basis_joints, joint_target
@@ -450,7 +453,7 @@ class PlannerNode(WmNode):
         with self._plan_lock:  # between two plans
             if self.policy is None:
                 return
-            priors = priors_for(self.policy.model, cell)  # [G, G, 3]
+            priors = priors_for(self.policy.model, cell, self.policy.readout.source)  # [G, G, 3]
             self.policy.readout.priors.copy_(torch.as_tensor(priors))
         self.stats["readout_camera"] = "camera_info"
         self.get_logger().info(f"object readout now uses the camera_info intrinsics: {text}")
@@ -486,6 +489,18 @@ class PlannerNode(WmNode):
         with self._plan_lock:
             self._plan(msg)
 
+    def _split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decoded rows -> latent [N, D] and, when the readout reads a finer encoder stage, its
+        raw map [1, 4, G', G'] (perception's); ValueError when the shape is not this model's."""
+        n, d = self.want_shape
+        if rows.shape[1] != d:
+            raise ValueError(f"latent shape {rows.shape}, the model needs {self.want_shape}")
+        if self.policy.readout_stage is None:
+            if rows.shape[0] != n:
+                raise ValueError(f"latent shape {rows.shape}, the model needs {self.want_shape}")
+            return rows, None
+        return unpack_map(rows, n, self.policy.readout.grid)
+
     def _plan(self, msg: Image) -> None:
         if not self._planning_enabled or self.policy is None:
             return
@@ -517,9 +532,7 @@ class PlannerNode(WmNode):
             )
             return
         try:
-            z = decode_latent(msg)  # [N, D]
-            if z.shape != self.want_shape:
-                raise ValueError(f"latent shape {z.shape}, the model needs {self.want_shape}")
+            z, raw = self._split(decode_latent(msg))  # [N, D], [1, 4, G', G'] or None
         except ValueError as exc:
             self.stats["bad"] += 1
             self.get_logger().warning(f"dropped latent: {exc}", throttle_duration_sec=2.0)
@@ -527,7 +540,9 @@ class PlannerNode(WmNode):
         self.last_latent_ns = stamp.nanoseconds
         suction = self.suction_meas if self.suction_meas is not None else self.suction_cmd
         t0 = time.perf_counter()
-        a = self.policy.act_latent(torch.from_numpy(z)[None], self.q, [float(suction)])  # [4]
+        z_t = torch.from_numpy(z)[None]  # [1, N, D]
+        raw_t = None if raw is None else torch.from_numpy(np.ascontiguousarray(raw))
+        a = self.policy.act_latent(z_t, self.q, [float(suction)], raw_t)  # [4]
         self.last_action = a
         info = self.policy.last_info
         plan = info.get("plan")
