@@ -18,11 +18,10 @@ import logging
 import sys
 
 import numpy as np
-import torch
 
 from wm_core.cell import PYBULLET_CELL_FILE, load_cell
+from wm_core.eval.detection import readout_maps, score_detections
 from wm_core.plan.policy import LatentMPCPolicy
-from wm_core.plan.task import BIN_MARGIN
 from wm_core.pybullet_world import PyBulletWorldConfig
 from wm_core.pybullet_world.world import PyBulletWorld
 
@@ -43,30 +42,6 @@ def scenes(n: int, seed: int, objects: int, cell) -> tuple[list[np.ndarray], lis
     return images, truth
 
 
-def score(found: list[np.ndarray], truth: list[np.ndarray], cell, match_m: float) -> dict:
-    hit = miss = false = 0
-    errs = []
-    for det, gt in zip(found, truth, strict=True):
-        det = np.array([d for d in det if not cell.bin.contains_xy(d[:2], BIN_MARGIN)])
-        used: set[int] = set()
-        for g in gt:
-            if len(det):
-                dist = np.linalg.norm(det[:, :2] - g[None, :2], axis=1)  # [M]
-                j = int(dist.argmin())
-                if dist[j] < match_m and j not in used:
-                    used.add(j)
-                    errs.append(dist[j])
-                    hit += 1
-                    continue
-            miss += 1
-        false += len(det) - len(used)
-    return {
-        "recall": round(hit / max(hit + miss, 1), 3),
-        "false_per_frame": round(false / max(len(truth), 1), 2),
-        "err_cm": round(100 * float(np.mean(errs)), 2) if errs else None,
-    }
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", nargs="+", required=True, help="model directories")
@@ -80,15 +55,11 @@ def main() -> int:
     images, truth = scenes(args.scenes, args.seed, args.objects, cell)
     for model_dir in args.model:
         policy = LatentMPCPolicy(cell=cell, model_dir=model_dir)
-        maps = []
-        with torch.no_grad():
-            for img in images:
-                z, raw = policy.encode_with_map(policy._image({"image": img}))
-                maps.append(policy.readout.raw(z) if raw is None else raw)  # [1, 4, G, G]
+        maps = readout_maps(policy, images)  # each [1, 4, G, G]
         for t in THRESHOLDS:
             found = [policy.readout.detect_map(m, t)[0] for m in maps]
             row = {"model": model_dir, "source": policy.readout.source, "threshold": t}
-            row |= score(found, truth, cell, args.match_cm / 100)
+            row |= score_detections(found, truth, cell, args.match_cm / 100)
             print(json.dumps(row), flush=True)
     return 0
 

@@ -1,84 +1,87 @@
-"""Object-readout detection on the first frame of simulated episodes, against the truth.
+"""Object-readout detection on the first frame of simulated MuJoCo episodes, against the truth.
 
-    python scripts/readout_check.py --model models/default --seed 130000 --episodes 20 \
-        --camera-jitter 3 --light-jitter 0.3
+    .venv/bin/python scripts/readout_check.py --model models/default [DIR ...] \
+        --seed 130000 --episodes 20 [--objects 3] [--camera-jitter 3] [--light-jitter 0.3] \
+        [--camera-shift M] [--appearance-jitter FRAC] [--table-height-jitter M]
 
-For each episode: the readout's detections (threshold 0.5) with per-patch priors from (a) the
-cell file's nominal camera and (b) the episode's true (jittered) camera, the calibrated case's
-upper bound. An object is found when a detection lies within 4 cm of it in xy; a detection
-farther than 4 cm from every object is a false positive. Evaluation only: it reads the
-simulator's object and camera poses.
+For each model directory and each episode, the readout's detections (threshold 0.5, as the
+stack runs it: ``wm_core.eval.detection``) with per-patch priors from (a) the cell file's
+nominal camera and table, what an uncalibrated stack uses, and (b) the episode's true
+(jittered) camera and table height, the calibrated case's upper bound. An object is found when
+a detection outside the bin lies within 4 cm of it in xy; the others are false detections.
+Prints one JSON line per model and case. Evaluation only: it reads the simulator's object and
+camera poses.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from wm_core.cell import sim_cell
-from wm_core.plan.policy import load_bundle
+from wm_core.eval.detection import readout_maps, score_detections
+from wm_core.plan.policy import LatentMPCPolicy
 from wm_core.sim import SceneConfig, TableClearingEnv
 from wm_core.train.readout import priors_for
 
-MATCH_M = 0.04
-
-
-def score(dets: np.ndarray, objs: np.ndarray) -> tuple[list[float], int, int]:
-    """(xy errors of found objects (m), misses, false positives)."""
-    errs, miss = [], 0
-    for o in objs:
-        d = np.hypot(*(dets[:, :2] - o[:2]).T).min() if len(dets) else np.inf
-        if d > MATCH_M:
-            miss += 1
-        else:
-            errs.append(float(d))
-    fp = sum(np.hypot(*(objs[:, :2] - d[:2]).T).min() > MATCH_M for d in dets)
-    return errs, miss, int(fp)
+THRESHOLD = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="models/default", help="model dir (model.pt, readout.pt)")
+    ap.add_argument("--model", nargs="+", default=["models/default"], help="model directories")
     ap.add_argument("--seed", type=int, default=130000)
     ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--objects", type=int, default=3)
     ap.add_argument("--camera-jitter", type=float, default=3.0)
     ap.add_argument("--light-jitter", type=float, default=0.3)
+    ap.add_argument("--camera-shift", type=float, default=0.0)
+    ap.add_argument("--appearance-jitter", type=float, default=0.0)
+    ap.add_argument("--table-height-jitter", type=float, default=0.0)
     args = ap.parse_args(argv)
-    cell = sim_cell()
-    model, readout = load_bundle(Path(args.model), cell=cell)
-    nominal = readout.priors.clone()
-    env = TableClearingEnv(
-        SceneConfig(camera_jitter_deg=args.camera_jitter, light_jitter=args.light_jitter), cell
+    logging.basicConfig(level=logging.WARNING)
+    cfg = SceneConfig(
+        n_objects=args.objects,
+        camera_jitter_deg=args.camera_jitter,
+        light_jitter=args.light_jitter,
+        camera_shift=args.camera_shift,
+        appearance_jitter=args.appearance_jitter,
+        table_height_jitter=args.table_height_jitter,
     )
-    totals = {"nominal camera": [[], 0, 0], "true camera": [[], 0, 0]}
+    cell = sim_cell()
+    env = TableClearingEnv(cfg, cell)
+    images, truth, true_cells = [], [], []
     for seed in range(args.seed, args.seed + args.episodes):
         obs, info = env.reset(seed)
-        objs = np.asarray(info["object_pos"])  # [K, 3]
+        images.append(obs["image"])
+        truth.append(np.asarray(info["object_pos"]))  # [K, 3]
         pose = tuple(tuple(r) for r in np.asarray(env.camera_info().T_world_cam).tolist())
-        true_cell = cell.with_camera(dataclasses.replace(cell.camera, T_world_cam=pose))
-        x = torch.from_numpy(obs["image"][None]).permute(0, 3, 1, 2).float() / 255.0
-        with torch.no_grad():
-            z = model.encode(x)  # [1, N, D]
-        for name, priors in (("nominal camera", nominal), ("true camera", None)):
-            readout.priors.copy_(
-                priors if priors is not None else torch.as_tensor(priors_for(model, true_cell))
-            )
-            e, m, f = score(readout.detect(z, 0.5)[0], objs)
-            totals[name][0] += e
-            totals[name][1] += m
-            totals[name][2] += f
+        true_cells.append(env.cell.with_camera(dataclasses.replace(cell.camera, T_world_cam=pose)))
     env.close()
-    n = args.episodes * env.cfg.n_objects
-    for name, (e, m, f) in totals.items():
-        print(
-            f"{name}: {n - m}/{n} objects found, mean xy error {np.mean(e) * 100:.2f} cm, "
-            f"{f} false positives"
-        )
+    for model_dir in args.model:
+        policy = LatentMPCPolicy(cell=cell, model_dir=model_dir)
+        readout, source = policy.readout, policy.readout.source
+        nominal = readout.priors.clone()
+        maps = readout_maps(policy, images)  # each [1, 4, G, G]
+        for case in ("nominal camera and table", "true camera and table"):
+            found = []
+            for m, true_cell in zip(maps, true_cells, strict=True):
+                if case.startswith("true"):
+                    readout.priors.copy_(
+                        torch.as_tensor(priors_for(policy.model, true_cell, source))
+                    )
+                else:
+                    readout.priors.copy_(nominal)
+                found.append(readout.detect_map(m, THRESHOLD)[0])
+            row = {"model": model_dir, "source": source, "case": case}
+            row |= score_detections(found, truth, cell)
+            print(json.dumps(row), flush=True)
     return 0
 
 

@@ -341,6 +341,26 @@ class Workcell:
         """The same cell seen by another camera (after a calibration)."""
         return replace(self, camera=camera)
 
+    def with_table_height(self, top_z: float) -> Workcell:
+        """The same cell with its table top at ``top_z``: the workspace's and the given
+        obstacle boxes' heights move with it (the bin's walls stand on the table anyway); the
+        arm, the camera and the keep-out boxes stay."""
+        dz = top_z - self.table.top_z
+
+        def up(p: tuple[float, float, float]) -> tuple[float, float, float]:
+            return (p[0], p[1], p[2] + dz)
+
+        obstacles = self.obstacle_boxes
+        if obstacles is not None:
+            obstacles = tuple((up(lo), up(hi)) for lo, hi in obstacles)
+        return replace(
+            self,
+            table=replace(self.table, top_z=top_z),
+            workspace_lo=up(self.workspace_lo),
+            workspace_hi=up(self.workspace_hi),
+            obstacle_boxes=obstacles,
+        )
+
 
 def _sees_centre(uvz: np.ndarray, cam: Camera) -> bool:
     return bool(uvz[2] > 0.05 and 0 <= uvz[0] < cam.width and 0 <= uvz[1] < cam.height)

@@ -74,6 +74,27 @@ def _add_scene_args(p: argparse.ArgumentParser) -> None:
         help="light intensity jitter fraction and position jitter (FRAC x 0.5 m), 0-1 (default 0)",
     )
     p.add_argument(
+        "--camera-shift",
+        type=float,
+        default=None,
+        metavar="M",
+        help="scene camera position jitter per axis, 0-0.2 m (default 0)",
+    )
+    p.add_argument(
+        "--appearance-jitter",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="domain randomisation of colours, textures and light tints, 0-1 (default 0)",
+    )
+    p.add_argument(
+        "--table-height-jitter",
+        type=float,
+        default=None,
+        metavar="M",
+        help="table height jitter, 0-0.1 m; the table, bin and objects move (default 0)",
+    )
+    p.add_argument(
         "--scene-config",
         type=str,
         default=None,
@@ -95,6 +116,12 @@ def _scene_config(args: argparse.Namespace):
         over["camera_jitter_deg"] = args.camera_jitter
     if args.light_jitter is not None:
         over["light_jitter"] = args.light_jitter
+    if args.camera_shift is not None:
+        over["camera_shift"] = args.camera_shift
+    if args.appearance_jitter is not None:
+        over["appearance_jitter"] = args.appearance_jitter
+    if args.table_height_jitter is not None:
+        over["table_height_jitter"] = args.table_height_jitter
     return dataclasses.replace(cfg, **over)
 
 
@@ -323,7 +350,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers {args.workers} must be in [1, 64]")
     try:
-        cfg = CollectConfig(steps_per_episode=args.steps, image_size=args.image_size)
+        cfg = CollectConfig(
+            steps_per_episode=args.steps, image_size=args.image_size, paired=args.paired
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     scene = _scene_config(args)
@@ -380,6 +409,8 @@ def cmd_import_bag(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.what == "readout":
         return _train_readout(args)
+    if args.what == "invariance":
+        return _train_invariance(args)
     from wm_core.models import ModelConfig
     from wm_core.train.trainer import TrainConfig, train
 
@@ -392,7 +423,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             batch_size=32 if args.batch_size is None else args.batch_size,
             horizon=args.horizon,
             seed=args.seed,
-            lr=args.lr,
+            lr=1e-3 if args.lr is None else args.lr,
             mode=args.what,
             init=args.init or "",
             device=args.device,
@@ -451,6 +482,33 @@ def _train_readout(args: argparse.Namespace) -> int:
         f"object readout on {s['frames_train']} frames: held-out position R^2 "
         f"{s['test_position_r2']:.3f}, error {s['test_position_err_cm']:.2f} cm; "
         f"{out / 'readout.pt'}"
+    )
+    return 0
+
+
+def _train_invariance(args: argparse.Namespace) -> int:
+    from wm_core.train.invariance import InvarianceConfig, train_invariance
+
+    if not args.init:
+        raise UsageError("wm train invariance needs --init CKPT (the model it makes invariant)")
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data!r} is not a directory of shards")
+    out = _writable_dir(args.out)
+    try:
+        cfg = InvarianceConfig(
+            steps=1500 if args.steps is None else args.steps,
+            batch_size=32 if args.batch_size is None else args.batch_size,
+            lr=2e-4 if args.lr is None else args.lr,
+            seed=args.seed,
+        )
+        s = train_invariance(Path(args.init), Path(args.data), out, cfg)
+    except ValueError as exc:  # CheckpointError, ConfigError, no paired episodes
+        raise UsageError(str(exc)) from exc
+    print(
+        f"encoder invariance on {s['pairs_train']} pairs, {s['seconds']:.0f} s: held-out "
+        f"latent gap {s['test_gap_before']:.4f} -> {s['test_gap_after']:.4f} (nominal drift "
+        f"{s['test_nominal_drift']:.4f}; latent variance {s['test_latent_variance']:.4f}); "
+        f"checkpoint {out / 'last.pt'}"
     )
     return 0
 
@@ -1184,6 +1242,12 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--image-size", type=int, default=128, help="image side (px), 16-512")
     _add_scene_args(co)
     co.add_argument("--out", required=True, help="output directory of shards")
+    co.add_argument(
+        "--paired",
+        action="store_true",
+        help="also render each frame with the nominal look (label/image_nominal), for "
+        "wm train invariance",
+    )
     co.add_argument("--quiet", action="store_true", help="no progress bar")
     co.set_defaults(func=cmd_collect)
 
@@ -1225,10 +1289,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "what",
-        choices=["encoder", "world-model", "all", "readout"],
+        choices=["encoder", "world-model", "all", "readout", "invariance"],
         help="'encoder': self-supervised encoder (latent prediction, collapse prevention); "
         "'world-model': predictor on a frozen encoder (needs --init); 'all': jointly; "
-        "'readout': the object probe on the frozen latents of --init (uses sim labels)",
+        "'readout': the object probe on the frozen latents of --init (uses sim labels); "
+        "'invariance': domain randomisation of --init's encoder on paired frames "
+        "(wm collect --paired), its latents kept where they were",
     )
     tr.add_argument("--init", default=None, help="checkpoint whose weights start the run")
     tr.add_argument(
@@ -1236,7 +1302,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="jepa",
         help="'jepa' (the product) or 'generative' (the pixel-reconstruction baseline)",
     )
-    tr.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    tr.add_argument(
+        "--lr", type=float, default=None, help="AdamW learning rate (default 1e-3; invariance 2e-4)"
+    )
     tr.add_argument(
         "--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda"
     )

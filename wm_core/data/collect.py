@@ -43,6 +43,9 @@ class CollectConfig:
     """Std of the Gaussian noise added to the oracle's action in ``noisy_oracle``."""
     segment_steps: tuple[int, int] = (5, 25)
     """Range of segment lengths in ``mixed`` mode."""
+    paired: bool = False
+    """Also render every frame with the nominal look (``label/image_nominal``): the same
+    state without the appearance and light randomisation, for ``wm train invariance``."""
 
     def __post_init__(self) -> None:
         check_range("steps_per_episode", self.steps_per_episode, 1, 10000, integer=True)
@@ -78,6 +81,12 @@ def collect_episode(seed: int, scene: SceneConfig, cfg: CollectConfig) -> Episod
     oracle = OraclePolicy(env.cfg, env.cell)
     obs, info = env.reset(seed)
     oracle.reset(seed)
+    twin, nominal = None, []
+    if cfg.paired:  # the same seed's scene (objects, camera, table) with the nominal look
+        look = dict(appearance_jitter=0.0, light_jitter=0.0, render_images=False)
+        twin = TableClearingEnv(dataclasses.replace(env.cfg, **look), env.base_cell)
+        twin.reset(seed)
+        nominal.append(twin.render_state_of(env))
     camera_pose = env.camera_info().T_world_cam  # [4, 4] the episode's (jittered) true pose
     frames, actions, tool, objs = [obs], [], [info["tool_pos"]], [info["object_pos"]]
     random_left = 0
@@ -97,12 +106,23 @@ def collect_episode(seed: int, scene: SceneConfig, cfg: CollectConfig) -> Episod
         actions.append(a)
         tool.append(info["tool_pos"])
         objs.append(info["object_pos"])
+        if twin is not None:
+            nominal.append(twin.render_state_of(env))
         if term or trunc:
             break
     env.close()
+    if twin is not None:
+        twin.close()
     stacked = {
         k: np.stack([f[k] for f in frames]) for k in ("image", "joint_pos", "joint_vel", "suction")
     }
+    labels = {
+        "tool_pos": np.asarray(tool, np.float32),
+        "object_pos": np.asarray(objs, np.float32),
+        "camera_pose": np.asarray(camera_pose, np.float32),
+    }
+    if twin is not None:
+        labels["image_nominal"] = np.stack(nominal)  # [T+1, S, S, 3] uint8
     return Episode(
         obs=stacked,
         action=np.asarray(actions, np.float32),
@@ -111,13 +131,10 @@ def collect_episode(seed: int, scene: SceneConfig, cfg: CollectConfig) -> Episod
             "mode": mode,
             "source": "sim",
             "scene": dataclasses.asdict(env.cfg),
+            "table_top_z": env.cell.table.top_z,  # this episode's (table_height_jitter)
             "collect": dataclasses.asdict(cfg),
         },
-        labels={
-            "tool_pos": np.asarray(tool, np.float32),
-            "object_pos": np.asarray(objs, np.float32),
-            "camera_pose": np.asarray(camera_pose, np.float32),
-        },
+        labels=labels,
     )
 
 

@@ -21,10 +21,13 @@ Layout of a shard with ``T`` actions (``T + 1`` observations):
 | ``label/tool_pos`` | float32 | [T+1, 3] | privileged: tool tip position (m) |
 | ``label/object_pos`` | float32 | [T+1, K, 3] | privileged: object positions (m) |
 | ``label/camera_pose`` | float32 | [4, 4] | privileged: the scene camera's true ``T_world_cam`` |
+| ``label/image_nominal`` | uint8 | [T+1, H, W, 3] | optional: each frame with the nominal look |
 
 ``label/camera_pose`` (optional; shards from before it lack it) is the episode's true, possibly
 jittered, camera pose (OpenCV optical frame): the object readout's targets are assigned to the
-patches an object really projects into.
+patches an object really projects into. ``label/image_nominal`` (``wm collect --paired``) is
+each frame of a domain-randomised episode rendered again without the appearance and light
+randomisation: the same state, camera and table, for ``wm train invariance``.
 
 ``obs/*`` and ``action`` are model inputs. ``label/*`` is simulator ground truth, kept apart
 for evaluation and probes only: loaders hand it out only when asked for explicitly. In a shard
@@ -49,7 +52,7 @@ log = logging.getLogger(__name__)
 
 SHARD_VERSION = 1
 OBS_KEYS = ("image", "joint_pos", "joint_vel", "suction", "suction_held")
-LABEL_KEYS = ("tool_pos", "object_pos", "camera_pose")
+LABEL_KEYS = ("tool_pos", "object_pos", "camera_pose", "image_nominal")
 FLOAT_KEYS = (
     "obs/joint_pos",
     "obs/joint_vel",
@@ -210,8 +213,10 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for k, shape in expect.items():
         if k in arrays and arrays[k].shape != shape:
             raise ShardError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
-    if "obs/image" in arrays:
-        im = arrays["obs/image"]
+    for key in ("obs/image", "label/image_nominal"):
+        if key not in arrays:
+            continue
+        im = arrays[key]
         if (
             not isinstance(im, np.ndarray)
             or im.dtype != np.uint8
@@ -221,7 +226,11 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
             or min(im.shape[1:3]) < 1
         ):
             got = f"{getattr(im, 'dtype', type(im).__name__)} {getattr(im, 'shape', '')}"
-            raise ShardError(f"{path}: obs/image has {got}, expected uint8 [{n}, H, W, 3]")
+            raise ShardError(f"{path}: {key} has {got}, expected uint8 [{n}, H, W, 3]")
+    pair = arrays.get("obs/image"), arrays.get("label/image_nominal")
+    if pair[1] is not None and (pair[0] is None or pair[0].shape != pair[1].shape):
+        got = None if pair[0] is None else pair[0].shape
+        raise ShardError(f"{path}: label/image_nominal has shape {pair[1].shape}, obs/image {got}")
     if "label/object_pos" in arrays:
         obj = arrays["label/object_pos"]
         if obj.ndim != 3 or obj.shape[0] != n or obj.shape[2] != 3:

@@ -170,7 +170,7 @@ class LatentMPCPolicy:
         self.last_info: dict = {}
 
     # ------------------------------------------------------------------ input checks
-    def _image(self, obs: dict) -> torch.Tensor | None:
+    def image_tensor(self, obs: dict) -> torch.Tensor | None:
         """obs["image"] -> [1, 3, S, S] in [0, 1], or None (logged) if unusable. Images of
         another size are resized with INTER_AREA; other channel counts are rejected."""
         img = obs.get("image")
@@ -201,7 +201,7 @@ class LatentMPCPolicy:
     @torch.no_grad()
     def encode(self, obs: dict) -> torch.Tensor | None:
         """obs["image"] -> latent [1, N, D], or None if the image is unusable (logged)."""
-        img = self._image(obs)
+        img = self.image_tensor(obs)
         return None if img is None else self.model.encode(img)
 
     @property
@@ -229,7 +229,7 @@ class LatentMPCPolicy:
     def act(self, obs: dict, info: dict | None = None) -> np.ndarray:
         """Camera image + joint state -> action [4]: encode, then :meth:`act_latent`."""
         t0 = time.perf_counter()
-        img = self._image(obs)
+        img = self.image_tensor(obs)
         if img is None:
             self.stats["bad_input"] += 1
             return self._hold(obs.get("suction"), "bad image")

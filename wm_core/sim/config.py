@@ -26,6 +26,15 @@ class SceneConfig:
     """Fractional jitter of light intensity, and of light position in units of 0.5 m, 0-1."""
     camera_jitter_deg: float = bounded(0.0, 0.0, 15.0)
     """Scene camera orientation jitter: rotation about a random axis by up to this many deg."""
+    camera_shift: float = bounded(0.0, 0.0, 0.2)
+    """Scene camera position jitter (m): each axis moves by up to this much."""
+    appearance_jitter: float = bounded(0.0, 0.0, 1.0)
+    """Domain randomisation of appearance, 0-1: the table's colour and texture, the floor's,
+    the bin's and the arm's colours, textured objects and tinted lights (0: the nominal look;
+    1: the full range; ``wm_core.sim.scene.draw_appearance``)."""
+    table_height_jitter: float = bounded(0.0, 0.0, 0.1)
+    """Table height jitter (m): the table, the bin, the objects and the workspace move up or
+    down by up to this much; the arm and camera stay."""
     image_size: int = bounded(128, 16, 1024, integer=True)
     """Side (px) of the square RGB observation."""
     render_images: bool = True

@@ -30,7 +30,7 @@ from wm_core.robot import ArmKinematics
 from wm_core.robot.action import joint_target
 from wm_core.sim.config import SceneConfig
 from wm_core.sim.safety import SafetyLimits, SafetyMonitor, SafetySample
-from wm_core.sim.scene import ObjectSpec, build_scene_xml, sample_objects
+from wm_core.sim.scene import ObjectSpec, build_scene_xml, draw_appearance, sample_objects
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ class TableClearingEnv:
         board: tuple[tuple[float, float], bytes] | None = None,
     ):
         self.cfg = config or SceneConfig()
-        self.cell = cell or sim_cell()
+        self.base_cell = cell or sim_cell()
         """The work cell the scene is built from (table, bin, arm base, camera)."""
+        self.cell = self.base_cell
+        """This episode's cell: the base cell, its table moved by ``table_height_jitter``."""
         self.board = board
         """(plate size (m), PNG texture): a calibration board on the tool (calibration only)."""
         self.kin = ArmKinematics(base_pose=self.cell.arm.T_world_base)
@@ -83,13 +85,25 @@ class TableClearingEnv:
     # ------------------------------------------------------------------ lifecycle
     def reset(self, seed: int) -> tuple[dict, dict]:
         rng = np.random.default_rng(seed)
-        self.objects = sample_objects(self.cfg, rng)
+        # Domain randomisation draws from its own stream: a seed's objects, camera and light
+        # jitter stay the same with it on or off.
+        dr = np.random.default_rng([seed, 2])
+        self._set_table_height(dr)
+        shift = dr.uniform(-1, 1, size=3) * self.cfg.camera_shift  # [3] m
+        self.objects = sample_objects(self.cfg, rng, self.cell.table.top_z)
+        look = None
+        if self.cfg.appearance_jitter > 0:  # drawn last: a nominal twin shares the rest
+            look = draw_appearance(dr, self.cfg.appearance_jitter, len(self.objects))
         self._close_renderers()
         board_m = None if self.board is None else self.board[0]
         assets = None if self.board is None else {"calib_board.png": self.board[1]}
-        xml = build_scene_xml(self.cfg, self.objects, self.cell, board_m)
+        xml = build_scene_xml(self.cfg, self.objects, self.cell, board_m, look)
         m = mujoco.MjModel.from_xml_string(xml, assets)
         self._jitter(m, rng)
+        m.cam_pos[m.camera("scene_cam").id] += shift
+        if look is not None:
+            for i, tint in zip(range(m.nlight), look.light_tint, strict=False):
+                m.light_diffuse[i] = np.clip(m.light_diffuse[i] * np.asarray(tint), 0.0, 1.0)
         d = mujoco.MjData(m)
         self.model, self.data = m, d
         self._index(m)
@@ -152,6 +166,15 @@ class TableClearingEnv:
             for i in range(m.nlight):
                 m.light_diffuse[i] *= rng.uniform(1 - f, 1 + f)
                 m.light_pos[i] += rng.uniform(-0.5 * f, 0.5 * f, size=3)
+
+    def _set_table_height(self, dr: np.random.Generator) -> None:
+        """This episode's cell: the table (and so the bin, the objects and the workspace)
+        moved up or down by up to ``table_height_jitter``."""
+        base, j = self.base_cell, self.cfg.table_height_jitter
+        dz = float(dr.uniform(-j, j)) if j > 0 else 0.0
+        self.cell = base.with_table_height(base.table.top_z + dz) if dz else base
+        self._ws_lo = np.array(self.cell.workspace_lo)
+        self._ws_hi = np.array(self.cell.workspace_hi)
 
     # ------------------------------------------------------------------ acting
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
@@ -322,6 +345,17 @@ class TableClearingEnv:
             "held_contacts": sorted(self._held_contacts),  # what a held object touched in it
             "sim_time": float(d.time - self.t0),
         }
+
+    def render_state_of(self, other: TableClearingEnv, camera: str = "scene_cam") -> np.ndarray:
+        """This scene's look of ``other``'s current state (the same seed's scene with another
+        appearance: positions are copied, nothing is stepped): RGB [S, S, 3] uint8."""
+        m, d = self.model, self.data
+        if m is None or other.data is None or m.nq != other.model.nq:
+            raise RuntimeError("render_state_of: reset both scenes with the same seed first")
+        d.qpos[:] = other.data.qpos
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_camlight(m, d)
+        return self.render(camera)
 
     def render(self, camera: str = "scene_cam", size: int | None = None) -> np.ndarray:
         """RGB image [size, size, 3] uint8 from a named camera."""

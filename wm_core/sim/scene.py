@@ -29,6 +29,76 @@ class ObjectSpec:
         return self.half_size[2]
 
 
+RGB = tuple[float, float, float]
+
+TABLE_RGB: RGB = (0.72, 0.6, 0.45)
+BIN_RGB: RGB = (0.2, 0.35, 0.6)
+ARM_RGB: RGB = (0.55, 0.6, 0.68)
+FLOOR_RGB: tuple[RGB, RGB] = ((0.25, 0.27, 0.3), (0.2, 0.22, 0.25))
+TEXTURES = ("flat", "checker", "gradient")
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One episode's randomised look (domain randomisation; ``draw_appearance``)."""
+
+    table: tuple[RGB, RGB]
+    """The table texture's two colours."""
+    table_texture: str
+    """Its MuJoCo builtin pattern, one of ``TEXTURES``."""
+    table_marks: float
+    """Fraction of the table texture's pixels replaced by random specks, 0-0.2."""
+    floor: tuple[RGB, RGB]
+    bin: RGB
+    arm: RGB
+    object_textures: tuple[tuple[str, RGB] | None, ...]
+    """Per object: None (plain colour), or (pattern, second colour) of its texture."""
+    light_tint: tuple[RGB, ...]
+    """Per light: factors on its diffuse colour (applied by the environment after loading)."""
+
+
+def draw_appearance(
+    rng: np.random.Generator, strength: float, n_objects: int, n_lights: int = 2
+) -> Appearance:
+    """A random look whose colours lie ``strength`` (0-1) of the way from the nominal ones to
+    uniformly random ones; patterned textures and tints appear with probability ``strength``."""
+    f = float(strength)
+
+    def colour(nominal: RGB) -> RGB:
+        c = (1 - f) * np.asarray(nominal) + f * rng.uniform(0.05, 0.95, size=3)
+        return tuple(float(v) for v in c)  # type: ignore[return-value]
+
+    def pattern() -> str:
+        return TEXTURES[int(rng.integers(1, 3))] if rng.random() < f else "flat"
+
+    table1 = colour(TABLE_RGB)
+    table2 = colour(TABLE_RGB)
+    kind = pattern()
+    floor = (colour(FLOOR_RGB[0]), colour(FLOOR_RGB[1]))
+    objects = tuple(
+        (pattern(), colour((0.5, 0.5, 0.5))) if rng.random() < 0.5 * f else None
+        for _ in range(n_objects)
+    )
+    tint = tuple(
+        tuple(float(v) for v in rng.uniform(1 - 0.3 * f, 1 + 0.3 * f, size=3))
+        for _ in range(n_lights)
+    )
+    return Appearance(
+        table=(table1, table2),
+        table_texture=kind,
+        table_marks=float(rng.uniform(0, 0.2 * f)),
+        floor=floor,
+        bin=colour(BIN_RGB),
+        arm=colour(ARM_RGB),
+        object_textures=objects,
+        light_tint=tint,  # type: ignore[arg-type]
+    )
+
+
+def _rgb(c: RGB) -> str:
+    return " ".join(f"{v:.3f}" for v in c)
+
+
 def look_at_quat(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
     """MuJoCo camera quaternion (w, x, y, z): camera looks along its -z, y up."""
     z = pos - target
@@ -39,8 +109,11 @@ def look_at_quat(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
     return mat2quat(np.stack([x, y, z], axis=1))
 
 
-def sample_objects(cfg: SceneConfig, rng: np.random.Generator) -> list[ObjectSpec]:
-    """K objects with random shape, size, colour and non-overlapping pose on the table."""
+def sample_objects(
+    cfg: SceneConfig, rng: np.random.Generator, top_z: float = 0.0
+) -> list[ObjectSpec]:
+    """K objects with random shape, size, colour and non-overlapping pose on the table, whose
+    top is at ``top_z``."""
     lo, hi = cfg.object_half_size
     objs: list[ObjectSpec] = []
     placed: list[tuple[float, float, float]] = []  # (x, y, radius)
@@ -63,7 +136,12 @@ def sample_objects(cfg: SceneConfig, rng: np.random.Generator) -> list[ObjectSpe
         placed.append((x, y, radius))
         objs.append(
             ObjectSpec(
-                f"obj{i}", shape, hs, rgba, (x, y, hs[2] + 0.001), float(rng.uniform(-np.pi, np.pi))
+                f"obj{i}",
+                shape,
+                hs,
+                rgba,
+                (x, y, top_z + hs[2] + 0.001),
+                float(rng.uniform(-np.pi, np.pi)),
             )
         )
     return objs
@@ -117,7 +195,9 @@ def camera_xml(cell: Workcell, name: str = "scene_cam") -> str:
     )
 
 
-def _object_xml(o: ObjectSpec) -> str:
+def _object_xml(o: ObjectSpec, textured: bool = False) -> str:
+    """The object's body; ``textured``: its geom wears the material ``{name}_mat``
+    (``_appearance_assets``) instead of its plain colour."""
     q = (np.cos(o.yaw / 2), 0.0, 0.0, np.sin(o.yaw / 2))
     size = " ".join(f"{v:.5f}" for v in (o.half_size if o.shape == "box" else o.half_size[1:]))
     vol = (
@@ -126,12 +206,38 @@ def _object_xml(o: ObjectSpec) -> str:
         else np.pi * o.half_size[0] ** 2 * 2 * o.half_size[2]
     )
     mass = max(0.03, 400.0 * vol)  # light plastic/foam-like objects
+    look = (
+        f'material="{o.name}_mat"' if textured else f'rgba="{" ".join(f"{c:.3f}" for c in o.rgba)}"'
+    )
     return (
         f'<body name="{o.name}" pos="{o.pos[0]:.5f} {o.pos[1]:.5f} {o.pos[2]:.5f}" '
         f'quat="{q[0]:.6f} 0 0 {q[3]:.6f}"><freejoint name="{o.name}_free"/>'
         f'<geom name="{o.name}_geom" class="object" type="{o.shape}" size="{size}" '
-        f'mass="{mass:.4f}" rgba="{" ".join(f"{c:.3f}" for c in o.rgba)}"/></body>'
+        f'mass="{mass:.4f}" {look}/></body>'
     )
+
+
+def _appearance_assets(look: Appearance, objects: list[ObjectSpec]) -> str:
+    """Textures and materials of a randomised look: the table's, and the textured objects'."""
+    (t1, t2), kind = look.table, look.table_texture
+    marks = (
+        f' mark="random" random="{look.table_marks:.4f}" markrgb="{_rgb(t2)}"'
+        if look.table_marks > 0
+        else ""
+    )
+    out = [
+        f'<texture name="dr_table" type="2d" builtin="{kind}" rgb1="{_rgb(t1)}" '
+        f'rgb2="{_rgb(t2)}" width="256" height="256"{marks}/>',
+        '<material name="dr_table" texture="dr_table" texrepeat="4 4" rgba="1 1 1 1"/>',
+    ]
+    for o, tex in zip(objects, look.object_textures, strict=False):
+        if tex is not None:
+            out.append(
+                f'<texture name="{o.name}_tex" type="cube" builtin="{tex[0]}" '
+                f'rgb1="{_rgb(o.rgba[:3])}" rgb2="{_rgb(tex[1])}" width="32" height="32"/>'
+                f'<material name="{o.name}_mat" texture="{o.name}_tex" rgba="1 1 1 1"/>'
+            )
+    return "\n    ".join(out)
 
 
 BOARD_PLATE_OFFSET = (-0.15, 0.0, 0.02)
@@ -161,15 +267,24 @@ def build_scene_xml(
     objects: list[ObjectSpec],
     cell: Workcell | None = None,
     board_m: tuple[float, float] | None = None,
+    look: Appearance | None = None,
 ) -> str:
     """The complete MJCF for one episode, its fixed geometry built from the cell (default:
     ``configs/cells/sim.yaml``). ``board_m``: also a calibration board plate of that size on
-    the tool (the calibration scene; see ``wm_core.sim.calibration``)."""
+    the tool (the calibration scene; see ``wm_core.sim.calibration``). ``look``: a randomised
+    appearance (default: the nominal one)."""
     cell = cell or sim_cell()
     arm = load_arm()
     board_asset, board_geom = board_plate_xml(board_m) if board_m else ("", "")
     fb = 1024 if board_m else 640  # offscreen framebuffer: calibration images are 1024 px
     tx, ty, th, z0 = cell.table.x, cell.table.y, cell.table.thickness, cell.table.top_z
+    table_rgb, bin_rgb, arm_rgb, floor = TABLE_RGB, BIN_RGB, ARM_RGB, FLOOR_RGB
+    look_assets, table_look, textured = "", "", [False] * len(objects)
+    if look is not None:
+        bin_rgb, arm_rgb, floor = look.bin, look.arm, look.floor
+        look_assets = _appearance_assets(look, objects)
+        table_look = ' material="dr_table" rgba="1 1 1 1"'
+        textured = [t is not None for t in look.object_textures]
     cup = '<site name="tool_site" pos="0 0 0" size="0.004" rgba="1 0 0 0.5"/>'
     arm_xml = arm_body_xml(
         arm,
@@ -186,18 +301,19 @@ def build_scene_xml(
   <option timestep="{cfg.physics_dt}" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual><global offwidth="{fb}" offheight="{fb}"/><quality shadowsize="1024"/></visual>
   <default>
-    <default class="arm"><geom contype="1" conaffinity="2" rgba="0.55 0.6 0.68 1"
+    <default class="arm"><geom contype="1" conaffinity="2" rgba="{_rgb(arm_rgb)} 1"
         condim="3" friction="1 0.01 0.001"/></default>
     <default class="arm_base"><geom contype="0" conaffinity="0" rgba="0.3 0.3 0.35 1"/></default>
-    <default class="table"><geom contype="2" conaffinity="7" rgba="0.72 0.6 0.45 1"/></default>
-    <default class="bin"><geom contype="2" conaffinity="7" rgba="0.2 0.35 0.6 1"/></default>
+    <default class="table"><geom contype="2" conaffinity="7" rgba="{_rgb(table_rgb)} 1"/></default>
+    <default class="bin"><geom contype="2" conaffinity="7" rgba="{_rgb(bin_rgb)} 1"/></default>
     <default class="object"><geom contype="4" conaffinity="7" condim="3"
         friction="1.0 0.02 0.001" solref="0.005 1"/></default>
   </default>
   <asset>
-    <texture name="grid" type="2d" builtin="checker" rgb1="0.25 0.27 0.3" rgb2="0.2 0.22 0.25"
-        width="256" height="256"/>
+    <texture name="grid" type="2d" builtin="checker" rgb1="{_rgb(floor[0])}"
+        rgb2="{_rgb(floor[1])}" width="256" height="256"/>
     <material name="floor" texture="grid" texrepeat="6 6"/>
+    {look_assets}
     {board_asset}
   </asset>
   <worldbody>
@@ -207,13 +323,13 @@ def build_scene_xml(
         specular="0 0 0" castshadow="false"/>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" material="floor"
         contype="2" conaffinity="4"/>
-    <geom name="table" class="table" type="box"
+    <geom name="table" class="table" type="box"{table_look}
         pos="{(tx[0] + tx[1]) / 2} {(ty[0] + ty[1]) / 2} {z0 - th / 2}"
         size="{(tx[1] - tx[0]) / 2} {(ty[1] - ty[0]) / 2} {th / 2}"/>
     {_bin_xml(cell)}
     {camera_xml(cell)}
     {arm_xml}
-    {"".join(_object_xml(o) for o in objects)}
+    {"".join(_object_xml(o, t) for o, t in zip(objects, textured, strict=True))}
   </worldbody>
   <actuator>
     {arm_actuators_xml(arm)}

@@ -93,8 +93,13 @@ def encode_frames(
 
 def episode_cell(episode, cell: Workcell | None = None) -> Workcell:
     """The cell whose camera took this episode's frames: the recorded true camera pose
-    (``label/camera_pose``, a jittered scene's) when the shard has one, else the cell's."""
+    (``label/camera_pose``, a jittered scene's) when the shard has one, else the cell's; and
+    the episode's table height (``meta['table_top_z']``, a randomised scene's) when recorded."""
     cell = cell or sim_cell()
+    top_z = episode.meta.get("table_top_z")
+    recorded = isinstance(top_z, int | float) and not isinstance(top_z, bool)
+    if recorded and np.isfinite(top_z) and top_z != cell.table.top_z:
+        cell = cell.with_table_height(float(top_z))
     pose = (episode.labels or {}).get("camera_pose")
     if pose is None:
         return cell

@@ -13,7 +13,7 @@ from wm_core.models.export import golden_outputs
 MODELS = Path(__file__).resolve().parents[3] / "models"
 
 
-@pytest.mark.parametrize("name", ["default", "generative"])
+@pytest.mark.parametrize("name", ["default", "generative", "randomised"])
 def test_shipped_model_matches_its_golden_outputs(name):
     d = MODELS / name
     if name != "default" and not (d / "model.pt").is_file():

@@ -37,16 +37,25 @@ from wm_core.sim import SceneConfig, TableClearingEnv
 T = TypeVar("T")
 
 
+SCENE_PARAMS = (
+    "n_objects",
+    "image_size",
+    "control_hz",
+    "max_episode_s",
+    "light_jitter",
+    "camera_jitter_deg",
+    "camera_shift",
+    "appearance_jitter",
+    "table_height_jitter",
+)
+"""The SceneConfig fields the node takes as parameters (the rest keep their defaults)."""
+
+
 class SimNode(WorldNode):
     PARAMS = (
         Param("seed", 0, "Seed of the first episode.", 0, 2**31 - 1),
-        *(
-            Param.of(SceneConfig, name)
-            for name in ("n_objects", "image_size", "control_hz", "max_episode_s")
-        ),
+        *(Param.of(SceneConfig, name) for name in SCENE_PARAMS),
         Param("real_time_factor", 1.0, "Simulated seconds per wall second (target).", 0.05, 50.0),
-        Param.of(SceneConfig, "light_jitter"),
-        Param.of(SceneConfig, "camera_jitter_deg"),
         CELL_FILE,
         *WORLD_PARAMS,
     )
@@ -59,14 +68,7 @@ class SimNode(WorldNode):
     def build_config(self, values: dict[str, Any]) -> SceneConfig:
         super().build_config(values)
         cell_of(values)  # a bad cell file refuses the start / the parameter change
-        return SceneConfig(
-            n_objects=values["n_objects"],
-            image_size=values["image_size"],
-            control_hz=values["control_hz"],
-            max_episode_s=values["max_episode_s"],
-            light_jitter=values["light_jitter"],
-            camera_jitter_deg=values["camera_jitter_deg"],
-        )
+        return SceneConfig(**{name: values[name] for name in SCENE_PARAMS})
 
     # ------------------------------------------------------------------ the world
     def open_world(self, values: dict[str, Any]) -> ArmKinematics:
@@ -116,13 +118,8 @@ class SimNode(WorldNode):
     def scene_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         c = self.config
         return {
-            "n_objects": c.n_objects,
-            "image_size": c.image_size,
-            "control_hz": c.control_hz,
             "physics_dt": c.physics_dt,
-            "max_episode_s": c.max_episode_s,
-            "light_jitter": c.light_jitter,
-            "camera_jitter_deg": c.camera_jitter_deg,
+            **{name: getattr(c, name) for name in SCENE_PARAMS},
             "real_time_factor": values["real_time_factor"],
         }
 
