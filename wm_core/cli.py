@@ -258,6 +258,13 @@ def _add_planner_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iterations", type=int, default=None, help="optimiser iterations per step")
     g.add_argument("--horizon", type=int, default=None, help="planned steps")
     g.add_argument(
+        "--object-disturbance",
+        type=float,
+        default=None,
+        help="weight of the cost on the predicted displacement of the objects not being picked "
+        "(the compact object model, MODEL/objects.pt; default 0: off)",
+    )
+    g.add_argument(
         "--backend",
         default=None,
         help="inference backend of the world model: torch (default), onnxruntime, tensorrt or "
@@ -268,10 +275,11 @@ def _add_planner_args(p: argparse.ArgumentParser) -> None:
 
 def _policy_options(args: argparse.Namespace) -> dict:
     """latent-mpc options from the flags; a clear error if they are given to another policy."""
-    from wm_core.plan.config import PlannerConfig
+    from wm_core.plan.config import CostWeights, PlannerConfig
     from wm_core.plan.policy import WORLD_MODELS
 
     keys = ("planner", "model", "world_model", "samples", "iterations", "horizon", "backend")
+    keys += ("object_disturbance",)
     given = {k: getattr(args, k) for k in (*keys, "device") if getattr(args, k) is not None}
     if args.no_guardrail_costs:
         given["guardrails"] = False
@@ -287,6 +295,9 @@ def _policy_options(args: argparse.Namespace) -> dict:
     plan_keys["horizon"] = "horizon"
     try:
         pcfg = PlannerConfig(**{plan_keys[k]: v for k, v in given.items() if k in plan_keys})
+        if "object_disturbance" in given:
+            w = CostWeights(object_disturbance=given["object_disturbance"])
+            pcfg = dataclasses.replace(pcfg, weights=w)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     options = {"planner_config": pcfg, "planner": pcfg.optimizer}
@@ -411,6 +422,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_readout(args)
     if args.what == "invariance":
         return _train_invariance(args)
+    if args.what == "objects":
+        return _train_objects(args)
     from wm_core.models import ModelConfig
     from wm_core.train.trainer import TrainConfig, train
 
@@ -421,7 +434,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tcfg = TrainConfig(
             steps=2000 if args.steps is None else args.steps,
             batch_size=32 if args.batch_size is None else args.batch_size,
-            horizon=args.horizon,
+            horizon=3 if args.horizon is None else args.horizon,
             seed=args.seed,
             lr=1e-3 if args.lr is None else args.lr,
             mode=args.what,
@@ -509,6 +522,36 @@ def _train_invariance(args: argparse.Namespace) -> int:
         f"latent gap {s['test_gap_before']:.4f} -> {s['test_gap_after']:.4f} (nominal drift "
         f"{s['test_nominal_drift']:.4f}; latent variance {s['test_latent_variance']:.4f}); "
         f"checkpoint {out / 'last.pt'}"
+    )
+    return 0
+
+
+def _train_objects(args: argparse.Namespace) -> int:
+    from wm_core.train.objects import ObjectTrainConfig, train_objects
+
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data!r} is not a directory of shards")
+    out = _writable_dir(args.out)
+    try:
+        cfg = ObjectTrainConfig(
+            steps=3000 if args.steps is None else args.steps,
+            batch_size=256 if args.batch_size is None else args.batch_size,
+            horizon=5 if args.horizon is None else args.horizon,
+            lr=2e-3 if args.lr is None else args.lr,
+            hidden=args.hidden,
+            seed=args.seed,
+        )
+        s = train_objects(Path(args.data), out, cfg, cell=_cell(args))
+    except ValueError as exc:  # ConfigError, no labelled episodes
+        raise UsageError(str(exc)) from exc
+    t = s["test"]
+    print(
+        f"object model on {s['windows_train']} windows of {s['episodes_train']} episodes, "
+        f"{s['seconds']:.0f} s: held-out error after {cfg.horizon} steps of the objects that "
+        f"moved {t.get(f'moved_obj_err_cm_h{cfg.horizon}')} cm (copy-last "
+        f"{t.get(f'copy_last_moved_obj_err_cm_h{cfg.horizon}')} cm, "
+        f"{t.get(f'moved_objects_h{cfg.horizon}')} objects), all objects "
+        f"{t.get(f'all_obj_err_cm_h{cfg.horizon}')} cm; {out / 'objects.pt'}"
     )
     return 0
 
@@ -870,6 +913,7 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
             baseline=Path(args.baseline) if args.baseline else None,
             data=Path(args.data) if args.data else None,
             cell=_cell(args),
+            objects=Path(args.objects) if args.objects else None,
         )
     except ValueError as exc:  # CheckpointError, bad episode count
         raise UsageError(str(exc)) from exc
@@ -891,6 +935,10 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
         "copy_last_obj_err_cm_h5",
         "generative_obj_err_cm_h5",
         "generative_probe_r2_objects",
+        *(
+            ("object_model_obj_err_cm_h5", "object_model_from_truth_obj_err_cm_h5")
+            * bool(args.objects)
+        ),
     ):
         print(f"{key:<26} {f(key)}")
     print(f"report: {out / 'model_report.json'}")
@@ -1289,12 +1337,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "what",
-        choices=["encoder", "world-model", "all", "readout", "invariance"],
+        choices=["encoder", "world-model", "all", "readout", "invariance", "objects"],
         help="'encoder': self-supervised encoder (latent prediction, collapse prevention); "
         "'world-model': predictor on a frozen encoder (needs --init); 'all': jointly; "
         "'readout': the object probe on the frozen latents of --init (uses sim labels); "
         "'invariance': domain randomisation of --init's encoder on paired frames "
-        "(wm collect --paired), its latents kept where they were",
+        "(wm collect --paired), its latents kept where they were; 'objects': the compact "
+        "object-level model the planner predicts objects with (object labels, like readout)",
     )
     tr.add_argument("--init", default=None, help="checkpoint whose weights start the run")
     tr.add_argument(
@@ -1319,7 +1368,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="windows per step per process (default 32); readout: frames per step (512)",
     )
-    tr.add_argument("--horizon", type=int, default=3, help="rollout-loss horizon, 1-32")
+    tr.add_argument(
+        "--horizon", type=int, default=None, help="rollout-loss horizon, 1-32 (3; objects: 5)"
+    )
     tr.add_argument("--image-size", type=int, default=128, help="image side of the shards")
     tr.add_argument("--collapse", default="vicreg", help="vicreg or ema")
     tr.add_argument("--seed", type=int, default=0)
@@ -1338,7 +1389,10 @@ def build_parser() -> argparse.ArgumentParser:
         "small (several in one latent patch)",
     )
     tr.add_argument(
-        "--hidden", type=int, default=64, help="readout: hidden channels (0: the linear probe)"
+        "--hidden",
+        type=int,
+        default=64,
+        help="readout: hidden channels (0: the linear probe); objects: the MLP's width",
     )
     tr.set_defaults(func=cmd_train)
 
@@ -1364,6 +1418,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     em.add_argument(
         "--baseline", default=None, help="generative baseline checkpoint to score beside it"
+    )
+    em.add_argument(
+        "--objects",
+        default=None,
+        help="the planner's compact object model (objects.pt) to score beside the latent "
+        "rollout: its objects after 5 steps",
     )
     em.set_defaults(func=cmd_evaluate_model)
 

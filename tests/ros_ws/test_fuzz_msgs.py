@@ -26,7 +26,7 @@ from wm_bringup.msgs import (
     parse_trajectory,
 )
 from wm_perception.perception_node import image_to_rgb
-from wm_planner.planner_node import decode_latent
+from wm_planner.commands import decode_latent
 
 NAMES = arm_joint_names()
 floats = st.one_of(

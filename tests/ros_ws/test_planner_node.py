@@ -197,6 +197,34 @@ def test_parameters_map_onto_the_configs_and_are_validated(ros, tiny_model_dir):
     assert node.policy is None
 
 
+def test_the_object_disturbance_weight_loads_the_object_model(ros, tiny_model_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    from wm_core.models.objects import ObjectDynamics
+
+    node = start(ros, tiny_model_dir)
+    assert node.policy.objects is None and node.config.planner.weights.object_disturbance == 0
+    node.stop()
+    without = ros.add(  # the tiny model has no objects.pt: refused, saying how to make one
+        PlannerNode(
+            context=ros.context,
+            cli_args=["--ros-args", "-p", f"model_dir:={tiny_model_dir}"]
+            + ["-p", "object_disturbance:=10.0"],
+        )
+    )
+    with pytest.raises(StartupError, match="wm train objects"):
+        without.autostart()
+    model_dir = tmp_path / "with_objects"
+    shutil.copytree(tiny_model_dir, model_dir)
+    torch.save(ObjectDynamics().to_state(), model_dir / "objects.pt")
+    node = start(ros, model_dir, "object_disturbance:=10.0")
+    assert node.policy.objects is not None and node.policy.settings["object_model"]
+    assert node.policy.mpc.cfg.weights.object_disturbance == 10.0
+    node.stop()
+
+
 def test_the_world_model_backend_is_a_parameter_and_never_falls_back(ros, tiny_model_dir, tmp_path):
     pytest.importorskip("onnxruntime")
     from wm_core.deploy.onnx_export import export_onnx

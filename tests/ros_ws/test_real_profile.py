@@ -48,7 +48,7 @@ from wm_bringup.stack import (  # noqa: E402
     SUCTION_TOPIC,
     describe,
 )
-from wm_planner.planner_node import camera_from_info, intrinsics_disagreement  # noqa: E402
+from wm_planner.camera_info import camera_from_info, intrinsics_disagreement  # noqa: E402
 
 from wm_core.cell import sim_cell  # noqa: E402
 from wm_core.config import ConfigError  # noqa: E402

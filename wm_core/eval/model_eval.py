@@ -21,6 +21,10 @@ labelled from its grips), taken in path order, with the work ``cell`` whose came
 - ``rollout_obj_err_cm_h5``: the object readout on the 5-step predicted latent, for objects that
   moved > 1 cm in those 5 steps, against their true positions; beside copy-last (the readout
   on the current latent) and, with ``baseline``, the generative model (its own readout).
+- With ``objects`` (the planner's compact object model, ``wm train objects``), the same
+  objects after 5 steps predicted by it along the model's predicted proprioception:
+  ``object_model_obj_err_cm_h5`` from the readout's estimate of where each object is now (what
+  the planner has), ``object_model_from_truth_obj_err_cm_h5`` from the true positions.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from wm_core.models.readout import fit_readout, position_r2
 from wm_core.robot import ArmKinematics
 from wm_core.sim import SceneConfig
 from wm_core.train.data import proprio_from_obs
+from wm_core.train.objects import load_objects
 from wm_core.train.readout import new_readout, targets_for
 
 log = logging.getLogger(__name__)
@@ -139,9 +144,10 @@ def _encode(model, raw: list, kin: ArmKinematics) -> list[dict]:
 
 
 @torch.no_grad()
-def model_metrics(model, raw: list, half: int, cell: Workcell | None = None) -> dict:
+def model_metrics(model, raw: list, half: int, cell: Workcell | None = None, objects=None) -> dict:
     """Every metric for one model on the same held-out episodes (probes: train on the first
-    ``half`` episodes, test on the rest); ``cell``: whose camera took them (default: sim)."""
+    ``half`` episodes, test on the rest); ``cell``: whose camera took them (default: sim);
+    ``objects``: the compact object model, scored beside the latent rollout."""
     kin = ArmKinematics()
     cfg = model.cfg
     eps = _encode(model, raw, kin)
@@ -190,7 +196,8 @@ def model_metrics(model, raw: list, half: int, cell: Workcell | None = None) -> 
     n_lat = cfg.grid * cfg.grid * cfg.latent_dim
     errs = {h: [] for h in HORIZONS}
     base = {h: [] for h in HORIZONS}
-    obj_err, obj_base = [], []
+    obj_err, obj_base, om_err, om_truth_err = [], [], [], []
+    table_z = (cell or sim_cell()).table.top_z
     hmax = max(HORIZONS)
     for e in test_eps:
         t_max = e["a"].shape[0] - hmax
@@ -212,6 +219,14 @@ def model_metrics(model, raw: list, half: int, cell: Workcell | None = None) -> 
             _, xyz_pred = readout(zr[:, 4])  # [S, G, G, 3]
             _, xyz_last = readout(e["z"][starts])
             cells = _cells(model, obj_h5, cell)  # [S, K, 2]
+            if objects is not None:
+                now = _cells(model, obj_t, cell)  # [S, K, 2]
+                s_i = np.arange(len(s))[:, None]
+                rows, cols = torch.as_tensor(now[..., 0]), torch.as_tensor(now[..., 1])
+                seen = xyz_last[torch.as_tensor(s_i), rows, cols]  # [S, K, 3] the readout's
+                seen = torch.where(torch.as_tensor(now[..., :1] >= 0), seen, torch.tensor(obj_t))
+                om = objects.rollout(seen, e["p"][starts], pr[:, :5], table_z)[:, 4]
+                om_t = objects.rollout(torch.tensor(obj_t), e["p"][starts], pr[:, :5], table_z)
             for si, ki in zip(*np.nonzero(moved), strict=True):
                 r_, c_ = cells[si, ki]
                 if r_ < 0:
@@ -219,6 +234,9 @@ def model_metrics(model, raw: list, half: int, cell: Workcell | None = None) -> 
                 truth = obj_h5[si, ki]
                 obj_err.append(np.linalg.norm(xyz_pred[si, r_, c_].numpy() - truth))
                 obj_base.append(np.linalg.norm(xyz_last[si, r_, c_].numpy() - truth))
+                if objects is not None:
+                    om_err.append(np.linalg.norm(om[si, ki].numpy() - truth))
+                    om_truth_err.append(np.linalg.norm(om_t[si, 4, ki].numpy() - truth))
     for h in HORIZONS:
         if not errs[h]:
             rep[f"rollout_error_h{h}"] = rep[f"copy_last_error_h{h}"] = None
@@ -237,6 +255,11 @@ def model_metrics(model, raw: list, half: int, cell: Workcell | None = None) -> 
     rep["rollout_obj_err_cm_h5"] = float(np.mean(obj_err) * 100) if obj_err else None
     rep["copy_last_obj_err_cm_h5"] = float(np.mean(obj_base) * 100) if obj_base else None
     rep["moved_objects_h5"] = len(obj_err)
+    if objects is not None:
+        rep["object_model_obj_err_cm_h5"] = float(np.mean(om_err) * 100) if om_err else None
+        rep["object_model_from_truth_obj_err_cm_h5"] = (
+            float(np.mean(om_truth_err) * 100) if om_truth_err else None
+        )
     return rep
 
 
@@ -263,6 +286,7 @@ def evaluate_model(
     baseline: Path | None = None,
     data: Path | None = None,
     cell: Workcell | None = None,
+    objects: Path | None = None,
 ) -> dict:
     """``model_report.json`` for ``checkpoint``; with ``baseline`` (the generative model) the
     same metrics for it on the same episodes, under ``generative``. With ``data``, the
@@ -272,6 +296,7 @@ def evaluate_model(
         raise ValueError(f"{episodes=} must be >= 2 (probes train and test on separate seeds)")
     model = load_checkpoint(checkpoint)
     base_model = load_checkpoint(baseline) if baseline is not None else None
+    object_model = load_objects(objects) if objects is not None else None
     cfg = model.cfg
     report: dict = {"checkpoint": str(checkpoint)}
     if data is None:
@@ -301,7 +326,8 @@ def evaluate_model(
     cell = cell or sim_cell()
     report["cell"] = cell.source or cell.name
     report["model_config"] = dataclasses.asdict(cfg)
-    report |= model_metrics(model, raw, half, cell)
+    report["objects"] = None if objects is None else str(objects)
+    report |= model_metrics(model, raw, half, cell, object_model)
     if base_model is not None:
         if base_model.cfg.image_size != cfg.image_size:
             raise CheckpointError(

@@ -20,6 +20,10 @@ class CostWeights:
     latent_goal: float = 0.0
     """Mean squared latent distance of the final predicted latent to a goal latent (needs the
     full latent rollout; off by default)."""
+    object_disturbance: float = 0.0
+    """Predicted displacement (cm^2, summed over the horizon) of the objects other than the
+    target, by the compact object model (``objects.pt`` in the model directory; off by
+    default)."""
     joint_margin: float = 100.0
     """Squared intrusion (rad) into the margin before the joint position limits."""
     joint_velocity: float = 10.0
@@ -51,6 +55,7 @@ class CostWeights:
             collision=0.0,
             keepout=0.0,
             smoothness=0.0,
+            object_disturbance=0.0,
         )
 
 

@@ -32,6 +32,7 @@ class Rollout:
     actions: torch.Tensor  # [B, H, 4]
     a_prev: torch.Tensor  # [4] the action executed last step
     z: torch.Tensor | None = None  # [B, H, N, D] predicted latents (full rollout only)
+    objects: torch.Tensor | None = None  # [B, H, K, 3] predicted objects (object model only)
     capsule_points: torch.Tensor | None = None  # [B, H, C, 3, 3] filled on first use
 
     @property
@@ -46,6 +47,7 @@ class Goal:
     tool: torch.Tensor  # [3] tool position subgoal (m)
     suction: float  # desired suction state, 0 or 1
     latent: torch.Tensor | None = None  # [N, D] goal latent (latent_goal term)
+    objects: torch.Tensor | None = None  # [K, 3] objects to leave where they are (disturbance)
 
 
 class CostStack:
@@ -71,6 +73,7 @@ class CostStack:
             "goal": self.goal,
             "suction": self.suction,
             "latent_goal": self.latent_goal,
+            "object_disturbance": self.object_disturbance,
             "joint_margin": self.joint_margin,
             "joint_velocity": self.joint_velocity,
             "joint_acceleration": self.joint_acceleration,
@@ -108,6 +111,13 @@ class CostStack:
                 f"{list(r.z.shape[-2:])}"
             )
         return ((r.z[:, -1] - g.latent) ** 2).mean(dim=(-2, -1))
+
+    def object_disturbance(self, r: Rollout, g: Goal) -> torch.Tensor:
+        """Predicted displacement (cm^2, summed over the horizon) of the objects the task is
+        not picking: the plan should not push them (``wm_core.models.objects``)."""
+        if r.objects is None or g.objects is None:
+            return torch.zeros(r.p.shape[0])
+        return (((r.objects - g.objects) ** 2).sum(-1) / CM2).sum(dim=(-2, -1))
 
     # ------------------------------------------------------------------ guardrails
     def joint_margin(self, r: Rollout, g: Goal) -> torch.Tensor:

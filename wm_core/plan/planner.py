@@ -5,11 +5,13 @@ One control step, top to bottom (``LatentMPC.plan``):
 1. check the inputs (latent, proprioception, goal): bad input is a clear ``ValueError``;
 2. start from the previous solution shifted by one step (warm start);
 3. optimise with CEM, MPPI or gradient descent; each candidate batch is rolled out by the
-   world model and scored by the cost stack (task + guardrails);
+   world model (proprioception with the scene held, the full latent when a latent goal is
+   set, and the objects by the compact object model when their disturbance is costed) and
+   scored by the cost stack (task + guardrails);
 4. return the best sequence; its first action is executed and the rest seeds the next step.
 
-Shapes: B candidates, H horizon, N patches, D latent channels, P = 10 proprioception,
-A = 4 action dims.
+Shapes: B candidates, H horizon, N patches, D latent channels, K objects,
+P = 10 proprioception, A = 4 action dims.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 
 from wm_core.cell import Workcell
 from wm_core.models.config import ACTION_DIM, PROPRIO_DIM
+from wm_core.models.objects import ObjectDynamics
 from wm_core.plan.config import PlannerConfig
 from wm_core.plan.costs import CostStack, Goal, Rollout
 
@@ -40,8 +43,22 @@ class Plan:
 
 
 class LatentMPC:
-    def __init__(self, model, cfg: PlannerConfig | None = None, cell: Workcell | None = None):
+    def __init__(
+        self,
+        model,
+        cfg: PlannerConfig | None = None,
+        cell: Workcell | None = None,
+        objects: ObjectDynamics | None = None,
+    ):
+        """``objects``: the compact object model, needed when the ``object_disturbance``
+        cost is weighted."""
         self.model, self.cfg = model, cfg or PlannerConfig()
+        if self.cfg.weights.object_disturbance > 0 and objects is None:
+            raise ValueError(
+                "the object_disturbance cost needs the object model (objects.pt in the model "
+                "directory; make it with wm train objects), or set its weight to 0"
+            )
+        self.objects = objects
         if self.cfg.optimizer == "gradient" and not getattr(model, "differentiable", True):
             raise ValueError(
                 f"optimizer='gradient' differentiates through the model, which backend "
@@ -50,6 +67,8 @@ class LatentMPC:
         torch.set_num_threads(self.cfg.threads)  # process-wide: the planner owns this process
         for prm in self.model.parameters():  # inference only; gradients flow to actions
             prm.requires_grad_(False)
+        if objects is not None:
+            objects.requires_grad_(False)
         self.costs = CostStack(self.cfg, cell)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self.reset()
@@ -100,6 +119,12 @@ class LatentMPC:
             raise ValueError(
                 f"goal latent must have shape {list(want[1:])}, got {list(goal.latent.shape)}"
             )
+        if goal.objects is not None and (
+            goal.objects.ndim != 2
+            or goal.objects.shape[1] != 3
+            or not torch.isfinite(goal.objects).all()
+        ):
+            raise ValueError(f"goal objects must be finite [K, 3], got {list(goal.objects.shape)}")
 
     def _warm_start(self) -> torch.Tensor:
         if self.warm is None:
@@ -113,7 +138,10 @@ class LatentMPC:
             zs, ps = self.model.rollout(z.expand(b, -1, -1), p.expand(b, -1), actions)
         else:
             zs, ps = None, self.model.rollout_proprio(z, p.expand(b, -1), actions)  # [B, H, P]
-        r = Rollout(p0=p, p=ps, actions=actions, a_prev=self.a_prev, z=zs)
+        objs = None
+        if self.cfg.weights.object_disturbance > 0 and goal.objects is not None:
+            objs = self.objects.rollout(goal.objects, p, ps, self.costs.table_z)  # [B, H, K, 3]
+        r = Rollout(p0=p, p=ps, actions=actions, a_prev=self.a_prev, z=zs, objects=objs)
         cost, parts = self.costs(r, goal)
         return cost, parts, r
 

@@ -33,8 +33,9 @@ from wm_core.plan.config import PlannerConfig, TaskConfig
 from wm_core.plan.costs import Goal
 from wm_core.plan.planner import LatentMPC
 from wm_core.plan.surprise import SurpriseMonitor
-from wm_core.plan.task import TableClearingTask
+from wm_core.plan.task import TableClearingTask, table_objects
 from wm_core.robot import ArmKinematics
+from wm_core.train.objects import load_objects
 from wm_core.train.readout import load_readout, priors_for
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,12 @@ class LatentMPCPolicy:
             Path(model_dir), world_model, cell=cell, backend=backend
         )
         self.kin = ArmKinematics(base_pose=cell.arm.T_world_base)
-        self.mpc = LatentMPC(self.model, pcfg, cell)
+        self.objects = (
+            load_objects(Path(model_dir) / "objects.pt")
+            if pcfg.weights.object_disturbance > 0
+            else None
+        )
+        self.mpc = LatentMPC(self.model, pcfg, cell, objects=self.objects)
         self.task = TableClearingTask(self.tcfg, cell)
         self.surprise = SurpriseMonitor(self.tcfg.surprise_threshold)
         self.settings = {
@@ -135,6 +141,7 @@ class LatentMPCPolicy:
             "world_model": world_model,
             "backend": backend_name(self.model),
             "guardrail_costs": guardrails,
+            "object_model": self.objects is not None,
             "model_dir": str(model_dir),
             "cell": cell.source or cell.name,
         }
@@ -289,7 +296,11 @@ class LatentMPCPolicy:
             self.hold_left -= 1
             a = self._hold(suction, "surprise")
         else:
-            goal = Goal(torch.tensor(sub.tool, dtype=torch.float32), float(sub.suction))
+            goal = Goal(
+                torch.tensor(sub.tool, dtype=torch.float32),
+                float(sub.suction),
+                objects=self._bystanders(detections, tool, s[0] > 0.5),
+            )
             plan = self.mpc.plan(z, p, goal)
             self.stats["plan_ms"].append(plan.latency_ms)
             a = plan.actions[0].astype(float)
@@ -306,6 +317,21 @@ class LatentMPCPolicy:
             "subgoal": np.asarray(sub.tool, float),  # [3]
         }
         return a
+
+    def _bystanders(self, detections: np.ndarray, tool: np.ndarray, holding: bool):
+        """The detected objects [K, 3] the plan should leave where they are (for the object
+        disturbance cost): those on the table (not in the bin, not lifted) but the task's
+        target and, with suction on, what is at the cup. None without the object model."""
+        if self.objects is None:
+            return None
+        xyz = table_objects(detections, self.cell)[:, :3]  # [M, 3]
+        keep = np.ones(len(xyz), bool)
+        r = self.tcfg.lock_radius
+        if self.task.target is not None:
+            keep &= np.linalg.norm(xyz[:, :2] - self.task.target[:2], axis=1) > r
+        if holding:
+            keep &= np.linalg.norm(xyz[:, :2] - tool[:2], axis=1) > r
+        return torch.tensor(xyz[keep], dtype=torch.float32)
 
     @torch.no_grad()
     def object_probability(self, points: np.ndarray, radius: float = 0.05) -> np.ndarray:

@@ -44,12 +44,13 @@ def test_export_writes_checked_graphs_and_a_truthful_manifest(tiny_exported):
     assert max(m["parity"]["predictor"]["batches"]) >= 128  # the planner's candidate batch
 
 
-def test_the_shipped_export_belongs_to_the_shipped_checkpoint():
-    model_dir = Path(__file__).resolve().parents[3] / "models" / "default"
+@pytest.mark.parametrize("name", ["default", "randomised"])
+def test_the_shipped_export_belongs_to_the_shipped_checkpoint(name):
+    model_dir = Path(__file__).resolve().parents[3] / "models" / name
     m = load_manifest(model_dir / "onnx")  # hashes of the graphs checked
     assert m["checkpoint_sha256"] == sha256(model_dir / "model.pt"), (
-        "models/default/onnx is stale: wm export --checkpoint models/default/model.pt "
-        "--format onnx --out models/default/onnx"
+        f"models/{name}/onnx is stale: wm export --checkpoint models/{name}/model.pt "
+        f"--format onnx --out models/{name}/onnx"
     )
     assert all(m["parity"][g]["max_abs_err"] <= PARITY_TOL for g in GRAPHS)
 

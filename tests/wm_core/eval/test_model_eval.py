@@ -86,3 +86,17 @@ def test_recorded_shards_the_report_cannot_use_are_refused(ckpt, make_tiny_shard
     save_shard(path, ep)
     with pytest.raises(ValueError, match=r"different object counts \[1, 2\]"):
         evaluate_model(ckpt, 0, 0, tmp_path / "o2", data=mixed)
+
+
+def test_the_compact_object_model_is_scored_beside_the_latent_rollout(ckpt, tmp_path):
+    from wm_core.models.objects import ObjectDynamics
+
+    torch.manual_seed(0)
+    torch.save(ObjectDynamics().to_state(), tmp_path / "objects.pt")
+    r = evaluate_model(
+        ckpt, episodes=2, seed=500, out=tmp_path, steps=60, objects=tmp_path / "objects.pt"
+    )
+    assert r["objects"] == str(tmp_path / "objects.pt")
+    assert r["moved_objects_h5"] > 0  # the scene has objects that move in 5 steps
+    for key in ("object_model_obj_err_cm_h5", "object_model_from_truth_obj_err_cm_h5"):
+        assert isinstance(r[key], float) and math.isfinite(r[key]) and r[key] > 0, key

@@ -22,13 +22,9 @@ which perception computes: ``wm_core.models.readout.pack_map``):
 
 A hold is a one-point command at the measured joints with the suction unchanged.
 
-**Camera info.** The object readout maps each latent patch onto the table through the cell
-file's camera (``wm_core.train.readout.priors_for``). ``/camera/camera_info`` is compared with
-it, scaled to the published image size: when fx, fy (relative) or cx, cy (as a fraction of
-the image size) or the aspect ratio disagree by more than ``camera_info_tolerance``, a
-throttled one-line warning says by how much. With ``use_camera_info_intrinsics: true`` the
-published size and K (with the cell's pose) replace the cell's for the readout priors, applied
-between two plans whenever they change; without it the cell file's stay.
+**Camera info** is checked against the cell file's camera (``wm_planner.camera_info``); with
+``use_camera_info_intrinsics: true`` it replaces the cell's for the object readout, applied
+between two plans.
 
 Activation starts a new task: the policy's episode state (task phase, attempts, ``done``,
 surprise history) is reset, so a lifecycle manager (e.g. the runner's episode driver) starts the
@@ -48,7 +44,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,162 +59,24 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 from wm_bringup.msgs import NonFiniteError, joint_state_arrays, make_trajectory, parse_trajectory
 from wm_bringup.nodekit import (
-    BACKEND_PARAMS,
-    CELL_FILE,
-    JOINT_NAMES,
     RELIABLE_QOS,
     SENSOR_QOS,
-    Param,
     StartupError,
     WmNode,
-    backend_config_of,
-    cell_of,
     guarded_transition,
-    joint_names_of,
     run_node,
 )
 from wm_bringup.vizmsgs import cost_values, detection_markers, plan_markers
 
-from wm_core.cell import Camera, Workcell
-from wm_core.config import ConfigError
-from wm_core.deploy.config import BackendConfig
-from wm_core.models.readout import unpack_map
-from wm_core.plan.config import OPTIMIZERS, PlannerConfig, TaskConfig
 from wm_core.robot import ArmKinematics
-from wm_core.robot.action import basis_joints, joint_target
-from wm_core.robot.limits import CONTROL_HZ, MAX_TOOL_STEP
-
-WORLD_MODELS = ("learned", "copy-last", "random", "generative")
-
-
-@dataclass(frozen=True)
-class PlannerNodeConfig:
-    cell: Workcell
-    max_tool_step: float
-    planner: PlannerConfig
-    task: TaskConfig
-    model_dir: str
-    world_model: str
-    backend: BackendConfig
-    guardrails: bool
-    max_latent_age_s: float
-    max_state_age_s: float
-    trajectory_points: int
-    joint_names: tuple[str, ...]
-    use_camera_info_intrinsics: bool
-    camera_info_tolerance: float
-
-
-def decode_latent(msg: Image) -> np.ndarray:
-    """32FC1 Image -> latent [N, D] float32; ValueError naming what is wrong."""
-    if msg.encoding != "32FC1":
-        raise ValueError(f"latent encoding {msg.encoding!r}, expected 32FC1")
-    if msg.step != 4 * msg.width or len(msg.data) != msg.height * msg.step:
-        raise ValueError(
-            f"latent {msg.height}x{msg.width}: step {msg.step}, {len(msg.data)} bytes do not fit"
-        )
-    dtype = ">f4" if msg.is_bigendian else "<f4"
-    z = np.frombuffer(msg.data, dtype).reshape(msg.height, msg.width).astype(np.float32)
-    if not np.isfinite(z).all():
-        raise ValueError(f"latent {msg.height}x{msg.width} holds NaN or inf")
-    return z
-
-
-def camera_from_info(msg: CameraInfo, cell_camera: Camera) -> Camera:
-    """The camera a CameraInfo describes (size, K, plumb_bob D), at the cell camera's pose.
-    ConfigError (one line) when it is not a usable pinhole (an uncalibrated driver publishes
-    zeros)."""
-    k = [float(x) for x in msg.k]
-    d = [float(x) for x in msg.d]
-    if msg.distortion_model == "plumb_bob" and len(d) in (4, 5):
-        dist = (*d, 0.0)[:5] if len(d) == 4 else tuple(d)
-    else:  # the readout priors use no distortion; keep the cell's
-        dist = cell_camera.D
-    return Camera(
-        width=int(msg.width),
-        height=int(msg.height),
-        K=tuple(k),
-        T_world_cam=cell_camera.T_world_cam,
-        D=dist,
-        frame_id=msg.header.frame_id or cell_camera.frame_id,
-    )
-
-
-def intrinsics_disagreement(published: Camera, cell_camera: Camera) -> tuple[float, str]:
-    """How far the published intrinsics are from the cell's, scaled to the published size:
-    (the largest of |dfx|/fx, |dfy|/fy, |dcx|/width, |dcy|/height and the aspect ratio's
-    relative change, a one-line description)."""
-    w, h = published.width, published.height
-    kc, kp = cell_camera.k_for(w, h), published.k_matrix
-    aspect = abs((w / h) / (cell_camera.width / cell_camera.height) - 1.0)
-    errs = {
-        "fx": abs(kp[0, 0] - kc[0, 0]) / kc[0, 0],
-        "fy": abs(kp[1, 1] - kc[1, 1]) / kc[1, 1],
-        "cx": abs(kp[0, 2] - kc[0, 2]) / w,
-        "cy": abs(kp[1, 2] - kc[1, 2]) / h,
-        "aspect": aspect,
-    }
-    text = (
-        f"{w}x{h} fx {kp[0, 0]:.1f} fy {kp[1, 1]:.1f} cx {kp[0, 2]:.1f} cy {kp[1, 2]:.1f}; "
-        f"the cell's {cell_camera.width}x{cell_camera.height} camera at that size: "
-        f"fx {kc[0, 0]:.1f} fy {kc[1, 1]:.1f} cx {kc[0, 2]:.1f} cy {kc[1, 2]:.1f} "
-        f"(worst: {max(errs, key=errs.get)} {max(errs.values()):.1%})"
-    )
-    return max(errs.values()), text
+from wm_core.robot.action import basis_joints
+from wm_planner.camera_info import judge_camera_info
+from wm_planner.commands import decode_latent, split_latent, to_joints
+from wm_planner.config import PARAMS, PlannerNodeConfig, node_config
 
 
 class PlannerNode(WmNode):
-    PARAMS = (
-        Param("model_dir", "", "Model directory (model.pt + readout.pt); empty: models/default."),
-        Param("world_model", "learned", "World model or ablation.", choices=WORLD_MODELS),
-        *BACKEND_PARAMS,
-        Param("guardrails", True, "Guardrail cost terms on (the hard filter is always on)."),
-        Param("optimizer", "cem", "Planner optimiser.", choices=OPTIMIZERS),
-        *(
-            Param.of(PlannerConfig, name)
-            for name in (
-                "horizon",
-                "samples",
-                "iterations",
-                "elite_frac",
-                "init_std",
-                "threads",
-                "seed",
-                "tool_speed_limit",
-            )
-        ),
-        Param("control_hz", 10.0, "Planned steps per second.", *CONTROL_HZ),
-        Param("max_tool_step", 0.018, "Tool displacement (m) of a unit action.", *MAX_TOOL_STEP),
-        CELL_FILE,
-        Param.of(TaskConfig, "detect_threshold"),
-        Param.of(TaskConfig, "surprise_threshold"),
-        Param.of(TaskConfig, "verify_done"),
-        Param.of(TaskConfig, "verify_threshold"),
-        Param("max_latent_age_s", 0.5, "Older latents are dropped (hold).", 0.01, 60.0),
-        Param("max_state_age_s", 0.5, "Older joint states make the planner hold.", 0.01, 60.0),
-        Param(
-            "arm_command_topic",
-            "/arm_controller/joint_trajectory",
-            "What the arm is sent (the safety node's output): the basis of the next action.",
-        ),
-        Param("trajectory_points", 1, "Planned steps sent per command.", 1, 64),
-        Param("world_frame", "world", "frame_id of the plan markers."),
-        JOINT_NAMES,
-        Param(
-            "use_camera_info_intrinsics",
-            False,
-            "Use the size and K published on /camera/camera_info (with the cell's camera pose) "
-            "for the object readout, instead of the cell file's camera.",
-        ),
-        Param(
-            "camera_info_tolerance",
-            0.02,
-            "camera_info disagreeing with the cell's camera by more than this (fx, fy relative; "
-            "cx, cy as a fraction of the image size; aspect ratio) is logged.",
-            0.0,
-            1.0,
-        ),
-    )
+    PARAMS = PARAMS
 
     def __init__(self, node_name: str = "wm_planner", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -248,45 +105,7 @@ class PlannerNode(WmNode):
 
     def build_config(self, values: dict[str, Any]) -> PlannerNodeConfig:
         super().build_config(values)
-        control_dt = 1.0 / values["control_hz"]
-        planner = PlannerConfig(
-            optimizer=values["optimizer"],
-            horizon=values["horizon"],
-            samples=values["samples"],
-            iterations=values["iterations"],
-            elite_frac=values["elite_frac"],
-            init_std=values["init_std"],
-            threads=values["threads"],
-            seed=values["seed"],
-            tool_speed_limit=values["tool_speed_limit"],
-            control_dt=control_dt,
-        )
-        if values["trajectory_points"] > planner.horizon:
-            raise ConfigError(
-                f"trajectory_points={values['trajectory_points']} must be <= "
-                f"horizon={planner.horizon}"
-            )
-        return PlannerNodeConfig(
-            cell=cell_of(values),
-            max_tool_step=values["max_tool_step"],
-            planner=planner,
-            task=TaskConfig(
-                detect_threshold=values["detect_threshold"],
-                surprise_threshold=values["surprise_threshold"],
-                verify_done=values["verify_done"],
-                verify_threshold=values["verify_threshold"],
-            ),
-            model_dir=values["model_dir"],
-            world_model=values["world_model"],
-            backend=backend_config_of(values, values["threads"]),
-            guardrails=values["guardrails"],
-            max_latent_age_s=values["max_latent_age_s"],
-            max_state_age_s=values["max_state_age_s"],
-            trajectory_points=values["trajectory_points"],
-            joint_names=joint_names_of(values),
-            use_camera_info_intrinsics=values["use_camera_info_intrinsics"],
-            camera_info_tolerance=values["camera_info_tolerance"],
-        )
+        return node_config(values)
 
     # ------------------------------------------------------------------ lifecycle
     @guarded_transition
@@ -314,46 +133,24 @@ class PlannerNode(WmNode):
         self._info_key, self._info_warning = None, ""
         self.stats["camera_info"], self.stats["readout_camera"] = "none yet", "cell file"
         self.world_frame = self.values()["world_frame"]
-        self.pub_cmd = self.create_lifecycle_publisher(
-            JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS
-        )
-        self.pub_markers = self.create_lifecycle_publisher(
-            MarkerArray, "/wm/plan_markers", RELIABLE_QOS
-        )
-        self.pub_surprise = self.create_lifecycle_publisher(Float32, "/wm/surprise", RELIABLE_QOS)
-        self.pub_detections = self.create_lifecycle_publisher(
-            MarkerArray, "/wm/detections", RELIABLE_QOS
-        )
+        arm_topic = self.values()["arm_command_topic"]
+        pub = self.create_lifecycle_publisher
+        self.pub_cmd = pub(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
+        self.pub_markers = pub(MarkerArray, "/wm/plan_markers", RELIABLE_QOS)
+        self.pub_surprise = pub(Float32, "/wm/surprise", RELIABLE_QOS)
+        self.pub_detections = pub(MarkerArray, "/wm/detections", RELIABLE_QOS)
+        # each its own group: joint states, the arm's commands and camera info keep flowing
+        # while a plan is being computed
         self.subs = [
             self.create_subscription(
-                Image,
-                "/wm/latent",
-                self._on_latent,
-                SENSOR_QOS,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            ),
-            # its own group: joint states keep flowing while a plan is being computed
-            self.create_subscription(
-                JointState,
-                "/joint_states",
-                self._on_joints,
-                RELIABLE_QOS,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            ),
-            self.create_subscription(
-                JointTrajectory,
-                self.values()["arm_command_topic"],
-                self._on_arm_command,
-                RELIABLE_QOS,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            ),
-            self.create_subscription(
-                CameraInfo,
-                "/camera/camera_info",
-                self._on_camera_info,
-                SENSOR_QOS,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            ),
+                msg_type, topic, callback, qos, callback_group=MutuallyExclusiveCallbackGroup()
+            )
+            for msg_type, topic, callback, qos in (
+                (Image, "/wm/latent", self._on_latent, SENSOR_QOS),
+                (JointState, "/joint_states", self._on_joints, RELIABLE_QOS),
+                (JointTrajectory, arm_topic, self._on_arm_command, RELIABLE_QOS),
+                (CameraInfo, "/camera/camera_info", self._on_camera_info, SENSOR_QOS),
+            )
         ]
         self.get_logger().info(
             f"planner ready: {cfg.planner.optimizer} {cfg.planner.samples}x"
@@ -425,38 +222,23 @@ class PlannerNode(WmNode):
             self.get_logger().warning(self._info_warning, throttle_duration_sec=30.0)
 
     def _camera_info_changed(self, msg: CameraInfo) -> None:
-        cfg, self._info_warning = self.config, ""
-        try:
-            published = camera_from_info(msg, cfg.cell.camera)
-        except ConfigError as exc:
-            self.stats["camera_info"] = "unusable"
-            self._info_warning = f"camera_info ignored: {exc}"
-            return
-        err, text = intrinsics_disagreement(published, cfg.cell.camera)
-        agrees = err <= cfg.camera_info_tolerance
-        self.stats["camera_info"] = f"{'agrees' if agrees else 'disagrees'} ({err:.1%})"
-        if not cfg.use_camera_info_intrinsics:
-            if not agrees:
-                self._info_warning = (
-                    f"camera_info disagrees with the cell file's camera: {text}; the readout "
-                    "uses the cell file's (use_camera_info_intrinsics: true to use camera_info)"
-                )
+        cfg = self.config
+        v = judge_camera_info(
+            msg, cfg.cell, cfg.use_camera_info_intrinsics, cfg.camera_info_tolerance
+        )
+        self.stats |= v.stats
+        self._info_warning = v.warning
+        if v.cell is None:
             return
         from wm_core.train.readout import priors_for
 
-        try:
-            cell = cfg.cell.with_camera(published)
-        except ConfigError as exc:
-            self.stats["readout_camera"] = "cell file (camera_info unusable)"
-            self._info_warning = f"camera_info not used: {exc}"
-            return
         with self._plan_lock:  # between two plans
             if self.policy is None:
                 return
-            priors = priors_for(self.policy.model, cell, self.policy.readout.source)  # [G, G, 3]
-            self.policy.readout.priors.copy_(torch.as_tensor(priors))
+            priors = priors_for(self.policy.model, v.cell, self.policy.readout.source)
+            self.policy.readout.priors.copy_(torch.as_tensor(priors))  # [G, G, 3]
         self.stats["readout_camera"] = "camera_info"
-        self.get_logger().info(f"object readout now uses the camera_info intrinsics: {text}")
+        self.get_logger().info(f"object readout now uses the camera_info intrinsics: {v.text}")
 
     def _age(self, t: Time) -> float:
         """Seconds since ``t``, a receipt time on our clock; inf when the clock has jumped back
@@ -489,18 +271,6 @@ class PlannerNode(WmNode):
         with self._plan_lock:
             self._plan(msg)
 
-    def _split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Decoded rows -> latent [N, D] and, when the readout reads a finer encoder stage, its
-        raw map [1, 4, G', G'] (perception's); ValueError when the shape is not this model's."""
-        n, d = self.want_shape
-        if rows.shape[1] != d:
-            raise ValueError(f"latent shape {rows.shape}, the model needs {self.want_shape}")
-        if self.policy.readout_stage is None:
-            if rows.shape[0] != n:
-                raise ValueError(f"latent shape {rows.shape}, the model needs {self.want_shape}")
-            return rows, None
-        return unpack_map(rows, n, self.policy.readout.grid)
-
     def _plan(self, msg: Image) -> None:
         if not self._planning_enabled or self.policy is None:
             return
@@ -532,7 +302,8 @@ class PlannerNode(WmNode):
             )
             return
         try:
-            z, raw = self._split(decode_latent(msg))  # [N, D], [1, 4, G', G'] or None
+            grid = None if self.policy.readout_stage is None else self.policy.readout.grid
+            z, raw = split_latent(decode_latent(msg), self.want_shape, grid)  # [N, D], map
         except ValueError as exc:
             self.stats["bad"] += 1
             self.get_logger().warning(f"dropped latent: {exc}", throttle_duration_sec=2.0)
@@ -547,7 +318,10 @@ class PlannerNode(WmNode):
         info = self.policy.last_info
         plan = info.get("plan")
         actions = [a] if plan is None else [a, *plan.actions[1 : cfg.trajectory_points]]
-        qs, on = self._to_joints(np.asarray(actions, float))  # [P, 6], [P]
+        qs, on, held = to_joints(  # [P, 6], [P]
+            self.kin, cfg.cell, cfg.max_tool_step, self.q, self._sent(), np.asarray(actions)
+        )
+        self.stats["holds"] += int(held)
         self.suction_cmd = bool(on[0])
         times = [(k + 1) * cfg.planner.control_dt for k in range(len(qs))]
         cmd = make_trajectory(self.names, qs, times, on)
@@ -581,37 +355,18 @@ class PlannerNode(WmNode):
         self.publish(self.pub_detections, view)
 
     # ------------------------------------------------------------------ outputs
-    def _to_joints(self, actions: np.ndarray) -> tuple[np.ndarray, list[bool]]:
-        """Tool actions [P, 4] -> joint targets [P', 6] and suction [P'] (P' <= P: the chain
-        stops at the first IK failure; a failure at the first step is a hold)."""
-        cell, step = self.config.cell, self.config.max_tool_step
-        sent = self.q_sent
-        if sent is not None and self._age(self.sent_time) > self.config.max_state_age_s:
-            sent = None  # the arm was not sent anything lately: start from where it is
-        q = basis_joints(self.kin, self.q, sent)  # [6] the commanded basis, or measured
-        lo, hi = np.array(cell.workspace_lo), np.array(cell.workspace_hi)
-        qs, on = [], []
-        for a in actions:
-            t = joint_target(self.kin, a, q, lo, hi, step)
-            if not t.converged:
-                break
-            q = t.q
-            qs.append(q)
-            on.append(bool(a[3] > 0))
-        if not qs:
-            self.stats["holds"] += 1
-            return self.q[None].copy(), [bool(actions[0, 3] > 0)]
-        return np.array(qs), on
+    def _sent(self) -> np.ndarray | None:
+        """The last command the arm was sent [6], when it is fresh; else None."""
+        if self.q_sent is None or self._age(self.sent_time) > self.config.max_state_age_s:
+            return None  # the arm was not sent anything lately: start from where it is
+        return self.q_sent
 
     def _publish_hold(self, stamp) -> None:
         """Hold where the arm is going: the last command it was sent (fresh, and followed),
         else the measured joints. Holding at a measured state that is up to a step old would
         pull a moving arm back."""
         self.stats["holds"] += 1
-        sent = self.q_sent
-        if sent is not None and self._age(self.sent_time) > self.config.max_state_age_s:
-            sent = None
-        q = basis_joints(self.kin, self.q, sent)  # [6]
+        q = basis_joints(self.kin, self.q, self._sent())  # [6]
         cmd = make_trajectory(
             self.names, q[None], [self.config.planner.control_dt], [self.suction_cmd]
         )
