@@ -140,7 +140,11 @@ class LatentMPC:
             zs, ps = None, self.model.rollout_proprio(z, p.expand(b, -1), actions)  # [B, H, P]
         objs = None
         if self.cfg.weights.object_disturbance > 0 and goal.objects is not None:
-            objs = self.objects.rollout(goal.objects, p, ps, self.costs.table_z)  # [B, H, K, 3]
+            # with the suction the task asks for: the cost judges where the tool goes, not
+            # whether the cup holds (a plan that let go to spare a neighbour would drop what it
+            # carries; seed 410015 did, before this)
+            held = torch.cat([ps[..., :9], torch.full_like(ps[..., 9:], goal.suction)], -1)
+            objs = self.objects.rollout(goal.objects, p, held, self.costs.table_z)  # [B,H,K,3]
         r = Rollout(p0=p, p=ps, actions=actions, a_prev=self.a_prev, z=zs, objects=objs)
         cost, parts = self.costs(r, goal)
         return cost, parts, r

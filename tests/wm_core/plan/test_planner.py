@@ -102,3 +102,34 @@ def test_the_object_disturbance_cost_needs_the_object_model(kin_model, state):
     mpc = LatentMPC(kin_model, cfg, objects=ObjectDynamics())
     with pytest.raises(ValueError, match=r"goal objects must be finite \[K, 3\]"):
         mpc.plan(z, p, Goal(p[0, 6:9], 0.0, objects=torch.zeros(2, 2)))
+
+
+class _SuctionPullModel(ObjectDynamics):
+    """Known object dynamics that depend on the suction: with it on, every object is pulled
+    1 cm towards the cup per step."""
+
+    def step(self, obj, p, p_next, table_z):
+        pull = (
+            (p_next[:, None, 6:9] - obj)
+            * 0.01
+            / (p_next[:, None, 6:9] - obj).norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        )
+        return obj + pull * p_next[:, None, 9:10]
+
+
+def test_letting_go_never_lowers_the_disturbance_cost(kin_model, state):
+    """The objects are rolled out with the suction the task asks for: a candidate that drops
+    the suction to spare a neighbour scores the same disturbance as one that keeps it."""
+    z, p = state
+    cfg = PlannerConfig(samples=8, iterations=1, weights=CostWeights(object_disturbance=10.0))
+    mpc = LatentMPC(kin_model, cfg, objects=_SuctionPullModel().eval())
+    goal = Goal(p[0, 6:9], 1.0, objects=p[:, 6:9] + torch.tensor([[0.05, 0.0, -0.1]]))
+    keep = torch.zeros(1, 5, 4)
+    keep[..., 3] = 1.0  # suction on throughout
+    let_go = keep.clone()
+    let_go[..., 3] = -1.0
+    with torch.no_grad():
+        _, parts, _ = mpc._evaluate(z, p, goal, torch.cat([keep, let_go]))
+    d = parts["object_disturbance"]
+    assert float(d[0]) > 0  # the suction-on rollout does move the objects
+    assert float(d[0]) == pytest.approx(float(d[1]))
