@@ -24,7 +24,8 @@ labelled from its grips), taken in path order, with the work ``cell`` whose came
 - With ``objects`` (the planner's compact object model, ``wm train objects``), the same
   objects after 5 steps predicted by it along the model's predicted proprioception:
   ``object_model_obj_err_cm_h5`` from the readout's estimate of where each object is now (what
-  the planner has), ``object_model_from_truth_obj_err_cm_h5`` from the true positions.
+  the planner has; the true position for an object outside the image then),
+  ``object_model_from_truth_obj_err_cm_h5`` from the true positions.
 """
 
 from __future__ import annotations

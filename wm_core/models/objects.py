@@ -1,8 +1,8 @@
 """A compact object-level world model: the planner's cheap way to predict objects.
 
 The full latent rollout predicts every patch of the scene for every candidate action sequence:
-about 0.5 s for 256 candidates x 5 steps on one CPU core (``wm bench model``), far too slow
-inside a 10 Hz planning loop. The task needs much less: where the objects it can see will be.
+about 0.2 s for 256 candidates x 5 steps on one CPU thread (``wm bench planner``), far too
+slow inside a 10 Hz planning loop. The task needs much less: where the objects it can see will be.
 :class:`ObjectDynamics` predicts exactly that, from a compact state (each object's position,
 as the object readout reads it from the latent) and the tool's motion, which the planner's
 proprioception rollout already predicts:
@@ -12,8 +12,8 @@ proprioception rollout already predicts:
 
 with one small MLP ``f`` shared by all objects (so any number of objects, in any order). The
 nearest-neighbour term lets a pushed object push another. Its cost per candidate step is an
-MLP over K objects: hundreds of times cheaper than the conv predictor over the whole grid
-(``wm bench planner`` measures both in the same planner).
+MLP over K objects: for 6 objects about 50 times cheaper than the conv predictor over the
+whole grid (``wm bench planner`` measures both in the same run).
 
 It is trained (``wm train objects``) on the object positions the object readout is trained on:
 the simulator's labels, or a robot's own labels from its grips; at run time it sees only the
