@@ -134,11 +134,16 @@ class PlannerNode(WmNode):
         self.stats["camera_info"], self.stats["readout_camera"] = "none yet", "cell file"
         self.world_frame = self.values()["world_frame"]
         arm_topic = self.values()["arm_command_topic"]
-        pub = self.create_lifecycle_publisher
-        self.pub_cmd = pub(JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS)
-        self.pub_markers = pub(MarkerArray, "/wm/plan_markers", RELIABLE_QOS)
-        self.pub_surprise = pub(Float32, "/wm/surprise", RELIABLE_QOS)
-        self.pub_detections = pub(MarkerArray, "/wm/detections", RELIABLE_QOS)
+        self.pub_cmd = self.create_lifecycle_publisher(
+            JointTrajectory, "/wm/plan_cmd", RELIABLE_QOS
+        )
+        self.pub_markers = self.create_lifecycle_publisher(
+            MarkerArray, "/wm/plan_markers", RELIABLE_QOS
+        )
+        self.pub_surprise = self.create_lifecycle_publisher(Float32, "/wm/surprise", RELIABLE_QOS)
+        self.pub_detections = self.create_lifecycle_publisher(
+            MarkerArray, "/wm/detections", RELIABLE_QOS
+        )
         # each its own group: joint states, the arm's commands and camera info keep flowing
         # while a plan is being computed
         self.subs = [
