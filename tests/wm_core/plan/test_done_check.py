@@ -138,3 +138,23 @@ def test_the_park_pose_hides_less_of_the_pick_area_than_hovering_over_it():
     caps = ArmCapsules(base_pose=cell.arm.T_world_base)
     hidden = occluded_fraction(cell, caps, np.stack([over.q, pose.q]), area)  # [2]
     assert hidden[0] > 0.02 and hidden[1] < 0.01 and pose.occluded == pytest.approx(hidden[1])
+
+
+def test_the_park_pose_is_computed_when_the_task_is_made_not_in_a_control_step(monkeypatch):
+    """The park search takes seconds; done lazily, it ran inside the control step in which the
+    table first read empty, and stalled the arm's commands that long."""
+    import wm_core.plan.task as task_module
+
+    calls = []
+
+    def counting(cell, min_radius):
+        calls.append(cell)
+        return park_pose(cell, min_radius)
+
+    monkeypatch.setattr(task_module, "park_pose", counting)
+    task = TableClearingTask(TaskConfig())
+    assert len(calls) == 1
+    tool = np.array([0.4, 0.0, 0.22])
+    for _ in range(TaskConfig().empty_checks + 1):  # an empty table: the task goes to park
+        sub = task.update(np.zeros((0, 4)), tool, False)
+    assert sub.phase == "park" and len(calls) == 1
